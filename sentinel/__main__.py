@@ -1,0 +1,5 @@
+"""`python -m sentinel` runs the command line."""
+
+from sentinel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The `sentinel` command. Each command group lives in its own module here and
+registers itself through ``register(subparsers)``; a command's handler returns
+its exit code.
+
+Exit codes: 0 ok, 1 failed, 2 bad input (config, playbook, arguments), 3 a
+needed facility is unavailable (e.g. no NVML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sentinel import __version__
+
+# Command modules, in the order `sentinel --help` lists them.
+COMMAND_MODULES = (
+    "run",
+    "demo",
+    "config_cmd",
+    "gpu",
+    "record",
+    "replay",
+    "playbook",
+    "runs",
+    "incidents",
+    "silence",
+    "breaker",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sentinel",
+        description="Watches Triton and its GPUs, fixes what it safely can, pages when needed.",
+    )
+    parser.add_argument("--version", action="version", version=f"sentinel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"sentinel.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,16 @@
+"""`sentinel playbook` (not built yet)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("playbook", help="(not built yet)")
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    print("sentinel playbook: not built yet", file=sys.stderr)
+    return 1

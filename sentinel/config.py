@@ -1,0 +1,229 @@
+"""sentinel's one typed config: a YAML file, validated, with env overrides.
+
+Each stage owns its own section model (``sentinel/<stage>/settings.py``); this
+module composes them and knows how to load a file. Problems are reported as
+``FILE:LINE: dotted.field: message``.
+
+Environment overrides: ``SENTINEL_<SECTION>__<FIELD>=value`` (double underscore
+between levels, value parsed as YAML), e.g. ``SENTINEL_TRITON__URL=10.0.0.5:8001``
+or ``SENTINEL_API__TOKEN=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import Field, SecretStr, model_validator
+
+from sentinel.detect.settings import DetectorSettings
+from sentinel.incidents.settings import IncidentSettings
+from sentinel.notify.settings import NotifySettings
+from sentinel.runbook.settings import RunbookSettings
+from sentinel.settings import RelPath, Section, read_secret
+from sentinel.yamlsource import InvalidFile, Problem, load_yaml, plain, problems_from
+
+ENV_PREFIX = "SENTINEL_"
+_VERBATIM_SUFFIXES = ("token", "key", "password", "url", "secret")
+
+
+class TritonSettings(Section):
+    """How to reach the Triton server."""
+
+    url: str = "localhost:8001"
+    """host:port of the gRPC endpoint, or of the HTTP endpoint when protocol is http."""
+    protocol: Literal["grpc", "http"] = "grpc"
+    """KServe v2 protocol used for canaries, health and model control."""
+    metrics_url: str | None = "http://localhost:8002/metrics"
+    """Triton's Prometheus endpoint (failure counters, pending requests); None to skip."""
+    timeout_s: float = Field(5.0, gt=0)
+    """Deadline of health, statistics and model-control calls."""
+    health_interval_s: float = Field(2.0, gt=0)
+    """How often the health probe runs."""
+
+
+class CanarySettings(Section):
+    """One golden set sent through one model on a schedule."""
+
+    model: str
+    """Model name as Triton serves it."""
+    version: str = ""
+    """Model version to ask for; '' lets Triton pick by its version policy."""
+    golden_set: RelPath
+    """`.npz` with the model's inputs, `reference__<OUTPUT>` outputs and optional `labels`."""
+    interval_s: float = Field(5.0, gt=0)
+    """Time between canary rounds."""
+    batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    """Each round sends one request per batch size (rows taken from the golden set)."""
+    timeout_s: float = Field(2.0, gt=0)
+    """A canary without an answer by then counts as a timeout."""
+    output: str | None = None
+    """Output tensor to compare; default: the model's first output."""
+
+    @pydantic.field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(b < 1 for b in v):
+            raise ValueError("batch sizes must be a non-empty list of integers >= 1")
+        return v
+
+
+class TensorRTCanarySettings(Section):
+    """A canary run directly against a serialized TensorRT engine (optional extra)."""
+
+    engine: RelPath
+    """Path of the `.plan` / `.engine` file."""
+    golden_set: RelPath
+    interval_s: float = Field(30.0, gt=0)
+
+
+class GpuSettings(Section):
+    """NVML sampling."""
+
+    source: str = "nvml"
+    """'nvml' (live), 'replay:FILE.jsonl' (a recording, e.g. a real incident), or 'off'."""
+    devices: list[int | str] = Field(default_factory=list)
+    """GPUs to watch, by index or UUID; empty means all."""
+    interval_s: float = Field(1.0, gt=0)
+    """Time between samples of each GPU."""
+    xid_events: bool = True
+    """Watch for Xid events (critical errors) on a thread of their own."""
+    replay_speed: float = Field(1.0, gt=0)
+    """Replay at this multiple of recorded speed (replay source only)."""
+
+
+class ApiSettings(Section):
+    """The control API (health, status, manual runs, Alertmanager webhook)."""
+
+    bind: str = "127.0.0.1"
+    """Address to listen on; localhost unless you put it behind auth you trust."""
+    port: int = Field(9309, ge=0, le=65535)
+    token: SecretStr | None = None
+    """Bearer token for acting endpoints (set via SENTINEL_API__TOKEN)."""
+    token_file: RelPath | None = None
+    """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
+
+    def bearer_token(self) -> str | None:
+        return read_secret(self.token, self.token_file)
+
+
+class MetricsSettings(Section):
+    """sentinel's own Prometheus endpoint."""
+
+    bind: str = "0.0.0.0"  # noqa: S104 -- scraped from outside the pod; exposes no control
+    port: int = Field(9308, ge=0, le=65535)
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto: pretty when stdout is a terminal, JSON lines otherwise."""
+
+
+class Config(Section):
+    """The whole sentinel config."""
+
+    pod: str = Field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
+    """Name of this pod/host, first part of every incident's dedup key."""
+    state_dir: RelPath = Path("state")
+    """Where the SQLite store lives (incidents, runs, outbox, audit)."""
+    dry_run: bool = False
+    """Global dry-run: playbooks are planned and logged, nothing with a side effect runs."""
+    triton: TritonSettings = TritonSettings()
+    canaries: list[CanarySettings] = Field(default_factory=list)
+    tensorrt_canaries: list[TensorRTCanarySettings] = Field(default_factory=list)
+    gpu: GpuSettings = GpuSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    incidents: IncidentSettings = IncidentSettings()
+    playbooks: RunbookSettings = RunbookSettings()
+    notifiers: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _unique_canaries(self) -> Config:
+        seen = set()
+        for c in self.canaries:
+            if (c.model, c.version) in seen:
+                raise ValueError(f"two canaries for model {c.model!r} version {c.version!r}")
+            seen.add((c.model, c.version))
+        return self
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested overrides from ``SENTINEL_A__B=value`` variables (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "SENTINEL_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        if value is None:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        # secrets stay verbatim strings even when they look like numbers
+        node[path[-1]] = raw if path[-1].endswith(_VERBATIM_SUFFIXES) else value
+    return out
+
+
+def _merge(base: Any, over: Mapping[str, Any]) -> Any:
+    if not isinstance(base, dict):
+        return dict(over)
+    merged = dict(base)
+    for k, v in over.items():
+        merged[k] = _merge(merged.get(k), v) if isinstance(v, Mapping) else v
+    return merged
+
+
+def load_config(
+    path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Load and validate a config file (None: the embedded defaults), then env overrides."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        data: Any = {}
+        filename = "<defaults>"
+        base_dir = Path.cwd()
+    else:
+        p = Path(path)
+        filename = str(p)
+        base_dir = p.resolve().parent
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidFile([Problem(filename, 0, "", f"cannot read: {exc.strerror}")]) from exc
+        data = load_yaml(text, filename) or {}
+        if not isinstance(data, dict):
+            raise InvalidFile([Problem(filename, 1, "", "the config must be a mapping")])
+    overrides = env_overrides(environ)
+    merged = _merge(plain(data), overrides) if overrides else plain(data)
+    try:
+        return Config.model_validate(merged, context={"base_dir": base_dir})
+    except pydantic.ValidationError as exc:
+        problems = problems_from(exc, data, filename, Config)
+        for pr in problems:
+            if pr.field.split(".")[0] in overrides and _in_overrides(pr.field, overrides):
+                problems[problems.index(pr)] = Problem("env", 0, pr.field, pr.message)
+        raise InvalidFile(problems) from exc
+
+
+def _in_overrides(dotted: str, overrides: Mapping[str, Any]) -> bool:
+    node: Any = overrides
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True

@@ -1,0 +1,1 @@
+"""judge: pure detectors over sample streams; findings out, no I/O."""

@@ -1,0 +1,1 @@
+"""remember: findings become durable incidents with a lifecycle."""

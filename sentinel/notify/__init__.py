@@ -1,0 +1,1 @@
+"""tell: Slack, PagerDuty, Alertmanager and console, through a durable outbox."""

@@ -1,0 +1,59 @@
+"""The seams between stages: what one stage needs of another's adapters.
+
+Stages depend on these protocols, never on each other's I/O classes, so tests
+can hand in a real server's adapter or a recording stand-in alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from sentinel.probes.samples import CanaryResult, GpuSample, Sample, TritonHealth
+
+SampleSink = Callable[[Sample], Awaitable[None]]
+"""Where probes put what they observe (the daemon's pipeline, or a recorder)."""
+
+
+class TritonControl(Protocol):
+    """Model control and health of one Triton server (implemented in probes/triton.py)."""
+
+    async def server_live(self) -> bool: ...
+
+    async def server_ready(self) -> bool: ...
+
+    async def model_ready(self, model: str, version: str = "") -> bool: ...
+
+    async def model_config(self, model: str, version: str = "") -> dict[str, Any]:
+        """The config Triton is serving now, as KServe v2 JSON (a dict)."""
+        ...
+
+    async def load_model(self, model: str, config: dict[str, Any] | None = None) -> None:
+        """(Re)load a model, optionally with a full config override (JSON form)."""
+        ...
+
+    async def unload_model(self, model: str) -> None: ...
+
+    async def statistics(self, model: str = "") -> dict[str, Any]: ...
+
+
+class CanaryRunner(Protocol):
+    """Runs the configured golden set on demand (verification after a step)."""
+
+    async def check(self, model: str, version: str = "") -> list[CanaryResult]:
+        """One round at every configured batch size, now."""
+        ...
+
+
+class Facts(Protocol):
+    """The latest observations, for playbook templates and cause-aware guards."""
+
+    def gpus(self) -> list[GpuSample]:
+        """Latest sample of each watched GPU."""
+        ...
+
+    def triton(self) -> TritonHealth | None: ...
+
+    def canaries(self, model: str) -> list[CanaryResult]:
+        """Recent canary results for a model, oldest first."""
+        ...

@@ -1,0 +1,1 @@
+"""observe: probes turn the world into timestamped samples (see samples.py)."""

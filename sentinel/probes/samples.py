@@ -1,0 +1,205 @@
+"""The samples probes produce, and their JSON-lines record form.
+
+Every probe emits these frozen dataclasses; detectors, recordings and replay
+all speak them. A record is a flat JSON object with a ``type`` field naming the
+sample class (``canary``, ``gpu``, ``gpu_event``, ``triton``); unknown fields are
+ignored on read so that old recordings keep loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+CanaryOutcome = Literal[
+    "ok", "timeout", "unreachable", "model_not_ready", "server_error", "bad_response"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """How a canary's outputs compare with the golden reference."""
+
+    max_abs_error: float
+    """Largest absolute difference between output and reference, over all elements."""
+    cosine: float
+    """Mean cosine similarity of output rows with reference rows."""
+    top1: float
+    """Share of rows whose arg-max matches the reference's arg-max (0..1)."""
+    accuracy: float | None = None
+    """Share of rows whose arg-max matches the golden labels, when the set has labels."""
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryResult:
+    """One canary inference of a golden batch through Triton."""
+
+    TYPE: ClassVar[str] = "canary"
+    ts: float
+    """Wall time when the request was sent, epoch seconds."""
+    model: str
+    version: str
+    """Version that served it ('' when unknown)."""
+    batch_size: int
+    outcome: CanaryOutcome
+    latency_s: float | None = None
+    """Round-trip latency on the monotonic clock; None when no answer came."""
+    error: str | None = None
+    """Triton's error text, kept verbatim (e.g. a CUDA out-of-memory message)."""
+    agreement: Agreement | None = None
+    target: str = "triton"
+    """'triton' for canaries through the server, 'tensorrt' for direct engine runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """A process holding memory on a GPU."""
+
+    pid: int
+    used_bytes: int | None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """One NVML reading of one GPU. A field is None where NVML does not support it."""
+
+    TYPE: ClassVar[str] = "gpu"
+    ts: float
+    index: int
+    uuid: str
+    name: str | None = None
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    memory_reserved_bytes: int | None = None
+    utilization_gpu_pct: float | None = None
+    utilization_memory_pct: float | None = None
+    temperature_c: float | None = None
+    temperature_slowdown_c: float | None = None
+    temperature_shutdown_c: float | None = None
+    temperature_gpu_max_c: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: float | None = None
+    sm_clock_max_mhz: float | None = None
+    clock_event_reasons: int | None = None
+    """Raw NVML clock-event (throttle) reasons bitmask."""
+    clock_event_names: tuple[str, ...] = ()
+    """Decoded names of the set bits, e.g. ('SwPowerCap',); unknown bits as 'Unknown0x...'."""
+    ecc_uncorrected_volatile: int | None = None
+    remapped_rows_pending: bool | None = None
+    remapped_rows_failure: bool | None = None
+    pcie_replay_count: int | None = None
+    processes: tuple[GpuProcess, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GpuEvent:
+    """Something that happened to a GPU rather than a reading of it."""
+
+    TYPE: ClassVar[str] = "gpu_event"
+    ts: float
+    uuid: str
+    kind: Literal["xid", "gpu_lost", "nvml_unavailable"]
+    xid: int | None = None
+    cause: Literal["application", "hardware", "unknown"] = "unknown"
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TritonHealth:
+    """The server's own view of itself: health endpoints plus its metrics."""
+
+    TYPE: ClassVar[str] = "triton"
+    ts: float
+    live: bool
+    ready: bool
+    model: str | None = None
+    model_ready: bool | None = None
+    model_versions: tuple[str, ...] = ()
+    """Versions reported ready for ``model``."""
+    error: str | None = None
+    """Why live/ready could not be read (connection refused, timeout, ...)."""
+    success_total: float | None = None
+    """Counters from Triton's statistics/metrics for ``model`` (cumulative)."""
+    failure_total: float | None = None
+    failures_by_reason: dict[str, float] = field(default_factory=dict)
+    pending_requests: float | None = None
+    request_duration_us_total: float | None = None
+    queue_duration_us_total: float | None = None
+    uptime_s: float | None = None
+    """Seconds since the server process started, when known."""
+
+
+Sample = CanaryResult | GpuSample | GpuEvent | TritonHealth
+SAMPLE_TYPES: dict[str, type[Any]] = {
+    c.TYPE: c for c in (CanaryResult, GpuSample, GpuEvent, TritonHealth)
+}
+
+
+def to_record(sample: Sample) -> dict[str, Any]:
+    """A JSON-ready dict of a sample, with its ``type``."""
+    record: dict[str, Any] = {"type": sample.TYPE}
+    record.update(dataclasses.asdict(sample))
+    return record
+
+
+class RecordError(ValueError):
+    """A record that is not a valid sample; the message names the field."""
+
+
+def from_record(record: dict[str, Any]) -> Sample:
+    """Rebuild a sample from :func:`to_record`'s output (ignores unknown fields)."""
+    kind = record.get("type")
+    cls = SAMPLE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise RecordError(f"type: unknown sample type {kind!r}")
+    return typing.cast(Sample, _build(cls, record))
+
+
+def _build(cls: type[Any], data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        try:
+            kwargs[f.name] = _coerce(hints[f.name], data[f.name])
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"{f.name}: {exc}") from exc
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise RecordError(str(exc)) from exc
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        item = args[0]
+        return tuple(_coerce(item, v) for v in value)
+    if origin is dict:
+        return dict(value)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _build(typing.cast(type[Any], hint), value)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (float, int):
+        raise TypeError(f"expected a number, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise TypeError(f"expected true/false, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""act: YAML playbooks run by one executor that owns every safety rule."""
