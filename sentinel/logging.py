@@ -1,0 +1,105 @@
+"""Logs: structlog, JSON lines on stdout (pretty on a terminal), ISO UTC times.
+
+Libraries that log through stdlib ``logging`` (slack-sdk, pagerduty, aiohttp)
+go through the same renderer, so every line has the same shape and the same
+bound context (model, incident) from contextvars. Secrets are redacted by key
+name and by value before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+SECRET_KEY = re.compile(r"(token|secret|password|authorization|routing_key|api_key)", re.I)
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """Replaces values under secret-looking keys, and any known secret value anywhere."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:
+            self._secrets.append(secret)
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        return {k: self._clean(k, v) for k, v in event_dict.items()}
+
+    def _clean(self, key: str, value: Any) -> Any:
+        if SECRET_KEY.search(key) and value is not None:
+            return REDACTED
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, MutableMapping):
+            return {k: self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean("", v) for v in value]
+        return value
+
+
+redactor = Redactor()
+"""The process-wide redactor; the daemon registers configured secrets with it."""
+
+
+def shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        redactor,
+    ]
+
+
+def configure(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging through one renderer on ``stream`` (stdout)."""
+    stream = stream or sys.stdout
+    pretty = fmt == "console" or (fmt == "auto" and stream.isatty())
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=True)
+        if pretty
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.dict_tracebacks if not pretty else _identity,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiohttp.access", "httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def _identity(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    return event_dict

@@ -1,0 +1,149 @@
+"""The flow in one place: a sample goes observe -> judge -> remember -> act -> tell.
+
+The pipeline owns no I/O: it is handed each stage (as a protocol) and routes
+every sample through them in order, keeping the latest observations as
+:class:`LatestFacts` for playbook templates and cause-aware guards.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import structlog
+
+from sentinel.detect.findings import Judgement
+from sentinel.notify.events import IncidentChanged, Teller
+from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
+
+log = structlog.get_logger(__name__)
+
+
+class Judge(Protocol):
+    def observe(self, sample: Sample) -> list[Judgement]: ...
+
+    def tick(self, now: float) -> list[Judgement]: ...
+
+
+class Memory(Protocol):
+    def ingest(self, judgement: Judgement) -> list[IncidentChanged]: ...
+
+    def tick(self, now: float) -> list[IncidentChanged]: ...
+
+
+class Actor(Protocol):
+    async def handle(self, change: IncidentChanged) -> None: ...
+
+
+class LatestFacts:
+    """The latest GPU samples, Triton health and recent canaries (implements ports.Facts)."""
+
+    def __init__(self, canary_history: int = 200) -> None:
+        self._gpus: dict[str, GpuSample] = {}
+        self._triton: TritonHealth | None = None
+        self._canaries: dict[str, deque[CanaryResult]] = {}
+        self._history = canary_history
+        self.gpu_events: deque[GpuEvent] = deque(maxlen=100)
+
+    def update(self, sample: Sample) -> None:
+        if isinstance(sample, GpuSample):
+            self._gpus[sample.uuid] = sample
+        elif isinstance(sample, TritonHealth):
+            self._triton = sample
+        elif isinstance(sample, CanaryResult):
+            q = self._canaries.setdefault(sample.model, deque(maxlen=self._history))
+            q.append(sample)
+        else:
+            self.gpu_events.append(sample)
+
+    def gpus(self) -> list[GpuSample]:
+        return list(self._gpus.values())
+
+    def triton(self) -> TritonHealth | None:
+        return self._triton
+
+    def canaries(self, model: str) -> list[CanaryResult]:
+        return list(self._canaries.get(model, ()))
+
+
+Observer = Callable[[Sample], None]
+
+
+class Pipeline:
+    """Routes samples through the stages; exceptions in one stage never stop the flow."""
+
+    def __init__(
+        self,
+        *,
+        facts: LatestFacts,
+        judge: Judge,
+        memory: Memory,
+        teller: Teller,
+        actor: Actor | None = None,
+        observers: Sequence[Observer] = (),
+        on_judgement: Callable[[Judgement], None] | None = None,
+    ) -> None:
+        self.facts = facts
+        self._judge = judge
+        self._memory = memory
+        self._teller = teller
+        self._actor = actor
+        self._observers = list(observers)
+        self._on_judgement = on_judgement
+
+    async def accept(self, sample: Sample) -> None:
+        """One sample through the whole flow."""
+        self.facts.update(sample)
+        for observe in self._observers:
+            try:
+                observe(sample)
+            except Exception:
+                log.exception("observer_failed", observer=repr(observe))
+        try:
+            judgements = self._judge.observe(sample)
+        except Exception:
+            log.exception("detector_failed", sample_type=sample.TYPE)
+            return
+        await self._remember(judgements)
+
+    async def tick(self, now: float) -> None:
+        """Time passing with no sample: staleness, hysteresis, silences, re-notify."""
+        try:
+            judgements = self._judge.tick(now)
+        except Exception:
+            log.exception("detector_tick_failed")
+            judgements = []
+        await self._remember(judgements)
+        try:
+            changes = self._memory.tick(now)
+        except Exception:
+            log.exception("incident_tick_failed")
+            return
+        await self._tell_and_act(changes)
+
+    async def _remember(self, judgements: list[Judgement]) -> None:
+        for judgement in judgements:
+            if self._on_judgement is not None:
+                self._on_judgement(judgement)
+            try:
+                changes = self._memory.ingest(judgement)
+            except Exception:
+                log.exception("incident_ingest_failed", kind=judgement.kind)
+                continue
+            await self._tell_and_act(changes)
+
+    async def _tell_and_act(self, changes: list[IncidentChanged]) -> None:
+        for change in changes:
+            log.info(
+                "incident_" + change.change,
+                incident=change.incident.key,
+                severity=str(change.incident.severity),
+                summary=change.incident.summary,
+            )
+            await self._teller.tell(change)
+            if self._actor is not None:
+                try:
+                    await self._actor.handle(change)
+                except Exception:
+                    log.exception("playbook_engine_failed", incident=change.incident.key)
