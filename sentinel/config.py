@@ -188,9 +188,7 @@ def _merge(base: Any, over: Mapping[str, Any]) -> Any:
     return merged
 
 
-def load_config(
-    path: str | Path | None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """Load and validate a config file (None: the embedded defaults), then env overrides."""
     environ = os.environ if environ is None else environ
     if path is None:

@@ -63,9 +63,7 @@ def shared_processors() -> list[Processor]:
     ]
 
 
-def configure(
-    level: str = "info", fmt: str = "auto", stream: TextIO | None = None
-) -> None:
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging through one renderer on ``stream`` (stdout)."""
     stream = stream or sys.stdout
     pretty = fmt == "console" or (fmt == "auto" and stream.isatty())

@@ -1,16 +1,61 @@
-"""`sentinel run` (not built yet)."""
+"""`sentinel run --config FILE [--once --json]`: the daemon."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
+
+from sentinel import logging as sentinel_logging
+from sentinel.config import Config, load_config
+from sentinel.probes.samples import to_record
+from sentinel.yamlsource import InvalidFile
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="(not built yet)")
+    p = sub.add_parser("run", help="run the daemon (probes, detectors, playbooks, paging)")
+    p.add_argument("--config", "-c", help="config file (default: embedded defaults)")
+    p.add_argument("--once", action="store_true", help="one round of every probe, then exit")
+    p.add_argument("--json", action="store_true", help="with --once: print samples as JSON")
+    p.add_argument("--dry-run", action="store_true", help="plan playbooks, act on nothing")
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    print("sentinel run: not built yet", file=sys.stderr)
-    return 1
+    try:
+        config = load_config(args.config)
+    except InvalidFile as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    if args.dry_run:
+        config = config.model_copy(update={"dry_run": True})
+    if args.once:
+        # keep stdout for the result: logs go to stderr
+        sentinel_logging.configure(config.logging.level, "json", stream=sys.stderr)
+        return asyncio.run(_once(config, args.json))
+    sentinel_logging.configure(config.logging.level, config.logging.format)
+    return asyncio.run(_forever(config))
+
+
+async def _once(config: Config, as_json: bool) -> int:
+    from sentinel.wiring import build
+
+    async with build(config, serve_api=False) as daemon:
+        samples = await daemon.once()
+    if as_json:
+        print(json.dumps([to_record(s) for s in samples], indent=2, default=str))
+    else:
+        for s in samples:
+            print(to_record(s))
+    return 0
+
+
+async def _forever(config: Config) -> int:
+    from sentinel.wiring import build
+
+    async with build(config) as daemon:
+        daemon.install_signal_handlers()
+        await daemon.run()
+    return 0
