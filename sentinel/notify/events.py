@@ -45,6 +45,8 @@ class PageRequest:
     incident: Incident
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    action: str = "trigger"
+    """trigger | acknowledge | resolve (a playbook's pagerduty.* step may ack or resolve)."""
 
 
 Notice = IncidentChanged | ActionUpdate | PageRequest
