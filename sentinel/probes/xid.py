@@ -1,0 +1,198 @@
+"""The Xid watcher: NVML critical-error events, on a thread of their own.
+
+``nvmlEventSetWait_v2`` blocks, so it runs on a plain thread with a short
+timeout (so it can stop) and hands each event to the event loop with
+``loop.call_soon_threadsafe``. Registration asks only for what the GPU
+supports; a wait that fails for any reason but a timeout drops the event set
+and registers again after a pause, as NVIDIA's k8s device plugin does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sentinel.clock import Clock, SystemClock
+from sentinel.ports import SampleSink
+from sentinel.probes import nvml as nv
+from sentinel.probes.samples import GpuEvent
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[GpuEvent], None]
+
+
+class XidWatcher:
+    """Turns Xid critical errors of the watched GPUs into ``GpuEvent(kind="xid")``."""
+
+    def __init__(
+        self,
+        nvml: Any,
+        uuids: list[str] | None = None,
+        clock: Clock | None = None,
+        *,
+        wait_ms: int = 1000,
+        retry_s: float = 5.0,
+    ) -> None:
+        self._nvml = nvml
+        self._uuids = uuids
+        self._clock: Clock = clock or SystemClock()
+        self._wait_ms = wait_ms
+        self._retry_s = retry_s
+        self._stop = threading.Event()
+        self.registered: dict[str, int] = {}
+        """UUID -> event mask registered, after the thread started."""
+        self.status = "not started"
+        """One line for people: what was registered, or why nothing was."""
+        self.ready = threading.Event()
+        """Set once the first registration attempt is over (either way)."""
+
+    async def run(self, sink: SampleSink) -> None:
+        """Watch until cancelled, passing every event to ``sink``; the thread stops with it."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GpuEvent] = asyncio.Queue()
+
+        def emit(event: GpuEvent) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        self._stop.clear()
+        thread = threading.Thread(target=self.watch, args=(emit,), name="xid-watcher", daemon=True)
+        thread.start()
+        try:
+            while True:
+                await sink(await queue.get())
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(thread.join, self._wait_ms / 1000.0 + 5.0)
+
+    def stop(self) -> None:
+        """Ask the thread to end (it notices within ``wait_ms``)."""
+        self._stop.set()
+
+    def watch(self, emit: Emit) -> None:
+        """The thread's body: register, wait, emit; returns when stopped."""
+        event_set: Any = None
+        try:
+            while not self._stop.is_set():
+                if event_set is None:
+                    event_set = self._register()
+                    self.ready.set()
+                    if event_set is None:
+                        return
+                try:
+                    data = self._nvml.nvmlEventSetWait_v2(event_set, self._wait_ms)
+                except Exception as exc:
+                    name = nv.error_name(exc)
+                    if name == "NVMLError_Timeout":
+                        continue
+                    self._wait_failed(name, emit)
+                    self._free(event_set)
+                    event_set = None
+                    self._stop.wait(self._retry_s)
+                    continue
+                self._handle(data, emit)
+        except RuntimeError:
+            return  # the event loop closed under us: nobody is listening any more
+        finally:
+            self._free(event_set)
+            self.ready.set()
+
+    def _register(self) -> Any:
+        n = self._nvml
+        try:
+            event_set = n.nvmlEventSetCreate()
+        except Exception as exc:
+            self.status = (
+                f"Xid events unavailable: cannot create an event set ({nv.error_name(exc)})"
+            )
+            log.warning("xid watcher: %s", self.status)
+            return None
+        notes = []
+        for uuid, handle in self._handles():
+            try:
+                supported = int(n.nvmlDeviceGetSupportedEventTypes(handle))
+                mask = supported & nv.EVENT_TYPE_XID_CRITICAL
+                if not mask:
+                    notes.append(f"{uuid}: Xid events not supported")
+                    continue
+                n.nvmlDeviceRegisterEvents(handle, mask, event_set)
+                self.registered[uuid] = mask
+            except Exception as exc:
+                notes.append(f"{uuid}: registration failed ({nv.error_name(exc)})")
+        if not self.registered:
+            self._free(event_set)
+            self.status = "Xid events unavailable: " + ("; ".join(notes) or "no GPU to watch")
+            log.warning("xid watcher: %s", self.status)
+            return None
+        self.status = f"Xid events registered on {len(self.registered)} GPU(s)" + (
+            f" ({'; '.join(notes)})" if notes else ""
+        )
+        log.info("xid watcher: %s", self.status)
+        return event_set
+
+    def _handles(self) -> list[tuple[str, Any]]:
+        n = self._nvml
+        out: list[tuple[str, Any]] = []
+        try:
+            if self._uuids is not None:
+                return [(u, n.nvmlDeviceGetHandleByUUID(u)) for u in self._uuids]
+            for i in range(int(n.nvmlDeviceGetCount())):
+                handle = n.nvmlDeviceGetHandleByIndex(i)
+                out.append((_uuid(n, handle), handle))
+        except Exception as exc:
+            log.warning("xid watcher: cannot list GPUs: %s", nv.error_name(exc))
+        return out
+
+    def _wait_failed(self, name: str, emit: Emit) -> None:
+        log.warning("xid watcher: waiting for events failed: %s; registering again", name)
+        if name in nv.LOST_ERRORS:
+            emit(
+                GpuEvent(
+                    ts=self._clock.now(),
+                    uuid="",
+                    kind="gpu_lost",
+                    detail=f"Xid event wait failed: {name}",
+                )
+            )
+
+    def _handle(self, data: Any, emit: Emit) -> None:
+        event_type = getattr(data, "eventType", None)
+        xid = getattr(data, "eventData", None)
+        if not isinstance(event_type, int) or not event_type & nv.EVENT_TYPE_XID_CRITICAL:
+            return
+        if not isinstance(xid, int) or isinstance(xid, bool) or xid < 0:
+            log.warning("xid watcher: event with a nonsense Xid %r ignored", xid)
+            return
+        uuid = _uuid(self._nvml, getattr(data, "device", None))
+        cause = nv.classify_xid(xid)
+        emit(
+            GpuEvent(
+                ts=self._clock.now(),
+                uuid=uuid,
+                kind="xid",
+                xid=xid,
+                cause=cause,
+                detail=f"Xid {xid} ({cause})",
+            )
+        )
+
+    def _free(self, event_set: Any) -> None:
+        if event_set is None:
+            return
+        try:
+            self._nvml.nvmlEventSetFree(event_set)
+        except Exception as exc:
+            log.debug("xid watcher: freeing the event set failed: %s", nv.error_name(exc))
+
+
+def _uuid(nvml: Any, handle: Any) -> str:
+    try:
+        value = nvml.nvmlDeviceGetUUID(handle)
+    except Exception:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
