@@ -2,8 +2,49 @@
 
 from __future__ import annotations
 
-from sentinel.settings import Section
+from pathlib import Path
+
+from pydantic import Field
+
+from sentinel.settings import RelPath, Section
 
 
 class RunbookSettings(Section):
     """Where playbooks live and the executor's global guards."""
+
+    enabled: bool = True
+    """Run playbooks automatically on incidents; False still allows manual runs."""
+    dirs: list[RelPath] = Field(default_factory=lambda: [Path("playbooks")])
+    """Folders whose `*.yaml` files are the playbooks (read at start and on reload)."""
+    dry_run: bool = False
+    """Plan and log every run, call nothing with a side effect (ORed with the global dry_run)."""
+    max_event_age_s: float = Field(300.0, gt=0)
+    """Never act on a finding detected longer ago than this (a playbook may set less)."""
+    cooldown_s: float = Field(900.0, ge=0)
+    """Default quiet time after a run of a playbook on a target before it may run again."""
+    budget_runs: int = Field(3, ge=1)
+    """Default number of runs of one playbook on one target per budget window; then page."""
+    budget_window_s: float = Field(86400.0, gt=0)
+    """The budget window (default 24 h)."""
+    breaker_max_actions: int = Field(10, ge=1)
+    """Open the circuit breaker when this many side-effecting actions ran in the window."""
+    breaker_window_s: float = Field(3600.0, gt=0)
+    """The circuit breaker's window."""
+    lease_check_interval_s: float = Field(30.0, gt=0)
+    """How often degradation leases are checked for restore."""
+    canary_interval_s: float = Field(5.0, gt=0)
+    """Pause between canary rounds while verifying a step."""
+    server_pid_file: RelPath | None = None
+    """File holding tritonserver's pid (process.signal); else found by name in /proc."""
+    server_process_names: list[str] = Field(
+        default_factory=lambda: ["tritonserver", "triton_python_backend_stub"]
+    )
+    """Process names that belong to the server (the rest on its GPU are 'foreign')."""
+    allowed_signals: list[str] = Field(default_factory=lambda: ["SIGTERM", "SIGINT", "SIGHUP"])
+    """Signals process.signal may send."""
+    commands: dict[str, list[str]] = Field(default_factory=dict)
+    """Allowlist for process.exec: a name -> an argv list (never run through a shell)."""
+    k8s_namespace: str | None = None
+    """Namespace of this pod for k8s.* actions (default: the in-cluster service account's)."""
+    k8s_pod: str | None = None
+    """This pod's name for k8s.evict_pod (default: the config's `pod`)."""

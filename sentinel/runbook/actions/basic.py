@@ -1,0 +1,115 @@
+"""Actions that only read or wait: wait, canary.check, diagnostics.capture."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sentinel.probes.samples import CanaryResult, GpuSample
+from sentinel.runbook.actions.base import (
+    ActionContext,
+    ActionError,
+    ActionSpec,
+    NoUndo,
+    classify,
+    param,
+)
+
+
+class Wait(NoUndo):
+    """Sleep on the injected clock (let a change settle)."""
+
+    spec = ActionSpec("wait", side_effects=False, summary="wait a while")
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        seconds = param(params, "seconds", float)
+        await ctx.clock.sleep(seconds)
+        return {"waited_s": seconds}
+
+
+def summarize_canaries(results: list[CanaryResult]) -> dict[str, Any]:
+    """Outcomes, worst agreement and worst latency of one or more canary rounds."""
+    ok = [r for r in results if r.outcome == "ok"]
+    agreements = [r.agreement.top1 for r in ok if r.agreement is not None]
+    latencies = sorted(r.latency_s for r in ok if r.latency_s is not None)
+    return {
+        "count": len(results),
+        "ok": len(ok),
+        "outcomes": sorted({r.outcome for r in results}),
+        "agreement_min": min(agreements) if agreements else None,
+        "latency_max_s": latencies[-1] if latencies else None,
+        "errors": sorted({r.error for r in results if r.error})[:5],
+    }
+
+
+class CanaryCheck(NoUndo):
+    """One canary round now; output says how it went (fails only with require: true)."""
+
+    spec = ActionSpec("canary.check", side_effects=False, summary="run the golden set once")
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        if ctx.canary is None:
+            raise ActionError("no canary runner configured")
+        model = param(params, "model", str)
+        min_agreement = param(params, "min_agreement", float, 0.0)
+        try:
+            results = await ctx.canary.check(model, param(params, "version", str, ""))
+        except Exception as exc:
+            raise classify(exc) from exc
+        out = summarize_canaries(results)
+        agreement = out["agreement_min"]
+        out["passed"] = (
+            bool(results)
+            and out["ok"] == out["count"]
+            and (agreement is None or agreement >= min_agreement)
+        )
+        if param(params, "require", bool, False) and not out["passed"]:
+            raise ActionError(f"canary check failed: {out}")
+        return out
+
+
+def gpu_facts(sample: GpuSample, server_names: list[str]) -> dict[str, Any]:
+    """A GPU sample as template data, with the derived facts guards ask about."""
+    facts = dataclasses.asdict(sample)
+    reasons = sample.clock_event_reasons or 0
+    foreign = [
+        p
+        for p in sample.processes
+        if p.name is not None and not any(n in p.name for n in server_names)
+    ]
+    facts.update(
+        hw_slowdown=bool(reasons & 0x8),
+        hw_thermal_slowdown=bool(reasons & 0x40),
+        hw_power_brake=bool(reasons & 0x80),
+        sw_thermal_slowdown=bool(reasons & 0x20),
+        sw_power_cap=bool(reasons & 0x4),
+        foreign_processes=[dataclasses.asdict(p) for p in foreign],
+        foreign_memory_bytes=sum(p.used_bytes or 0 for p in foreign),
+    )
+    return facts
+
+
+class DiagnosticsCapture(NoUndo):
+    """GPU processes, memory, clocks and reasons, Triton statistics, recent canaries."""
+
+    spec = ActionSpec(
+        "diagnostics.capture", side_effects=False, summary="capture evidence into the run record"
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        model = param(params, "model", str, ctx.incident.subject.model or "")
+        last = param(params, "canaries", int, 20)
+        out: dict[str, Any] = {"model": model, "gpus": [], "canaries": [], "triton": None}
+        names = ctx.settings.server_process_names
+        if ctx.facts is not None:
+            out["gpus"] = [gpu_facts(g, names) for g in ctx.facts.gpus()]
+            health = ctx.facts.triton()
+            out["triton"] = dataclasses.asdict(health) if health is not None else None
+            if model:
+                out["canaries"] = [dataclasses.asdict(c) for c in ctx.facts.canaries(model)[-last:]]
+        if ctx.triton is not None:
+            try:
+                out["statistics"] = await ctx.triton.statistics(model)
+            except Exception as exc:  # diagnostics record failures, never raise
+                out["statistics_error"] = str(exc)
+        return out

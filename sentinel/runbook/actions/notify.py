@@ -1,0 +1,39 @@
+"""Telling people from a playbook: Slack notes and PagerDuty pages, through the Teller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentinel.notify.events import ActionUpdate, PageRequest
+from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+
+
+class SlackNote(NoUndo):
+    """A message in the incident's Slack thread."""
+
+    spec = ActionSpec("notify.slack", side_effects=True, summary="post to the incident thread")
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        text = param(params, "text", str)
+        await ctx.need_teller().tell(
+            ActionUpdate(ctx.incident, ctx.playbook, ctx.run_id, ctx.step, "note", text)
+        )
+        return {"text": text}
+
+
+class Page(NoUndo):
+    """Trigger, acknowledge or resolve the incident's PagerDuty page."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.spec = ActionSpec(
+            f"pagerduty.{verb}", side_effects=True, summary=f"{verb} the incident's page"
+        )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        reason = param(params, "reason", str, f"{self.verb} by playbook {ctx.playbook}")
+        evidence = param(params, "evidence", dict, {})
+        await ctx.need_teller().tell(
+            PageRequest(ctx.incident, reason, {"run_id": ctx.run_id, **evidence}, self.verb)
+        )
+        return {"action": self.verb, "reason": reason}

@@ -1,0 +1,96 @@
+"""Restarting the server where the sidecar shares its process namespace:
+a signal to tritonserver (found by pid file or by name in /proc), or an
+allowlisted argv command. Never a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from sentinel.runbook.actions.base import ActionContext, ActionError, ActionSpec, NoUndo, param
+
+
+def find_server_pid(pid_file: Path | None, names: list[str], proc: Path = Path("/proc")) -> int:
+    """The server's pid: from the pid file if given, else the oldest process named names[0]."""
+    if pid_file is not None:
+        try:
+            return int(pid_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError) as exc:
+            raise ActionError(f"cannot read server pid from {pid_file}: {exc}") from exc
+    wanted = names[0] if names else "tritonserver"
+    found: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text(encoding="utf-8").strip()
+        except OSError:
+            continue  # gone, or not ours to read
+        if comm == wanted[:15]:  # the kernel truncates comm to 15 characters
+            found.append(int(entry.name))
+    if not found:
+        raise ActionError(f"no process named {wanted!r} found in {proc}")
+    return min(found)
+
+
+class Signal(NoUndo):
+    """Send an allowlisted signal to the server (SIGTERM: its supervisor restarts it)."""
+
+    spec = ActionSpec(
+        "process.signal", side_effects=True, mutating=True, disruptive=True, summary="signal"
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = param(params, "signal", str, "SIGTERM").upper()
+        if name not in ctx.settings.allowed_signals:
+            raise ActionError(f"with.signal: {name} is not in playbooks.allowed_signals")
+        try:
+            signum = signal.Signals[name]
+        except KeyError as exc:
+            raise ActionError(f"with.signal: unknown signal {name}") from exc
+        pid = find_server_pid(ctx.settings.server_pid_file, ctx.settings.server_process_names)
+        if pid in (os.getpid(), 0, 1):
+            raise ActionError(f"refusing to signal pid {pid}")
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError as exc:
+            raise ActionError(f"server pid {pid} is gone") from exc
+        except PermissionError as exc:
+            raise ActionError(f"not allowed to signal pid {pid}: {exc}") from exc
+        return {"pid": pid, "signal": name}
+
+
+class Exec(NoUndo):
+    """Run a command named in playbooks.commands (an argv list, never a shell)."""
+
+    spec = ActionSpec(
+        "process.exec", side_effects=True, mutating=True, disruptive=True, summary="run a command"
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = param(params, "command", str)
+        argv = ctx.settings.commands.get(name)
+        if not argv:
+            raise ActionError(f"with.command: {name!r} is not in playbooks.commands")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise ActionError(f"cannot start {argv[0]}: {exc}") from exc
+        try:
+            out, _ = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.kill()
+            await proc.wait()
+            raise
+        tail = out.decode("utf-8", "replace")[-2000:]
+        if proc.returncode != 0:
+            raise ActionError(f"{name} exited with {proc.returncode}: {tail.strip()[-300:]}")
+        return {"command": name, "returncode": proc.returncode, "output": tail}

@@ -1,0 +1,188 @@
+"""Triton model control: load with a config patch (snapshotting for undo),
+unload, wait until ready."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sentinel.runbook.actions.base import (
+    ActionContext,
+    ActionError,
+    ActionSpec,
+    NoUndo,
+    classify,
+    param,
+)
+
+_POLICIES = ("latest", "all", "specific")
+
+
+def apply_patch(config: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Triton model config (JSON form) with the patch's changes."""
+    new = copy.deepcopy(config)
+    for key, value in patch.items():
+        if key == "precision":
+            _set_parameter(new, "precision", str(value))
+        elif key == "parameters":
+            if not isinstance(value, dict):
+                raise ActionError("with.patch.parameters: expected a mapping of strings")
+            for name, v in value.items():
+                _set_parameter(new, str(name), str(v))
+        elif key == "default_model_filename":
+            new["default_model_filename"] = str(value)
+        elif key == "max_batch_size":
+            new["max_batch_size"] = _int(value, "max_batch_size", minimum=0)
+        elif key == "version_policy":
+            new["version_policy"] = _version_policy(value)
+        elif key == "dynamic_batching":
+            if value is None or value is False:
+                new.pop("dynamic_batching", None)
+            elif isinstance(value, dict):
+                new["dynamic_batching"] = {**new.get("dynamic_batching", {}), **value}
+            else:
+                raise ActionError("with.patch.dynamic_batching: a mapping, or false to turn off")
+        elif key == "instance_count":
+            count = _int(value, "instance_count", minimum=1)
+            groups = new.get("instance_group") or [{}]
+            new["instance_group"] = [{**g, "count": count} for g in groups]
+        else:
+            raise ActionError(
+                f"with.patch.{key}: not a patchable field (precision, parameters, "
+                "default_model_filename, max_batch_size, version_policy, dynamic_batching, "
+                "instance_count)"
+            )
+    return new
+
+
+def _set_parameter(config: dict[str, Any], name: str, value: str) -> None:
+    params = dict(config.get("parameters") or {})
+    params[name] = {"string_value": value}
+    config["parameters"] = params
+
+
+def _int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ActionError(f"with.patch.{name}: expected an integer, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ActionError(f"with.patch.{name}: expected an integer, got {value!r}") from exc
+    if number < minimum:
+        raise ActionError(f"with.patch.{name}: must be >= {minimum}, got {number}")
+    return number
+
+
+def _version_policy(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _POLICIES:
+        return dict(value)
+    raise ActionError(
+        "with.patch.version_policy: one of {latest: {num_versions: N}}, {all: {}}, "
+        "{specific: {versions: [..]}}"
+    )
+
+
+class LoadModel:
+    """Reload a model with a patched copy of the config it runs now."""
+
+    spec = ActionSpec(
+        "triton.load_model",
+        side_effects=True,
+        mutating=True,
+        undoable=True,
+        summary="reload a model with a config patch; undo reloads the snapshot",
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        triton = ctx.need_triton()
+        model = param(params, "model", str)
+        patch = param(params, "patch", dict, {})
+        try:
+            previous = await triton.model_config(model)
+        except Exception as exc:
+            raise classify(exc) from exc
+        applied = apply_patch(previous, patch)
+        try:
+            await triton.load_model(model, applied)
+        except Exception as exc:
+            err = classify(exc)
+            await _restore_after_refusal(ctx, model, previous)
+            raise type(err)(f"Triton refused the config for {model}: {err}") from exc
+        return {"model": model, "previous": previous, "applied": applied, "patch": patch}
+
+    async def undo(
+        self, ctx: ActionContext, params: dict[str, Any], output: dict[str, Any]
+    ) -> None:
+        await _load(ctx, str(output["model"]), output["previous"])
+
+
+async def _restore_after_refusal(ctx: ActionContext, model: str, previous: dict[str, Any]) -> None:
+    """A refused load may leave the model unloaded; put the snapshot back if so."""
+    triton = ctx.need_triton()
+    try:
+        if await triton.model_ready(model):
+            return
+        await triton.load_model(model, previous)
+    except Exception as exc:
+        raise ActionError(
+            f"config refused and restoring the previous config failed: {exc}"
+        ) from exc
+
+
+async def _load(ctx: ActionContext, model: str, config: dict[str, Any]) -> None:
+    try:
+        await ctx.need_triton().load_model(model, config)
+    except Exception as exc:
+        raise classify(exc) from exc
+
+
+class UnloadModel:
+    """Unload a model (serving stops); undo loads it again with its snapshot."""
+
+    spec = ActionSpec(
+        "triton.unload_model",
+        side_effects=True,
+        mutating=True,
+        disruptive=True,
+        undoable=True,
+        summary="unload a model; undo reloads its snapshot",
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        triton = ctx.need_triton()
+        model = param(params, "model", str)
+        try:
+            previous = await triton.model_config(model)
+            await triton.unload_model(model)
+        except Exception as exc:
+            raise classify(exc) from exc
+        return {"model": model, "previous": previous}
+
+    async def undo(
+        self, ctx: ActionContext, params: dict[str, Any], output: dict[str, Any]
+    ) -> None:
+        await _load(ctx, str(output["model"]), output["previous"])
+
+
+class WaitReady(NoUndo):
+    """Poll until the model (or the server, without a model) is ready."""
+
+    spec = ActionSpec("triton.wait_ready", side_effects=False, summary="wait until ready")
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        triton = ctx.need_triton()
+        model = param(params, "model", str, "")
+        within = param(params, "within_s", float, 60.0)
+        interval = param(params, "interval_s", float, 1.0)
+        start = ctx.clock.monotonic()
+        while True:
+            try:
+                ready = await (triton.model_ready(model) if model else triton.server_ready())
+            except Exception:  # down while restarting counts as not ready
+                ready = False
+            waited = ctx.clock.monotonic() - start
+            if ready:
+                return {"ready": True, "waited_s": waited}
+            if waited >= within:
+                raise ActionError(f"{model or 'server'} not ready after {within:g} s")
+            await ctx.clock.sleep(interval)
