@@ -1,0 +1,73 @@
+"""The real-Triton test bed itself: launcher, model knobs, fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from triton_fixtures import GOLDEN_DIGITS, MODEL_REPOSITORY, ModelHandle
+
+from sentinel.tritonlocal import LocalTriton, read_model_config
+
+pytestmark = pytest.mark.triton
+
+
+def _infer(server: LocalTriton, rows: np.ndarray) -> np.ndarray:
+    body = {
+        "inputs": [
+            {
+                "name": "INPUT",
+                "shape": list(rows.shape),
+                "datatype": "FP32",
+                "data": rows.ravel().tolist(),
+            }
+        ]
+    }
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/digits/infer",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        out = json.loads(resp.read())["outputs"][0]
+    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+
+
+def test_fp32_model_reproduces_the_golden_references(digits: ModelHandle) -> None:
+    """The served FP32 model computes exactly the committed reference logits."""
+    golden = np.load(GOLDEN_DIGITS)
+    logits = _infer(digits.server, golden["INPUT"][:16])
+    exact = 0.0
+    assert exact == float(np.abs(logits - golden["reference__LOGITS"][:16]).max())
+
+
+def test_read_model_config_matches_the_served_config(digits: ModelHandle) -> None:
+    """The pbtxt parsed locally has the same batch size and knobs as Triton serves."""
+    with urllib.request.urlopen(f"http://{digits.server.http_url}/v2/models/digits/config") as r:
+        served = json.loads(r.read())
+    local = read_model_config(MODEL_REPOSITORY / "digits")
+    assert served["max_batch_size"] == local["max_batch_size"]
+    assert served["parameters"] == local["parameters"]
+
+
+def test_kill_then_supervisor_restarts_on_same_ports(dedicated_triton: LocalTriton) -> None:
+    """A killed server is brought back by the supervisor, with a new pid and the same port."""
+    first_pid = dedicated_triton.pid
+    port = dedicated_triton.http_port
+    dedicated_triton.supervise(backoff_s=0.1)
+    os.kill(first_pid or 0, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        dedicated_triton.restarts == 1 and dedicated_triton.pid not in (None, first_pid)
+    ):
+        time.sleep(0.1)
+    dedicated_triton.wait_ready(30)
+    assert (1, port) == (dedicated_triton.restarts, dedicated_triton.http_port)
+    assert dedicated_triton.pid not in (None, first_pid)
+    dedicated_triton.stop()
+    assert dedicated_triton.pid is None

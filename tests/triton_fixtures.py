@@ -1,0 +1,151 @@
+"""The real-Triton test bed: fixtures for tests marked ``@pytest.mark.triton``.
+
+* ``triton_server`` (session): one real tritonserver on free loopback ports serving
+  ``examples/model_repository``; started once, shared by every test.
+* ``digits``: the ``digits`` model on that server, with ``reconfigure(...)`` to reload
+  it with a config override; the on-disk config is restored after the test.
+* ``dedicated_triton``: a server of the test's own (for tests that stop or kill it).
+* ``triton_factory``: makes dedicated servers for other model repositories.
+
+Tests marked ``triton`` are skipped (not failed) only when the nvidia-pytriton wheel
+is missing.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel.tritonlocal import LocalTriton, read_model_config
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_REPOSITORY = ROOT / "examples" / "model_repository"
+GOLDEN_DIGITS = ROOT / "examples" / "golden" / "digits.npz"
+HAVE_PYTRITON = importlib.util.find_spec("pytriton") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip triton-marked tests when tritonserver's wheel is not installed."""
+    if HAVE_PYTRITON:
+        return
+    skip = pytest.mark.skip(reason="nvidia-pytriton (tritonserver) is not installed")
+    for item in items:
+        if "triton" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    """A real tritonserver serving examples/model_repository, shared by the session."""
+    server = LocalTriton(MODEL_REPOSITORY, workdir=tmp_path_factory.mktemp("triton"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _post(url: str, body: dict[str, Any], timeout_s: float = 60.0) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{url}: {exc.code} {exc.read().decode(errors='replace')}") from exc
+
+
+class ModelHandle:
+    """One model of a local server, reloadable with config overrides (synchronously)."""
+
+    def __init__(self, server: LocalTriton, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.default_config = read_model_config(server.model_repository / name)
+
+    def config_with(
+        self, max_batch_size: int | None = None, **parameters: object
+    ) -> dict[str, Any]:
+        """The on-disk config with ``max_batch_size`` and string parameters replaced."""
+        config = copy.deepcopy(self.default_config)
+        if max_batch_size is not None:
+            config["max_batch_size"] = max_batch_size
+        params = config.setdefault("parameters", {})
+        for key, value in parameters.items():
+            params[key] = {"string_value": str(value)}
+        return config
+
+    def load(self, config: dict[str, Any] | None) -> None:
+        """(Re)load the model, with this full config override when given."""
+        body: dict[str, Any] = {}
+        if config is not None:
+            body = {"parameters": {"config": json.dumps(config)}}
+        _post(f"http://{self.server.http_url}/v2/repository/models/{self.name}/load", body)
+
+    def reconfigure(self, max_batch_size: int | None = None, **parameters: object) -> None:
+        """Reload with knobs changed, e.g. ``reconfigure(precision="int8", delay_ms=50)``."""
+        self.load(self.config_with(max_batch_size, **parameters))
+
+    def unload(self) -> None:
+        _post(f"http://{self.server.http_url}/v2/repository/models/{self.name}/unload", {})
+        # unload returns before the model is gone; wait so the test sees it unloaded
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.is_ready():
+            time.sleep(0.05)
+
+    def is_ready(self) -> bool:
+        url = f"http://{self.server.http_url}/v2/models/{self.name}/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def restore(self) -> None:
+        """Back to the on-disk config (also reloads a model a test unloaded)."""
+        if self.server.is_running():
+            self.load(self.default_config)
+
+
+@pytest.fixture
+def digits(triton_server: LocalTriton) -> Iterator[ModelHandle]:
+    """The session server's ``digits`` model; its default config is restored afterwards."""
+    handle = ModelHandle(triton_server, "digits")
+    try:
+        yield handle
+    finally:
+        handle.restore()
+
+
+@pytest.fixture
+def triton_factory(tmp_path: Path) -> Iterator[Callable[..., LocalTriton]]:
+    """Start dedicated servers: ``triton_factory(repo=..., **LocalTriton kwargs)``."""
+    servers: list[LocalTriton] = []
+
+    def make(repo: Path = MODEL_REPOSITORY, **kwargs: Any) -> LocalTriton:
+        workdir = tmp_path / f"triton-{len(servers)}"
+        server = LocalTriton(repo, workdir=workdir, **kwargs)
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def dedicated_triton(triton_factory: Callable[..., LocalTriton]) -> LocalTriton:
+    """A started server of this test's own, free to stop, kill or restart."""
+    return triton_factory()
