@@ -2,8 +2,122 @@
 
 from __future__ import annotations
 
-from sentinel.settings import Section
+from pydantic import Field, SecretStr, field_validator
+
+from sentinel.detect.findings import Severity
+from sentinel.settings import RelPath, Section, read_secret
+
+
+class SlackSettings(Section):
+    """Slack: one thread per incident through the Web API; a webhook as reduced fallback."""
+
+    enabled: bool = False
+    token: SecretStr | None = None
+    """Bot token (xoxb-...); set via SENTINEL_NOTIFIERS__SLACK__TOKEN."""
+    token_file: RelPath | None = None
+    """File holding the bot token (wins over ``token``)."""
+    channel: str = ""
+    """Channel ID (not name) the incident threads go to."""
+    base_url: str = "https://slack.com/api/"
+    """Web API base URL (tests point it at a loopback server)."""
+    webhook_url: SecretStr | None = None
+    """Incoming-webhook URL, used when no token is set: no threads, no updates."""
+    webhook_url_file: RelPath | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    """Per-request timeout."""
+
+    def bot_token(self) -> str | None:
+        return read_secret(self.token, self.token_file)
+
+    def webhook(self) -> str | None:
+        return read_secret(self.webhook_url, self.webhook_url_file)
+
+
+class PagerDutySettings(Section):
+    """PagerDuty Events API v2 (trigger/ack/resolve keyed by the incident's dedup key)."""
+
+    enabled: bool = False
+    routing_key: SecretStr | None = None
+    """Integration (routing) key; set via SENTINEL_NOTIFIERS__PAGERDUTY__ROUTING_KEY."""
+    routing_key_file: RelPath | None = None
+    base_url: str | None = None
+    """Events API base URL, https only; default https://events.pagerduty.com."""
+    ca_file: RelPath | None = None
+    """Extra CA bundle to trust (e.g. a test's self-signed certificate)."""
+    acknowledge_on_mitigating: bool = True
+    """Acknowledge the page when automation takes the incident."""
+    change_events: bool = True
+    """Send a change event for every action taken (not for dry runs or plans)."""
+    source: str | None = None
+    """payload.source; default: the pod name."""
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("https://"):
+            raise ValueError("the PagerDuty client only speaks https://")
+        return v
+
+    def key(self) -> str | None:
+        return read_secret(self.routing_key, self.routing_key_file)
+
+
+class AlertmanagerSettings(Section):
+    """Push incidents to Alertmanager's v2 API (fleet grouping, silences, inhibition)."""
+
+    enabled: bool = False
+    url: str = "http://localhost:9093"
+    """Alertmanager base URL (``/api/v2/alerts`` is appended)."""
+    resend_interval_s: float = Field(60.0, gt=0)
+    """Firing alerts are re-sent this often (Alertmanager expires silent ones)."""
+    generator_url: str = ""
+    """Link back to sentinel (e.g. its status page); default: the incident's API URL."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels on every alert (cluster, namespace ...)."""
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class ConsoleSettings(Section):
+    """Readable lines on stdout."""
+
+    enabled: bool = True
+
+
+class PolicySettings(Section):
+    """Who gets what: Slack hears everything; PagerDuty only when a human is needed."""
+
+    page_severity: Severity = Severity.CRITICAL
+    """Incidents at or above this severity page on their own."""
+    page_on_request: bool = True
+    """Page on a PageRequest (automation cannot act, failed, or a guard blocked it)."""
+    slack_when_muted: bool = True
+    """Silenced/inhibited incidents still go to Slack (marked muted); pages never do."""
+
+
+class OutboxSettings(Section):
+    """Delivery retries of the durable outbox."""
+
+    backoff_initial_s: float = Field(1.0, gt=0)
+    """First retry delay after a 5xx or connection error; doubles each attempt."""
+    backoff_max_s: float = Field(300.0, gt=0)
+    """Cap of the retry delay."""
+    retry_after_max_s: float = Field(900.0, gt=0)
+    """Cap on a server's Retry-After."""
+    give_up_after_s: float = Field(86400.0, gt=0)
+    """A notification still undelivered this long after it was queued is dropped (logged)."""
+    poll_s: float = Field(5.0, gt=0)
+    """Idle check interval of the dispatcher (new notices wake it at once)."""
+    keep_sent_s: float = Field(7 * 86400.0, gt=0)
+    """Delivered rows are pruned after this long."""
 
 
 class NotifySettings(Section):
     """Which notifiers are on and how to reach them; secrets via env or *_file."""
+
+    slack: SlackSettings = SlackSettings()
+    pagerduty: PagerDutySettings = PagerDutySettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    policy: PolicySettings = PolicySettings()
+    outbox: OutboxSettings = OutboxSettings()

@@ -1,0 +1,265 @@
+"""Slack: one root message per incident, every step a reply in its thread.
+
+Web API through ``slack_sdk``'s ``AsyncWebClient`` with no retry handlers of
+its own (the outbox owns retries and honours ``Retry-After``). Every message
+carries metadata with its idempotency key, so a row left ``sending`` by a
+crash is found in the channel (``conversations.history``/``.replies``)
+instead of being posted twice. Without a bot token an incoming-webhook URL
+is a reduced fallback: no threads, no root updates.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice
+from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
+from sentinel.notify.policy import PagingPolicy, muted_note, notice_key
+from sentinel.notify.settings import SlackSettings
+
+NAME = "slack"
+EVENT_TYPE = "sentinel_notice"
+_ICON = {
+    "critical": ":red_circle:",
+    "warning": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+}
+_RETRYABLE_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error"}
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def doing(inc: Incident) -> str:
+    """What sentinel is doing about it, for the root message."""
+    if inc.status is IncidentStatus.RESOLVED:
+        return (
+            f"Resolved at {_when(inc.resolved_at)} ({inc.evidence.get('resolution', 'cleared')})."
+        )
+    if inc.status is IncidentStatus.MITIGATING:
+        pb = inc.evidence.get("playbook") or "a playbook"
+        return f"Mitigating: running {pb}; steps follow in this thread."
+    if inc.muted:
+        return "Watching; muted" + muted_note_for(inc) + "."
+    return "Firing: looking for a playbook that can act safely; steps follow in this thread."
+
+
+def muted_note_for(inc: Incident) -> str:
+    if inc.silenced_by:
+        return f" by silence {inc.silenced_by}"
+    return f" by incident {inc.inhibited_by}" if inc.inhibited_by else ""
+
+
+def root_blocks(inc: Incident) -> tuple[str, list[dict[str, Any]]]:
+    """Block Kit root message: what, where, evidence, what sentinel is doing."""
+    state = inc.status.value.upper()
+    title = f"{_ICON.get(inc.severity.value, '')} [{state}] {inc.kind} on {inc.key}"[:150]
+    s = inc.subject
+    fields = [
+        ("Pod", inc.pod or "-"),
+        ("Model", f"{s.model}:{s.version or '*'}" if s.model else "-"),
+        ("GPU", s.gpu_uuid or "-"),
+        ("Severity", inc.severity.value),
+        ("Started", _when(inc.started_at)),
+        ("Detector", inc.detector or "-"),
+    ]
+    evidence = json.dumps(inc.evidence, indent=1, sort_keys=True, default=str)
+    if len(evidence) > 2800:
+        evidence = evidence[:2800] + "\n..."
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": inc.summary[:2900] or "-"}},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Evidence*\n```{evidence}```"}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"*sentinel:* {doing(inc)}"[:2900]}],
+        },
+    ]
+    text = f"[{state}] {inc.severity.value} {inc.kind} on {inc.key}: {inc.summary}"
+    return text, blocks
+
+
+def reply_text(notice: Notice) -> str:
+    if isinstance(notice, IncidentChanged):
+        inc = notice.incident
+        return f"*{notice.change}* ({inc.severity.value}): {inc.summary}{muted_note(notice)}"
+    if isinstance(notice, ActionUpdate):
+        step = f" step `{notice.step}`" if notice.step else ""
+        dry = " _(dry run)_" if notice.dry_run else ""
+        ev = f"\n```{json.dumps(notice.evidence, default=str)[:2500]}```" if notice.evidence else ""
+        return f"`{notice.playbook}`{step} *{notice.status}*{dry}: {notice.text}{ev}"
+    ev = f"\n```{json.dumps(notice.evidence, default=str)[:2500]}```" if notice.evidence else ""
+    return f":rotating_light: *paging a human*: {notice.reason}{muted_note(notice)}{ev}"
+
+
+class SlackNotifier:
+    """Web API (token) or incoming webhook (fallback) notifier."""
+
+    name = NAME
+
+    def __init__(self, settings: SlackSettings, policy: PagingPolicy | None = None) -> None:
+        self._s = settings
+        self._policy = policy or PagingPolicy()
+        token = settings.bot_token()
+        self._web = (
+            AsyncWebClient(
+                token=token,
+                base_url=settings.base_url,
+                timeout=int(settings.timeout_s),
+                retry_handlers=[],
+            )
+            if token
+            else None
+        )
+        hook = settings.webhook()
+        self._hook = (
+            AsyncWebhookClient(hook, timeout=int(settings.timeout_s), retry_handlers=[])
+            if hook and not token
+            else None
+        )
+        if self._web is None and self._hook is None:
+            raise ValueError("slack: set a bot token (and channel) or a webhook_url")
+        if self._web is not None and not settings.channel:
+            raise ValueError("slack: a bot token needs notifiers.slack.channel (a channel ID)")
+
+    # -- planning ---------------------------------------------------------------
+
+    def plan(self, notice: Notice, history: History) -> list[Message]:
+        if not self._policy.to_slack(notice):
+            return []
+        key = notice_key(notice)
+        inc = notice.incident
+        if inc is None:
+            return [Message("post", {"text": reply_text(notice)}, None, key)]
+        out: list[Message] = []
+        if not history.queued(NAME, inc.id, "root"):
+            text, blocks = root_blocks(inc)
+            out.append(Message("root", {"text": text, "blocks": blocks}, inc.id, f"{inc.id}/root"))
+            if isinstance(notice, IncidentChanged) and notice.change == "opened":
+                return out
+        broadcast = isinstance(notice, IncidentChanged) and notice.change == "resolved"
+        out.append(
+            Message("reply", {"text": reply_text(notice), "broadcast": broadcast}, inc.id, key)
+        )
+        if isinstance(notice, IncidentChanged) and notice.change != "renotify":
+            text, blocks = root_blocks(inc)
+            out.append(Message("update", {"text": text, "blocks": blocks}, inc.id, f"{key}/update"))
+        return out
+
+    # -- delivery -----------------------------------------------------------------
+
+    async def deliver(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any]:
+        try:
+            if self._web is None:
+                return await self._deliver_webhook(row)
+            return await self._deliver_web(self._web, row, outbox)
+        except SlackApiError as exc:
+            raise _classify(exc) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(f"slack connection error: {type(exc).__name__}: {exc}") from exc
+
+    async def _deliver_web(
+        self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
+    ) -> dict[str, Any]:
+        p = row.payload
+        meta = {"event_type": EVENT_TYPE, "event_payload": {"idem": row.idem_key}}
+        ref = outbox.ref(NAME, row.incident_id) if row.incident_id else None
+        if row.op == "update":
+            if ref is None:
+                return {"skipped": "no root message to update"}
+            resp = await web.chat_update(
+                channel=ref["channel"], ts=ref["ts"], text=p["text"], blocks=p["blocks"]
+            )
+            return {"channel": resp["channel"], "ts": resp["ts"]}
+        kwargs: dict[str, Any] = {"channel": self._s.channel, "text": p["text"], "metadata": meta}
+        if "blocks" in p:
+            kwargs["blocks"] = p["blocks"]
+        if row.op == "reply" and ref is not None:
+            kwargs.update(channel=ref["channel"], thread_ts=ref["ts"])
+            if p.get("broadcast"):
+                kwargs["reply_broadcast"] = True
+        resp = await web.chat_postMessage(**kwargs)
+        return {"channel": resp["channel"], "ts": resp["ts"]}
+
+    async def _deliver_webhook(self, row: OutboxRow) -> dict[str, Any]:
+        assert self._hook is not None
+        if row.op == "update":
+            return {"skipped": "webhook cannot update messages"}
+        resp = await self._hook.send(text=row.payload["text"], blocks=row.payload.get("blocks"))
+        if resp.status_code == 429:
+            raise DeliveryError("slack webhook 429", retry_after=_retry_after(resp.headers))
+        if resp.status_code >= 500:
+            raise DeliveryError(f"slack webhook {resp.status_code}")
+        if resp.status_code >= 400:
+            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.body}", permanent=True)
+        return {"webhook": resp.status_code}
+
+    async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
+        """Find a message we may have posted before a crash, by its metadata."""
+        if self._web is None or row.op == "update":
+            return None  # webhook: cannot look; update: idempotent, just resend
+        ref = outbox.ref(NAME, row.incident_id) if row.incident_id else None
+        if row.op == "reply" and ref is not None:
+            resp = await self._web.conversations_replies(
+                channel=ref["channel"], ts=ref["ts"], include_all_metadata=True, limit=200
+            )
+            channel = ref["channel"]
+        else:
+            resp = await self._web.conversations_history(
+                channel=self._s.channel,
+                oldest=f"{row.created_at - 1:.6f}",
+                include_all_metadata=True,
+                limit=200,
+            )
+            channel = self._s.channel
+        for msg in resp.get("messages") or []:
+            payload = (msg.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("idem") == row.idem_key:
+                return {"channel": channel, "ts": msg["ts"]}
+        return None
+
+    def record(self, conn: sqlite3.Connection, row: OutboxRow, result: dict[str, Any]) -> None:
+        if row.op == "root" and row.incident_id and "ts" in result:
+            Outbox.set_ref(
+                conn, NAME, row.incident_id, {"channel": result["channel"], "ts": result["ts"]}
+            )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        raw = headers.get("Retry-After") or headers.get("retry-after")
+        return float(raw) if raw is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _classify(exc: SlackApiError) -> DeliveryError:
+    resp = exc.response
+    status = getattr(resp, "status_code", 0)
+    error = ""
+    data = getattr(resp, "data", None)
+    if isinstance(data, dict):
+        error = str(data.get("error", ""))
+    if status == 429 or error == "ratelimited":
+        ra = _retry_after(getattr(resp, "headers", {}))
+        return DeliveryError("slack rate limited (429)", retry_after=ra if ra is not None else 1.0)
+    if status >= 500 or error in _RETRYABLE_ERRORS:
+        return DeliveryError(f"slack server error {status} {error}".strip())
+    return DeliveryError(f"slack refused ({status}): {error or 'unknown error'}", permanent=True)
