@@ -1,9 +1,221 @@
-"""Detector thresholds (the `detectors:` config section). Owned by the detect stage."""
+"""Detector thresholds (the `detectors:` config section). Owned by the detect stage.
+
+Every threshold has a default chosen for canaries every 5 s, NVML samples every 1 s and
+Triton health every 2 s (the probes' defaults); ``bench/detectors.py`` measures them on
+the labelled trace suite.
+"""
 
 from __future__ import annotations
+
+from pydantic import Field, model_validator
 
 from sentinel.settings import Section
 
 
+class LatencySettings(Section):
+    """``latency_spike``: short-window high quantile against a robust baseline and an SLO."""
+
+    enabled: bool = True
+    """Run this detector."""
+    quantile: float = Field(0.9, gt=0, lt=1)
+    """Quantile of canary latency taken over the short window (0.9 = p90)."""
+    short_window_s: float = Field(60.0, gt=0)
+    """Span of the short window the quantile is taken over."""
+    min_samples: int = Field(5, ge=1)
+    """Samples the short window needs before it is judged."""
+    baseline_window_s: float = Field(3600.0, gt=0)
+    """Span of the long window whose median and IQR make the baseline."""
+    baseline_min_samples: int = Field(30, ge=3)
+    """Baseline samples needed before the relative rule applies (the SLO rule needs none)."""
+    ratio: float = Field(2.0, gt=1)
+    """Relative rule: the quantile must exceed baseline median x ratio ..."""
+    k_sigma: float = Field(5.0, ge=0)
+    """... and baseline median + k_sigma x robust sigma (IQR / 1.349) ..."""
+    min_increase_s: float = Field(0.005, ge=0)
+    """... and baseline median + this many seconds (ignores noise on sub-ms models)."""
+    slo_s: float | None = Field(None, gt=0)
+    """Absolute SLO on the quantile, seconds; breached means a finding even when the
+    baseline has crept up. None: only the relative rule."""
+    min_duration_s: float = Field(30.0, ge=0)
+    """The breach must hold this long before a finding (onset = first breaching sample)."""
+    clear_fraction: float = Field(0.5, ge=0, le=1)
+    """Hysteresis: clear below baseline + clear_fraction x (threshold - baseline), and
+    below clear_fraction x the SLO's excess over the baseline."""
+    clear_duration_s: float = Field(60.0, ge=0)
+    """The quantile must stay under the clear level this long to close the finding."""
+
+    @model_validator(mode="after")
+    def _windows(self) -> LatencySettings:
+        if self.baseline_window_s < self.short_window_s:
+            raise ValueError("baseline_window_s must be >= short_window_s")
+        return self
+
+
+class MemorySettings(Section):
+    """``gpu_oom`` (memory high, or OOM error text) and ``gpu_oom_predicted`` (growth slope)."""
+
+    enabled: bool = True
+    """Run this detector."""
+    high_fraction: float = Field(0.95, gt=0, le=1)
+    """Used/total memory at or above this is high."""
+    high_min_duration_s: float = Field(60.0, ge=0)
+    """High memory must hold this long before a ``gpu_oom`` finding."""
+    clear_fraction: float = Field(0.90, gt=0, le=1)
+    """Hysteresis: ``gpu_oom`` (high) clears below this fraction ..."""
+    clear_duration_s: float = Field(120.0, ge=0)
+    """... held this long (also how long OOM error text must be absent to clear)."""
+    trend_windows_s: list[float] = Field(default_factory=lambda: [300.0, 1800.0])
+    """Least-squares fits over these spans; any one predicting exhaustion is enough
+    (a short span catches fast leaks, a long one slow leaks)."""
+    trend_min_samples: int = Field(60, ge=3)
+    """Samples a fit needs (and it must span at least half its window)."""
+    min_r2: float = Field(0.9, ge=0, le=1)
+    """The fit must explain this share of the variance: steady growth, not one step up
+    (a single step inside the window gives r2 <= 0.75)."""
+    min_slope_per_h: float = Field(0.005, ge=0)
+    """Ignore growth slower than this fraction of total memory per hour."""
+    horizon_s: float = Field(3600.0, gt=0)
+    """``gpu_oom_predicted`` when the fit reaches 100 % within this many seconds."""
+    predict_min_duration_s: float = Field(60.0, ge=0)
+    """The prediction must hold this long before a finding."""
+    oom_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "out of memory",
+            "outofmemory",
+            "cuda_error_out_of_memory",
+            "cudaerrormemoryallocation",
+            "failed to allocate",
+        ]
+    )
+    """Case-insensitive substrings of canary/Triton error text that mean a GPU OOM."""
+    server_pids: list[int] = Field(default_factory=list)
+    """PIDs of the Triton server (also settable at run time); memory held by any other
+    process is attributed as the cause."""
+    server_process_names: list[str] = Field(default_factory=lambda: ["tritonserver"])
+    """Process names that count as the server when pids are not known."""
+    other_process_min_share: float = Field(0.1, ge=0, le=1)
+    """Other processes holding at least this share of the GPU's memory are named as the
+    cause (cause = 'other_process')."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MemorySettings:
+        if not self.trend_windows_s or any(w <= 0 for w in self.trend_windows_s):
+            raise ValueError("trend_windows_s must be a non-empty list of spans > 0")
+        if self.clear_fraction > self.high_fraction:
+            raise ValueError("clear_fraction must be <= high_fraction")
+        return self
+
+
+class ThermalSettings(Section):
+    """``thermal_throttle`` and ``power_brake`` from NVML clock-event reasons."""
+
+    enabled: bool = True
+    """Run this detector."""
+    thermal_reasons: list[str] = Field(
+        default_factory=lambda: ["HwThermalSlowdown", "SwThermalSlowdown", "HwSlowdown"]
+    )
+    """Clock-event reasons that mean thermal throttling."""
+    power_brake_reasons: list[str] = Field(default_factory=lambda: ["HwPowerBrakeSlowdown"])
+    """Clock-event reasons that mean an external power brake (its own finding)."""
+    sw_power_cap_is_incident: bool = False
+    """SwPowerCap is normal under full load; set true to count it as throttling."""
+    min_samples: int = Field(3, ge=1)
+    """Consecutive samples a reason (or the temperature margin) must hold."""
+    min_margin_c: float | None = Field(2.0, ge=0)
+    """Throttling also when the temperature is within this many degrees of the slowdown
+    threshold (warns just before the clocks drop); None turns this off."""
+    fallback_slowdown_c: float | None = Field(None, gt=0)
+    """Slowdown threshold used when NVML does not report one (Ada and later may not)."""
+    clear_samples: int = Field(5, ge=1)
+    """Consecutive clean samples that close a finding."""
+
+
+class AccuracySettings(Section):
+    """``accuracy_drift``: canary agreement with the golden reference over a window."""
+
+    enabled: bool = True
+    """Run this detector."""
+    window_s: float = Field(60.0, gt=0)
+    """Span of the window whose mean agreement is judged."""
+    min_samples: int = Field(5, ge=1)
+    """Canaries with agreement the window needs before it is judged."""
+    top1_floor: float = Field(0.9, ge=0, le=1)
+    """Mean top-1 agreement below this is drift."""
+    cosine_floor: float = Field(0.95, ge=-1, le=1)
+    """Mean cosine similarity below this is drift."""
+    baseline_window_s: float = Field(3600.0, gt=0)
+    """Long window whose median top-1 is this model's normal level."""
+    baseline_min_samples: int = Field(30, ge=3)
+    """Baseline samples needed before the relative rule applies."""
+    max_drop: float = Field(0.05, ge=0, le=1)
+    """Relative rule: mean top-1 more than this below the baseline median is drift."""
+    min_duration_s: float = Field(20.0, ge=0)
+    """The breach must hold this long before a finding."""
+    sudden_max_s: float = Field(120.0, gt=0)
+    """From the last healthy window to the breach within this long is 'sudden' (a
+    deployment-like step); longer is 'gradual' (a slide)."""
+    clear_duration_s: float = Field(60.0, ge=0)
+    """Agreement must be back above the clear level this long to close the finding."""
+
+
+class ErrorSettings(Section):
+    """``error_burst``, ``server_unhealthy``, ``model_not_ready``, ``gpu_lost``,
+    ``xid_hardware``."""
+
+    enabled: bool = True
+    """Run this detector."""
+    window_s: float = Field(60.0, gt=0)
+    """Span of the window canary error rates and Triton failure rates are taken over."""
+    min_samples: int = Field(3, ge=1)
+    """Canaries the window needs before an error rate is judged."""
+    max_error_rate: float = Field(0.5, gt=0, le=1)
+    """Canary error rate at or above this is an ``error_burst``."""
+    max_failure_ratio: float = Field(0.05, gt=0, le=1)
+    """Triton failures / requests over the window at or above this is an ``error_burst``."""
+    min_requests: float = Field(20.0, ge=1)
+    """Requests the window needs before Triton's failure ratio is judged."""
+    min_duration_s: float = Field(10.0, ge=0)
+    """An error burst must hold this long before a finding."""
+    clear_duration_s: float = Field(60.0, ge=0)
+    """Error rates must stay under half their threshold this long to clear."""
+    unhealthy_samples: int = Field(3, ge=1)
+    """Consecutive health samples not live/ready (or unreadable) for ``server_unhealthy``,
+    and not model-ready for ``model_not_ready``."""
+    healthy_samples: int = Field(3, ge=1)
+    """Consecutive good samples that clear them."""
+    gpu_back_samples: int = Field(3, ge=1)
+    """Consecutive NVML samples of a lost GPU that clear ``gpu_lost``."""
+    xid_clear_after_s: float = Field(3600.0, gt=0)
+    """``xid_hardware`` clears after this long without another hardware Xid."""
+
+
+class BacklogSettings(Section):
+    """``backlog``: Triton's pending requests and the queue's share of request time."""
+
+    enabled: bool = True
+    """Run this detector."""
+    window_s: float = Field(60.0, gt=0)
+    """Span over which pending requests (median) and queue share (counter deltas) are taken."""
+    min_samples: int = Field(3, ge=1)
+    """Health samples the window needs."""
+    max_pending: float = Field(16.0, gt=0)
+    """Median pending requests at or above this is a backlog."""
+    max_queue_share: float = Field(0.5, gt=0, le=1)
+    """Queue time / request time over the window at or above this is a backlog ..."""
+    min_pending_for_share: float = Field(1.0, ge=0)
+    """... when at least this many requests are pending (median)."""
+    min_duration_s: float = Field(60.0, ge=0)
+    """The backlog must hold this long before a finding."""
+    clear_duration_s: float = Field(60.0, ge=0)
+    """Both measures must stay under half their threshold this long to clear."""
+
+
 class DetectorSettings(Section):
     """Thresholds of every detector; each has a documented default."""
+
+    latency: LatencySettings = LatencySettings()
+    memory: MemorySettings = MemorySettings()
+    thermal: ThermalSettings = ThermalSettings()
+    accuracy: AccuracySettings = AccuracySettings()
+    errors: ErrorSettings = ErrorSettings()
+    backlog: BacklogSettings = BacklogSettings()

@@ -1,0 +1,290 @@
+"""Errors and health: ``error_burst``, ``server_unhealthy``, ``model_not_ready``,
+``gpu_lost``, ``xid_hardware``.
+
+Severity: ``server_unhealthy``, ``gpu_lost`` and ``xid_hardware`` are critical (nothing is
+served, or the hardware needs a human); ``error_burst`` is critical when every canary
+in the window failed, else warning; ``model_not_ready`` is critical (the model serves
+nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sentinel.detect.base import rnd
+from sentinel.detect.episode import Episodes
+from sentinel.detect.findings import Judgement, Severity, Subject
+from sentinel.detect.settings import ErrorSettings
+from sentinel.detect.windows import CounterRate, RollingWindow
+from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
+
+ERROR_BURST = "error_burst"
+SERVER_UNHEALTHY = "server_unhealthy"
+MODEL_NOT_READY = "model_not_ready"
+GPU_LOST = "gpu_lost"
+XID_HARDWARE = "xid_hardware"
+
+_CANARY_ERRORS = frozenset({"timeout", "unreachable", "server_error", "bad_response"})
+"""Outcomes that count as canary errors (model_not_ready has its own finding)."""
+
+
+@dataclass(slots=True)
+class _Counters:
+    success: CounterRate
+    failure: CounterRate
+
+
+class ErrorDetector:
+    name = "errors"
+    accepts: tuple[type, ...] = (CanaryResult, TritonHealth, GpuEvent, GpuSample)
+
+    def __init__(self, settings: ErrorSettings | None = None) -> None:
+        self.settings = settings or ErrorSettings()
+        self._episodes = Episodes(self.name)
+        self._canary: dict[str, RollingWindow] = {}
+        self._counters: dict[str, _Counters] = {}
+        self._last_xid: dict[str, float] = {}
+        self._rates: dict[str, dict[str, dict[str, Any]]] = {}
+        """Latest error measures per model: 'canary' and 'triton' (counters)."""
+        self._not_ready: dict[str, dict[str, bool]] = {}
+        """Latest not-ready verdict per model and source ('canary', 'triton')."""
+
+    def observe(self, sample: Sample) -> list[Judgement]:
+        if isinstance(sample, CanaryResult):
+            return self._canary_result(sample)
+        if isinstance(sample, TritonHealth):
+            return self._health(sample)
+        if isinstance(sample, GpuEvent):
+            return self._gpu_event(sample)
+        if isinstance(sample, GpuSample):
+            return self._gpu_back(sample)
+        return []
+
+    def tick(self, now: float) -> list[Judgement]:
+        out: list[Judgement] = []
+        for ep in self._episodes.open():
+            if ep.kind != XID_HARDWARE or ep.subject.gpu_uuid is None:
+                continue
+            last = self._last_xid.get(ep.subject.gpu_uuid, now)
+            if now - last >= self.settings.xid_clear_after_s:
+                c = ep.close(now, {"quiet_s": rnd(now - last, 3)})
+                if c is not None:
+                    out.append(c)
+        return out
+
+    # -- canary error rate ---------------------------------------------------------------
+
+    def _canary_result(self, sample: CanaryResult) -> list[Judgement]:
+        s = self.settings
+        out: list[Judgement] = []
+        if sample.outcome in ("ok", "model_not_ready"):
+            state = self._not_ready.setdefault(sample.model, {})
+            state["canary"] = sample.outcome == "model_not_ready"
+            detail = {"source": "canary", "error": sample.error}
+            out.extend(self._judge_not_ready(sample.ts, sample.model, detail))
+        window = self._canary.get(sample.model)
+        if window is None:
+            window = self._canary[sample.model] = RollingWindow(s.window_s, ordered=False)
+        window.add(sample.ts, 1.0 if sample.outcome in _CANARY_ERRORS else 0.0)
+        if len(window) >= s.min_samples:
+            rates = self._rates.setdefault(sample.model, {})
+            rates["canary"] = {
+                "source": "canary",
+                "error_rate": rnd(window.mean(), 4),
+                "threshold": s.max_error_rate,
+                "samples": len(window),
+                "errors": round(window.mean() * len(window)),
+                "window_s": s.window_s,
+                "last_outcome": sample.outcome,
+                "last_error": (sample.error or "")[:500] or None,
+            }
+            out.extend(self._judge_burst(sample.ts, sample.model, sample.version))
+        return out
+
+    def _judge_burst(self, ts: float, model: str, version: str | None) -> list[Judgement]:
+        """One error_burst per model, open while canaries or Triton's counters breach."""
+        s = self.settings
+        rates = self._rates.get(model, {})
+        canary = rates.get("canary")
+        triton = rates.get("triton")
+        canary_rate = canary["error_rate"] if canary else 0.0
+        ratio = triton["failure_ratio"] if triton else 0.0
+        ep = self._episodes.get(
+            ERROR_BURST,
+            Subject(model=model),
+            min_duration_s=s.min_duration_s,
+            clear_duration_s=s.clear_duration_s,
+        )
+        if not ep.is_active and version is not None:
+            ep.subject = Subject(model=model, version=version)
+        j = ep.update(
+            ts,
+            breached=canary_rate >= s.max_error_rate or ratio >= s.max_failure_ratio,
+            recovered=canary_rate < s.max_error_rate / 2 and ratio < s.max_failure_ratio / 2,
+            fire=lambda started, now: self._fire_burst(model, canary, triton, started, now),
+            clear_evidence=lambda: {"canary": canary, "triton": triton},
+        )
+        return [j] if j is not None else []
+
+    def _fire_burst(
+        self,
+        model: str,
+        canary: dict[str, Any] | None,
+        triton: dict[str, Any] | None,
+        started: float,
+        ts: float,
+    ) -> tuple[Severity, str, dict[str, Any]]:
+        s = self.settings
+        parts = []
+        severity = Severity.WARNING
+        if canary and canary["error_rate"] >= s.max_error_rate:
+            parts.append(
+                f"{canary['error_rate']:.0%} of canaries to {model} failed over "
+                f"{s.window_s:.0f} s (last: {canary['last_outcome']})"
+            )
+            if canary["error_rate"] >= 1.0:
+                severity = Severity.CRITICAL
+        if triton and triton["failure_ratio"] >= s.max_failure_ratio:
+            parts.append(
+                f"{triton['failure_ratio']:.1%} of {model} requests failed "
+                f"over {triton['window_s']:.0f} s"
+            )
+        evidence = {
+            "sources": [x["source"] for x in (canary, triton) if x is not None],
+            "canary": canary,
+            "triton": triton,
+            "sustained_s": rnd(ts - started, 3),
+        }
+        return severity, "; ".join(parts), evidence
+
+    # -- server and model health, Triton failure counters ---------------------------------
+
+    def _health(self, h: TritonHealth) -> list[Judgement]:
+        s = self.settings
+        out: list[Judgement] = []
+        up = h.live and h.ready and h.error is None
+        ep = self._episodes.get(
+            SERVER_UNHEALTHY,
+            Subject(),
+            min_samples=s.unhealthy_samples,
+            clear_samples=s.healthy_samples,
+        )
+        j = ep.update(
+            h.ts,
+            breached=not up,
+            recovered=up,
+            fire=lambda started, ts: (
+                Severity.CRITICAL,
+                "Triton server "
+                + ("unreachable" if h.error else "not live" if not h.live else "not ready")
+                + f" for {s.unhealthy_samples} checks"
+                + (f": {h.error}" if h.error else ""),
+                {
+                    "live": h.live,
+                    "ready": h.ready,
+                    "error": h.error,
+                    "samples": s.unhealthy_samples,
+                    "down_s": rnd(ts - started, 3),
+                },
+            ),
+        )
+        if j is not None:
+            out.append(j)
+        if h.model is None:
+            return out
+        if h.model_ready is not None and up:
+            self._not_ready.setdefault(h.model, {})["triton"] = not h.model_ready
+            detail = {"source": "triton", "ready_versions": list(h.model_versions)}
+            out.extend(self._judge_not_ready(h.ts, h.model, detail))
+        out.extend(self._failures(h))
+        return out
+
+    def _judge_not_ready(self, ts: float, model: str, detail: dict[str, Any]) -> list[Judgement]:
+        """One model_not_ready per model, while canaries or Triton say it is not ready."""
+        s = self.settings
+        state = self._not_ready.get(model, {})
+        ep = self._episodes.get(
+            MODEL_NOT_READY,
+            Subject(model=model),
+            min_samples=s.unhealthy_samples,
+            clear_samples=s.healthy_samples,
+        )
+        j = ep.update(
+            ts,
+            breached=any(state.values()),
+            recovered=not any(state.values()),
+            fire=lambda started, now: (
+                Severity.CRITICAL,
+                f"model {model} not ready (seen by {', '.join(k for k, v in state.items() if v)})",
+                {
+                    "not_ready_by": sorted(k for k, v in state.items() if v),
+                    "last": detail,
+                    "samples": s.unhealthy_samples,
+                    "down_s": rnd(now - started, 3),
+                },
+            ),
+        )
+        return [j] if j is not None else []
+
+    def _failures(self, h: TritonHealth) -> list[Judgement]:
+        s = self.settings
+        if h.model is None or h.success_total is None or h.failure_total is None:
+            return []
+        c = self._counters.get(h.model)
+        if c is None:
+            c = self._counters[h.model] = _Counters(
+                CounterRate(s.window_s), CounterRate(s.window_s)
+            )
+        c.success.add(h.ts, h.success_total)
+        c.failure.add(h.ts, h.failure_total)
+        fails = c.failure.delta()
+        total = fails + c.success.delta()
+        ratio = 0.0 if total < s.min_requests else fails / total
+        self._rates.setdefault(h.model, {})["triton"] = {
+            "source": "triton_counters",
+            "failure_ratio": rnd(ratio, 4),
+            "threshold": s.max_failure_ratio,
+            "failures": fails,
+            "requests": total,
+            "window_s": rnd(c.failure.covered_s(), 3),
+            "failures_by_reason": dict(h.failures_by_reason),
+        }
+        return self._judge_burst(h.ts, h.model, None)
+
+    # -- GPU events ------------------------------------------------------------------------
+
+    def _gpu_event(self, e: GpuEvent) -> list[Judgement]:
+        subject = Subject(gpu_uuid=e.uuid)
+        if e.kind == "gpu_lost":
+            ep = self._episodes.get(GPU_LOST, subject)
+            ep.extra["back"] = 0
+            j = ep.open_now(
+                e.ts,
+                Severity.CRITICAL,
+                f"GPU {e.uuid} lost ({e.detail or 'NVML reports it gone'})",
+                {"event": "gpu_lost", "xid": e.xid, "detail": e.detail},
+            )
+            return [j] if j is not None else []
+        if e.kind == "xid" and e.cause == "hardware":
+            self._last_xid[e.uuid] = e.ts
+            ep = self._episodes.get(XID_HARDWARE, subject)
+            j = ep.open_now(
+                e.ts,
+                Severity.CRITICAL,
+                f"hardware Xid {e.xid} on GPU {e.uuid}" + (f": {e.detail}" if e.detail else ""),
+                {"xid": e.xid, "cause": e.cause, "detail": e.detail},
+            )
+            return [j] if j is not None else []
+        return []
+
+    def _gpu_back(self, sample: GpuSample) -> list[Judgement]:
+        ep = self._episodes.get(GPU_LOST, Subject(gpu_uuid=sample.uuid))
+        if not ep.is_open:
+            return []
+        back = int(ep.extra.get("back", 0)) + 1
+        ep.extra["back"] = back
+        if back < self.settings.gpu_back_samples:
+            return []
+        c = ep.close(sample.ts, {"samples_since_back": back})
+        return [c] if c is not None else []

@@ -1,0 +1,169 @@
+"""``latency_spike``: canary latency's short-window quantile against a robust baseline.
+
+Per (model, batch size). The baseline (median and IQR over a long window) learns only
+from samples taken while no breach is pending or open, so a spike cannot raise its own
+bar. Severity: critical when the SLO is breached, warning for a relative spike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sentinel.detect.base import fmt_s, rnd
+from sentinel.detect.episode import Episode
+from sentinel.detect.findings import Judgement, Severity, Subject
+from sentinel.detect.settings import LatencySettings
+from sentinel.detect.windows import RollingWindow
+from sentinel.probes.samples import CanaryResult, Sample
+
+KIND = "latency_spike"
+
+
+@dataclass(slots=True)
+class _Series:
+    short: RollingWindow
+    baseline: RollingWindow
+    episode: Episode
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+class LatencyDetector:
+    name = "latency"
+    accepts: tuple[type, ...] = (CanaryResult,)
+
+    def __init__(self, settings: LatencySettings | None = None) -> None:
+        self.settings = settings or LatencySettings()
+        self._series: dict[tuple[str, int], _Series] = {}
+
+    def observe(self, sample: Sample) -> list[Judgement]:
+        if not isinstance(sample, CanaryResult) or sample.latency_s is None:
+            return []
+        if sample.outcome != "ok" or not math.isfinite(sample.latency_s):
+            return []
+        s = self.settings
+        series = self._get(sample)
+        ep = series.episode
+        if not ep.is_active and ep.subject.version != sample.version:
+            ep.subject = replace(ep.subject, version=sample.version)
+        series.short.add(sample.ts, sample.latency_s)
+        series.baseline.expire(sample.ts)
+        if len(series.short) < s.min_samples:
+            self._learn(series, sample)
+            return []
+        value = series.short.quantile(s.quantile)
+        verdict = self._judge(series, value)
+        series.last = verdict
+        out = ep.update(
+            sample.ts,
+            breached=verdict["breached"],
+            recovered=verdict["recovered"],
+            fire=lambda started, ts: self._fire(series, started, ts),
+            clear_evidence=lambda: self._clear_evidence(series),
+        )
+        self._learn(series, sample)
+        return [out] if out is not None else []
+
+    def tick(self, now: float) -> list[Judgement]:
+        return []
+
+    def _get(self, sample: CanaryResult) -> _Series:
+        key = (sample.model, sample.batch_size)
+        series = self._series.get(key)
+        if series is None:
+            s = self.settings
+            series = _Series(
+                short=RollingWindow(s.short_window_s),
+                baseline=RollingWindow(s.baseline_window_s),
+                episode=Episode(
+                    kind=KIND,
+                    subject=Subject(
+                        model=sample.model, version=sample.version, batch_size=sample.batch_size
+                    ),
+                    detector=self.name,
+                    min_duration_s=s.min_duration_s,
+                    min_samples=1,
+                    clear_duration_s=s.clear_duration_s,
+                    clear_samples=1,
+                ),
+            )
+            self._series[key] = series
+        return series
+
+    def _learn(self, series: _Series, sample: CanaryResult) -> None:
+        if not series.episode.is_active and sample.latency_s is not None:
+            series.baseline.add(sample.ts, sample.latency_s)
+
+    def _judge(self, series: _Series, value: float) -> dict[str, Any]:
+        s = self.settings
+        verdict: dict[str, Any] = {"value": value, "rule": None}
+        base_ok = len(series.baseline) >= s.baseline_min_samples
+        rel_thr = clear_rel = math.inf
+        median = sigma = math.nan
+        if base_ok:
+            median = series.baseline.median()
+            sigma = series.baseline.robust_sigma()
+            rel_thr = max(median * s.ratio, median + s.k_sigma * sigma, median + s.min_increase_s)
+            clear_rel = median + s.clear_fraction * (rel_thr - median)
+        slo_thr = clear_slo = math.inf
+        if s.slo_s is not None:
+            slo_thr = s.slo_s
+            floor = median if base_ok and median < s.slo_s else 0.0
+            clear_slo = floor + s.clear_fraction * (s.slo_s - floor)
+        if value > slo_thr:
+            verdict["rule"] = "slo"
+        elif value > rel_thr:
+            verdict["rule"] = "baseline"
+        verdict.update(
+            breached=verdict["rule"] is not None,
+            recovered=value <= min(clear_rel, clear_slo),
+            baseline_median=median,
+            baseline_sigma=sigma,
+            threshold=min(rel_thr, slo_thr),
+            clear_level=min(clear_rel, clear_slo),
+        )
+        return verdict
+
+    def _fire(
+        self, series: _Series, started: float, ts: float
+    ) -> tuple[Severity, str, dict[str, Any]]:
+        s = self.settings
+        v = series.last
+        q = f"p{s.quantile * 100:g}"
+        severity = Severity.CRITICAL if v["rule"] == "slo" else Severity.WARNING
+        if v["rule"] == "slo":
+            bar = f"SLO {fmt_s(v['threshold'])}"
+        else:
+            bar = f"{fmt_s(v['threshold'])} (baseline median {fmt_s(v['baseline_median'])})"
+        summary = f"{q} latency {fmt_s(v['value'])} > {bar} for {ts - started:.0f} s"
+        evidence = {
+            "quantile": s.quantile,
+            "value_s": rnd(v["value"]),
+            "threshold_s": rnd(v["threshold"]),
+            "rule": v["rule"],
+            "baseline_median_s": _num(v["baseline_median"]),
+            "baseline_sigma_s": _num(v["baseline_sigma"]),
+            "baseline_samples": len(series.baseline),
+            "slo_s": s.slo_s,
+            "ratio": s.ratio,
+            "k_sigma": s.k_sigma,
+            "short_window_s": s.short_window_s,
+            "baseline_window_s": s.baseline_window_s,
+            "samples": len(series.short),
+            "min_duration_s": s.min_duration_s,
+            "sustained_s": rnd(ts - started, 3),
+        }
+        return severity, summary, evidence
+
+    def _clear_evidence(self, series: _Series) -> dict[str, Any]:
+        v = series.last
+        return {
+            "value_s": rnd(v["value"]),
+            "clear_level_s": _num(v["clear_level"]),
+            "samples": len(series.short),
+        }
+
+
+def _num(x: float) -> float | None:
+    return rnd(x) if math.isfinite(x) else None
