@@ -1,16 +1,169 @@
-"""`sentinel record` (not built yet)."""
+"""`sentinel record --out FILE.jsonl [--duration 60s] [--config FILE]`.
+
+Records GPU samples and Xid events (and canary results and Triton health when
+the config has canaries / a Triton server and those probes are built) as JSON
+lines, the format in docs/recording-format.md. Without NVML it records what
+it can and says the GPU is unavailable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import re
+import signal
 import sys
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TextIO
+
+from sentinel.clock import Clock, SystemClock
+from sentinel.config import Config, load_config
+from sentinel.probes.gpu import GpuSampler, GpuSelectionError
+from sentinel.probes.nvml import NvmlUnavailable, load_nvml
+from sentinel.probes.recording import RecordingWriter
+from sentinel.probes.samples import GpuEvent, Sample
+from sentinel.probes.xid import XidWatcher
+from sentinel.yamlsource import InvalidFile
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+Probe = Coroutine[Any, Any, Any]
+
+
+def parse_duration(text: str) -> float:
+    """'60s', '2m', '1.5h' or plain seconds, as seconds (> 0)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if m is None or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 60s, 2m, 1h)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("record", help="(not built yet)")
+    p = sub.add_parser("record", help="record GPU samples, Xid events, canaries to JSON lines")
+    p.add_argument("--out", required=True, help="the recording to write (JSON lines)")
+    p.add_argument("--duration", type=parse_duration, default=60.0, help="e.g. 60s, 5m (60s)")
+    p.add_argument("--config", help="config file: gpu.*, canaries, triton")
+    p.add_argument("--interval", type=float, help="seconds between GPU samples (gpu.interval_s)")
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    print("sentinel record: not built yet", file=sys.stderr)
-    return 1
+    try:
+        config = load_config(args.config)
+    except InvalidFile as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    if args.interval is not None:
+        if args.interval <= 0:
+            print("sentinel record: --interval must be > 0", file=sys.stderr)
+            return 2
+        config = config.model_copy(
+            update={"gpu": config.gpu.model_copy(update={"interval_s": args.interval})}
+        )
+    try:
+        fh = Path(args.out).open("w", encoding="utf-8")  # noqa: SIM115 -- closed below
+    except OSError as exc:
+        print(f"sentinel record: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with fh:
+        return asyncio.run(record(config, RecordingWriter(fh), args.duration, SystemClock()))
+
+
+async def record(
+    config: Config,
+    writer: RecordingWriter,
+    duration_s: float,
+    clock: Clock,
+    *,
+    nvml_loader: Callable[[], Any] = load_nvml,
+    err: TextIO | None = None,
+) -> int:
+    """Record for ``duration_s`` (or until SIGINT/SIGTERM); the exit code."""
+    err = err or sys.stderr
+    counts: Counter[str] = Counter()
+
+    async def sink(sample: Sample) -> None:
+        writer.write(sample)
+        counts[sample.TYPE] += 1
+
+    probes: list[Probe] = []
+    sampler = None
+    watcher = None
+    if config.gpu.source == "off":
+        print("sentinel record: gpu.source is off; not recording GPUs", file=err)
+    else:
+        try:
+            nvml = nvml_loader()
+            sampler = GpuSampler(nvml, config.gpu, clock)
+            sampler.open()
+        except NvmlUnavailable as exc:
+            print(f"sentinel record: GPU unavailable: {exc}; recording the rest", file=err)
+            await sink(GpuEvent(ts=clock.now(), uuid="", kind="nvml_unavailable", detail=str(exc)))
+            sampler = None
+        except GpuSelectionError as exc:
+            print(f"sentinel record: {exc}", file=err)
+            return 2
+    if sampler is not None:
+        probes.append(sampler.run(sink))
+        print(f"sentinel record: sampling GPUs {sampler.gpus}", file=err)
+        if config.gpu.xid_events:
+            watcher = XidWatcher(nvml, [u for _, u in sampler.gpus if u], clock)
+            probes.append(watcher.run(sink))
+    probes.extend(_other_probes(config, clock, sink, err))
+    if not probes:
+        print("sentinel record: nothing to record (no GPU, no canaries)", file=err)
+        return 3
+    await _run_for(probes, duration_s, clock)
+    if watcher is not None:
+        print(f"sentinel record: {watcher.status}", file=err)
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing"
+    print(f"sentinel record: wrote {writer.count} records ({summary})", file=err)
+    if sampler is not None and sampler.ticks:
+        mean_ms = 1000.0 * sampler.tick_seconds_total / sampler.ticks
+        print(
+            f"sentinel record: {sampler.ticks} GPU ticks, mean {mean_ms:.2f} ms,"
+            f" max {1000.0 * sampler.tick_seconds_max:.2f} ms per tick",
+            file=err,
+        )
+    return 0
+
+
+def _other_probes(
+    config: Config, clock: Clock, sink: Callable[[Sample], Any], err: TextIO
+) -> list[Probe]:
+    """Canary and Triton-health probes, when the config names them and they are built."""
+    if not config.canaries:
+        return []
+    print(
+        "sentinel record: canaries are configured but not recorded yet"
+        " (canary/triton probes not wired into record)",
+        file=err,
+    )
+    return []
+
+
+async def _run_for(probes: list[Probe], duration_s: float, clock: Clock) -> None:
+    """Run the probes until the duration passes or SIGINT/SIGTERM, then cancel them."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(p) for p in probes]
+    timer = asyncio.create_task(clock.sleep(duration_s))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([timer, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (*tasks, timer, stopper):
+            t.cancel()
+        results = await asyncio.gather(*tasks, timer, stopper, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    for r in results:
+        if isinstance(r, Exception):
+            print(f"sentinel record: a probe failed: {type(r).__name__}: {r}", file=sys.stderr)

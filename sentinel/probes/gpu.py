@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,10 @@ class GpuSampler:
         self._errors_seen: set[tuple[str, str, str]] = set()
         self._events: list[GpuEvent] = []
         self._pending: list[GpuEvent] = []
+        self.ticks = 0
+        """Ticks run so far (for the cost figures `sentinel record` prints)."""
+        self.tick_seconds_total = 0.0
+        self.tick_seconds_max = 0.0
 
     @property
     def gpus(self) -> list[tuple[int, str]]:
@@ -178,6 +183,16 @@ class GpuSampler:
 
     def tick_sync(self) -> list[Sample]:
         """The blocking tick (what :meth:`tick` runs in a thread)."""
+        started = time.perf_counter()
+        try:
+            return self._tick()
+        finally:
+            spent = time.perf_counter() - started  # real cost, whatever the injected clock
+            self.ticks += 1
+            self.tick_seconds_total += spent
+            self.tick_seconds_max = max(self.tick_seconds_max, spent)
+
+    def _tick(self) -> list[Sample]:
         out: list[Sample] = []
         try:
             if not self._opened or not self._nvml_ok:
