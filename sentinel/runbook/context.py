@@ -1,0 +1,92 @@
+"""The data playbook templates see: incident, subject, evidence, GPU and
+Triton facts, the model's live config, parameters and earlier steps."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sentinel.incidents.model import Incident
+from sentinel.ports import Facts
+from sentinel.probes.samples import GpuSample, TritonHealth
+from sentinel.runbook.actions.basic import gpu_facts
+
+_NO_GPU = gpu_facts(GpuSample(ts=0.0, index=-1, uuid=""), [])
+_NO_TRITON = dataclasses.asdict(TritonHealth(ts=0.0, live=False, ready=False))
+
+
+def incident_data(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "key": incident.key,
+        "kind": incident.kind,
+        "severity": str(incident.severity),
+        "status": str(incident.status),
+        "summary": incident.summary,
+        "started_at": incident.started_at,
+        "detected_at": incident.detected_at,
+        "updated_at": incident.updated_at,
+        "evidence": incident.evidence,
+    }
+
+
+def subject_data(incident: Incident) -> dict[str, Any]:
+    return dataclasses.asdict(incident.subject)
+
+
+def build_context(
+    *,
+    incident: Incident,
+    target: dict[str, str],
+    params: dict[str, str],
+    facts: Facts | None,
+    server_names: list[str],
+    config: dict[str, Any],
+    now: float,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """Template context at the start of a run (``steps`` fills in as it goes)."""
+    gpus: list[dict[str, Any]] = []
+    triton = dict(_NO_TRITON)
+    if facts is not None:
+        gpus = [gpu_facts(g, server_names) for g in facts.gpus()]
+        health = facts.triton()
+        if health is not None:
+            triton = dataclasses.asdict(health)
+    wanted = incident.subject.gpu_uuid
+    gpu = next((g for g in gpus if g["uuid"] == wanted), gpus[0] if gpus else dict(_NO_GPU))
+    return {
+        "incident": incident_data(incident),
+        "subject": subject_data(incident),
+        "evidence": incident.evidence,
+        "target": target,
+        "params": params,
+        "gpus": gpus,
+        "gpu": gpu,
+        "triton": triton,
+        "config": config,
+        "steps": {},
+        "now": now,
+        "dry_run": dry_run,
+    }
+
+
+def synthetic_incident(pod: str, target: dict[str, str], kind: str, now: float) -> Incident:
+    """An incident-shaped record for runs and pages not tied to a detected incident."""
+    from sentinel.detect.findings import Severity, Subject
+    from sentinel.incidents.model import IncidentStatus
+
+    model = target.get("model")
+    subject = Subject(model=model, version=target.get("version") or None)
+    return Incident(
+        id=f"{kind}:{pod}/{model or '*'}",
+        key=f"{pod}/{subject.key()}/{kind}",
+        kind=kind,
+        severity=Severity.WARNING,
+        subject=subject,
+        status=IncidentStatus.FIRING,
+        summary=f"{kind} on {model or pod}",
+        started_at=now,
+        detected_at=now,
+        updated_at=now,
+    )

@@ -1,0 +1,217 @@
+"""The runbook engine: matches incident changes to playbooks and runs them.
+
+``handle(change)`` is the daemon pipeline's hook (``pipeline.Actor``): it
+returns at once and runs playbooks as background tasks, so a two-minute
+verification never stalls observation. ``start()`` recovers runs a crash
+left behind and starts the lease keeper; ``stop()`` cancels what is running
+(those runs are marked interrupted at the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import structlog
+
+from sentinel.clock import Clock
+from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.notify.events import IncidentChanged, Teller
+from sentinel.ports import CanaryRunner, Facts, TritonControl
+from sentinel.runbook.context import synthetic_incident
+from sentinel.runbook.executor import Executor, Ports, RunRequest, RunResult
+from sentinel.runbook.guards import AllowAll, FleetGuard, IncidentMarker, trigger_matches
+from sentinel.runbook.history import History
+from sentinel.runbook.leases import LeaseKeeper
+from sentinel.runbook.schema import LoadedPlaybook, load_dirs
+from sentinel.runbook.settings import RunbookSettings
+from sentinel.yamlsource import Problem
+
+log = structlog.get_logger(__name__)
+
+# Statuses of a run that guards stopped before it acted (the next playbook may try).
+_NOT_ACTED = {"skipped"}
+_TRIGGERING = {"opened", "escalated", "reopened", "renotify"}
+
+
+class UnknownPlaybook(KeyError):
+    """No playbook by that name is loaded."""
+
+
+class Engine:
+    """Decides what to run for each incident change; owns the executor and leases."""
+
+    def __init__(
+        self,
+        *,
+        settings: RunbookSettings,
+        conn: sqlite3.Connection,
+        clock: Clock,
+        playbooks: dict[str, LoadedPlaybook] | None = None,
+        triton: TritonControl | None = None,
+        canary: CanaryRunner | None = None,
+        facts: Facts | None = None,
+        teller: Teller | None = None,
+        incidents: IncidentMarker | None = None,
+        fleet: FleetGuard | None = None,
+        pod: str = "",
+        dry_run: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.history = History(conn)
+        self.ports = Ports(
+            clock=clock,
+            settings=settings,
+            history=self.history,
+            triton=triton,
+            canary=canary,
+            facts=facts,
+            teller=teller,
+            incidents=incidents,
+            fleet=fleet or AllowAll(),
+            pod=pod,
+        )
+        self.executor = Executor(self.ports, global_dry_run=dry_run)
+        self.leases = LeaseKeeper(self.ports, self.model_unhealthy)
+        self.problems: list[Problem] = []
+        self.playbooks: dict[str, LoadedPlaybook] = {}
+        if playbooks is None:
+            self.reload()
+        else:
+            self.playbooks = dict(playbooks)
+        self._open: dict[str, Incident] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ----------------------------------------------------------
+    def reload(self) -> list[Problem]:
+        """Re-read the playbook folders; bad files are reported and left out."""
+        found, problems = load_dirs(list(self.settings.dirs))
+        self.playbooks, self.problems = found, problems
+        for p in problems:
+            log.error("playbook_invalid", problem=str(p))
+        return problems
+
+    def recover(self) -> list[str]:
+        """Mark runs a dead process left 'running' as interrupted (never re-run them)."""
+        ids = self.history.recover(self.ports.clock.now())
+        for run_id in ids:
+            log.warning("run_interrupted", run_id=run_id)
+        return ids
+
+    async def start(self) -> None:
+        self.recover()
+        self.leases.start()
+
+    async def stop(self) -> None:
+        await self.leases.stop()
+        tasks, self._tasks = list(self._tasks), set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until every run and ``for:`` timer started so far is done (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- automatic ----------------------------------------------------------
+    async def handle(self, change: IncidentChanged) -> None:
+        """The pipeline hook: note the change and schedule any playbook it triggers."""
+        incident = change.incident
+        model = incident.subject.model or ""
+        if incident.status == IncidentStatus.RESOLVED:
+            self._open.pop(incident.id, None)
+            return
+        self._open[incident.id] = incident
+        if change.change not in _TRIGGERING:
+            return
+        if model:
+            await self.leases.fault(model)
+        if self.settings.enabled:
+            self._spawn(self._consider_later(incident.id))
+
+    def model_unhealthy(self, model: str) -> bool:
+        """An incident is open on this model (the leases' health signal)."""
+        return any(i.subject.model == model for i in self._open.values())
+
+    def matching(self, incident: Incident) -> list[tuple[LoadedPlaybook, float]]:
+        """Playbooks whose triggers match, with the longest ``for:`` each needs."""
+        out = []
+        for name in sorted(self.playbooks):
+            lp = self.playbooks[name]
+            hits = [t for t in lp.playbook.triggers if trigger_matches(t, incident)]
+            if hits and lp.playbook.mode != "disabled":
+                out.append((lp, min(t.for_ for t in hits)))
+        return out
+
+    async def consider(self, incident: Incident) -> list[RunResult]:
+        """Run the first matching playbook that the guards let act (now, ``for:`` met)."""
+        results: list[RunResult] = []
+        for lp, _ in self.matching(incident):
+            result = await self.executor.execute(
+                RunRequest(lp, incident, _target_of(incident), actor="automatic")
+            )
+            results.append(result)
+            if result.status not in _NOT_ACTED:
+                break
+        return results
+
+    async def _consider_later(self, incident_id: str) -> list[RunResult]:
+        incident = self._open.get(incident_id)
+        if incident is None:
+            return []
+        matched = self.matching(incident)
+        if not matched:
+            return []
+        wait = max(0.0, min(f for _, f in matched) - (self.ports.clock.now() - incident.started_at))
+        if wait > 0:
+            await self.ports.clock.sleep(wait)
+        latest = self._open.get(incident_id)
+        if latest is None:
+            log.info("trigger_dropped", incident=incident_id, reason="cleared before for: elapsed")
+            return []
+        return await self.consider(latest)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("runbook_task_failed", error=repr(task.exception()))
+
+    # -- manual -------------------------------------------------------------
+    async def run_manual(
+        self,
+        name: str,
+        target: dict[str, str],
+        params: dict[str, str] | None = None,
+        dry_run: bool = False,
+        actor: str = "manual",
+        incident: Incident | None = None,
+    ) -> RunResult:
+        """Run a playbook by hand (CLI/API): locks, cooldown, budget and breaker apply."""
+        lp = self.playbooks.get(name)
+        if lp is None:
+            raise UnknownPlaybook(name)
+        if incident is None:
+            incident = synthetic_incident(self.ports.pod, target, "manual", self.ports.clock.now())
+        # a person asked: freshness does not apply; everything else does
+        req = RunRequest(lp, incident, target, params or {}, actor, dry_run, manual=True)
+        return await self.executor.execute(req)
+
+    def reset_breaker(self, actor: str) -> None:
+        self.history.reset_breaker(actor, self.ports.clock.now())
+        log.warning("breaker_reset", actor=actor)
+
+
+def _target_of(incident: Incident) -> dict[str, str]:
+    target: dict[str, str] = {}
+    if incident.subject.model:
+        target["model"] = incident.subject.model
+    if incident.subject.version:
+        target["version"] = incident.subject.version
+    return target

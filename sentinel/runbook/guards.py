@@ -1,0 +1,90 @@
+"""Protocols the executor's guards consult, and the pure checks they make.
+
+The executor (engine.py) is the one place that calls these; playbooks only
+declare parameters (cooldown, budget, blocked_if).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sentinel.detect.findings import Severity
+from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.runbook.schema import Gate, Trigger
+from sentinel.runbook.templating import TemplateFailure, condition
+
+
+class FleetGuard(Protocol):
+    """Asked before a disruptive action (restart, eviction) anywhere in the fleet.
+
+    A Kubernetes-Lease-backed implementation lives in ``sentinel/fleet.py``;
+    False means "too many replicas are being disrupted now": page instead.
+    """
+
+    async def acquire(self, action: str, target: str) -> bool: ...
+
+
+class AllowAll:
+    """The local default fleet guard: a single pod has no fleet to protect."""
+
+    async def acquire(self, action: str, target: str) -> bool:
+        return True
+
+
+class IncidentMarker(Protocol):
+    """What the runbook needs of the incident manager."""
+
+    async def mark_mitigating(self, incident_id: str, run_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A guard's decision to stop a run: status for the record, why, and whether to page."""
+
+    status: str
+    reason: str
+    page: bool = False
+
+
+def trigger_matches(trigger: Trigger, incident: Incident) -> bool:
+    """Kind, severity and subject globs (the ``for:`` and age checks come later)."""
+    if incident.kind not in trigger.kinds:
+        return False
+    if Severity(incident.severity).rank < trigger.min_severity.rank:
+        return False
+    subject = {
+        "model": incident.subject.model,
+        "version": incident.subject.version,
+        "batch_size": incident.subject.batch_size,
+        "gpu_uuid": incident.subject.gpu_uuid,
+    }
+    for field, pattern in trigger.subject.items():
+        value = subject.get(field)
+        if value is None or not fnmatch.fnmatchcase(str(value), pattern):
+            return False
+    return True
+
+
+def freshness(incident: Incident, now: float, max_age: float) -> Verdict | None:
+    """Never act on a cleared incident or on one whose evidence is too old."""
+    if incident.status == IncidentStatus.RESOLVED:
+        return Verdict("skipped", f"incident {incident.key} has cleared")
+    latest = max(incident.detected_at, incident.updated_at)
+    age = now - latest
+    if age > max_age:
+        return Verdict("skipped", f"finding is {age:.0f} s old (max {max_age:.0f} s): stale")
+    return None
+
+
+def first_gate(gates: list[Gate], context: Mapping[str, Any]) -> Verdict | None:
+    """The first cause-aware gate that holds; an unreadable gate blocks (do no harm)."""
+    for gate in gates:
+        try:
+            if condition(gate.when, context):
+                return Verdict("blocked", f"{gate.reason} ({gate.when})", page=True)
+        except TemplateFailure as exc:
+            return Verdict("blocked", f"{gate.reason}: gate could not be checked: {exc}", True)
+    return None

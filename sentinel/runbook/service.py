@@ -1,0 +1,57 @@
+"""The control API's view of the runbook (``sentinel/api.py`` calls this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentinel.runbook.engine import Engine, UnknownPlaybook
+
+
+class PlaybookService:
+    """Manual runs, history, the breaker and the playbook list, over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def run(
+        self,
+        name: str,
+        target: dict[str, str],
+        params: dict[str, str],
+        dry_run: bool,
+        actor: str,
+    ) -> dict[str, Any]:
+        """Run a playbook now; raises KeyError (UnknownPlaybook) for an unknown name."""
+        if name not in self.engine.playbooks:
+            raise UnknownPlaybook(name)
+        result = await self.engine.run_manual(name, target, params, dry_run, actor)
+        return result.as_dict()
+
+    def runs(self, limit: int) -> list[dict[str, Any]]:
+        """Latest runs first, each with its steps."""
+        return self.engine.history.runs(limit)
+
+    def reset_breaker(self, actor: str) -> None:
+        self.engine.reset_breaker(actor)
+
+    def breaker(self) -> dict[str, Any]:
+        return self.engine.history.breaker()
+
+    def list(self) -> list[dict[str, Any]]:
+        """Loaded playbooks: name, description, mode, triggers, file and hash."""
+        out = []
+        for name in sorted(self.engine.playbooks):
+            lp = self.engine.playbooks[name]
+            pb = lp.playbook
+            out.append(
+                {
+                    "name": name,
+                    "description": pb.description,
+                    "mode": pb.mode,
+                    "triggers": sorted({k for t in pb.triggers for k in t.kinds}),
+                    "steps": [s.name for s in pb.steps],
+                    "path": lp.path,
+                    "sha256": lp.sha256,
+                }
+            )
+        return out
