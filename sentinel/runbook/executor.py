@@ -256,7 +256,7 @@ class Executor:
         if not failure:
             failure = _unverified(ctx)
         if not failure:
-            return "succeeded", _summary(ctx)
+            return _outcome(ctx)
         for step in pb.on_failure:
             try:
                 await self._step(req, run_id, ctx, step, "on_failure", dry)
@@ -340,7 +340,7 @@ class Executor:
             h.finish_step(step_id, "failed", now(), reason=str(exc))
             await self._tell(req, run_id, step.name, "failed", str(exc), {}, dry)
             return False
-        state.update(status="succeeded", output=output)
+        state.update(status="succeeded", output=output, paged=step.action == "pagerduty.trigger")
         h.finish_step(step_id, "succeeded", now(), output, attempts=attempts)
         await self._tell(req, run_id, step.name, "succeeded", f"{step.action} done", output, dry)
         if step.verify is None:
@@ -548,7 +548,7 @@ class Executor:
         verdict: Verdict,
         dry: bool,
     ) -> bool:
-        state.update(status="blocked", verified=False, blocked=verdict.reason)
+        state.update(status="blocked", blocked=verdict.reason)
         self.p.history.start_step(
             run_id,
             phase,
@@ -643,6 +643,16 @@ def _unverified(ctx: dict[str, Any]) -> str:
     return ""
 
 
-def _summary(ctx: dict[str, Any]) -> str:
-    verified = [n for n, s in ctx["steps"].items() if s.get("verified")]
-    return f"verified: {', '.join(verified)}" if verified else "all steps done"
+def _outcome(ctx: dict[str, Any]) -> tuple[str, str]:
+    """succeeded (a fix verified, or nothing needed verifying), blocked, or paged."""
+    steps = ctx["steps"]
+    verified = [n for n, s in steps.items() if s.get("verified")]
+    if verified:
+        return "succeeded", f"verified: {', '.join(verified)}"
+    blocked = [f"{n}: {s['blocked']}" for n, s in steps.items() if s["status"] == "blocked"]
+    if blocked:
+        return "blocked", "; ".join(blocked)
+    paged = [n for n, s in steps.items() if s["status"] == "succeeded" and s.get("paged")]
+    if paged:
+        return "paged", f"a human was paged ({', '.join(paged)})"
+    return "succeeded", "all steps done"
