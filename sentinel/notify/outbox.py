@@ -397,9 +397,11 @@ class Dispatcher:
         """Graceful: the current send finishes and is marked; then the task ends."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox_dispatcher_failed", error=str(task.exception()))
         for n in self.notifiers.values():
             with contextlib.suppress(Exception):
                 await n.aclose()

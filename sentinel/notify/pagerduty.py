@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import sqlite3
+import ssl
 from typing import Any
 
 import pagerduty
@@ -45,7 +47,7 @@ class PagerDutyNotifier:
         self._policy = policy or PagingPolicy()
         kw: dict[str, Any] = {}
         if settings.ca_file is not None:
-            kw["verify"] = str(settings.ca_file)
+            kw["verify"] = ssl.create_default_context(cafile=str(settings.ca_file))
         self._client = pagerduty.EventsApiV2Client(key, base_url=settings.base_url, **kw)
         # one attempt per call: a positive retry count with max_http_attempts < 0 returns
         # the response at once (429 would otherwise retry forever with blocking sleeps)
@@ -53,6 +55,9 @@ class PagerDutyNotifier:
         self._client.max_http_attempts = -1
         self._client.max_network_attempts = 0
         self._client.timeout = max(1, round(settings.timeout_s))
+        # the client logs each non-2xx as an error; the outbox logs the retry decision itself
+        self._client.log = logging.getLogger("sentinel.notify.pagerduty.client")
+        self._client.log.setLevel(logging.CRITICAL)
 
     # -- planning ---------------------------------------------------------------
 

@@ -146,10 +146,11 @@ class SlackNotifier:
         if inc is None:
             return [Message("post", {"text": reply_text(notice)}, None, key)]
         out: list[Message] = []
-        if not history.queued(NAME, inc.id, "root"):
+        opened = isinstance(notice, IncidentChanged) and notice.change == "opened"
+        if opened or not history.queued(NAME, inc.id, "root"):
             text, blocks = root_blocks(inc)
             out.append(Message("root", {"text": text, "blocks": blocks}, inc.id, f"{inc.id}/root"))
-            if isinstance(notice, IncidentChanged) and notice.change == "opened":
+            if opened:  # the root message is the news
                 return out
         broadcast = isinstance(notice, IncidentChanged) and notice.change == "resolved"
         out.append(
