@@ -90,6 +90,8 @@ def root_blocks(inc: Incident) -> tuple[str, list[dict[str, Any]]]:
         },
     ]
     text = f"[{state}] {inc.severity.value} {inc.kind} on {inc.key}: {inc.summary}"
+    if inc.muted and inc.open:
+        text += f" (muted{muted_note_for(inc)}: no page)"
     return text, blocks
 
 
