@@ -1,0 +1,368 @@
+"""The control API: health, status, incidents, runs, silences, manual playbook runs,
+breaker reset and the Alertmanager webhook (aiohttp, JSON).
+
+Read endpoints are open (bind to localhost by default). Acting endpoints need
+``Authorization: Bearer <token>`` (compared in constant time): missing -> 401,
+wrong -> 403, and with no token configured they refuse with 403 saying so.
+Every request to an acting endpoint is audited with its actor (the optional
+``X-Sentinel-Actor`` header, else ``api``) and outcome; tokens are never
+logged or recorded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from sentinel.audit import audit
+from sentinel.clock import Clock
+from sentinel.incidents.silences import SilenceError, SilenceStore
+from sentinel.incidents.store import IncidentStore
+from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
+
+log = structlog.get_logger(__name__)
+
+
+class PlaybookService(Protocol):
+    """What the API needs of the runbook stage (implemented by the playbook engine)."""
+
+    async def run(
+        self,
+        name: str,
+        target: dict[str, str],
+        params: dict[str, str],
+        dry_run: bool,
+        actor: str,
+    ) -> dict[str, Any]:
+        """Run (or dry-run) a playbook now; KeyError for an unknown name, ValueError for bad
+        target/params; returns the run's record (id, status, steps...)."""
+        ...
+
+    def runs(self, limit: int) -> list[dict[str, Any]]:
+        """Recent runs, newest first."""
+        ...
+
+    def reset_breaker(self, actor: str) -> None:
+        """Close the fleet circuit breaker."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]:
+        """The loaded playbooks (name, description, triggers...)."""
+        ...
+
+
+AlertSink = Callable[[list[ExternalAlert]], Awaitable[None]]
+"""Where Alertmanager webhook alerts go (the daemon turns them into findings/triggers)."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_ACTOR = re.compile(r"^[\w.@:+-]{1,64}$")
+
+
+def build_app(
+    *,
+    conn: sqlite3.Connection,
+    token: str | None,
+    clock: Clock,
+    playbooks: PlaybookService | None = None,
+    on_alerts: AlertSink | None = None,
+    status: Callable[[], dict[str, Any]] | None = None,
+    ready: Callable[[], bool] | None = None,
+) -> web.Application:
+    """The aiohttp application; every dependency is an argument (None: that part is off)."""
+    api = _Api(conn, token, clock, playbooks, on_alerts, status, ready)
+    app = web.Application(client_max_size=1024**2)
+    r = app.router
+    r.add_get("/healthz", api.healthz)
+    r.add_get("/readyz", api.readyz)
+    r.add_get("/v1/status", api.status)
+    r.add_get("/v1/incidents", api.incidents)
+    r.add_get("/v1/incidents/{id}", api.incident)
+    r.add_get("/v1/runs", api.runs)
+    r.add_get("/v1/playbooks", api.playbook_list)
+    r.add_get("/v1/silences", api.silences)
+    r.add_post("/v1/silences", api.acting("silence.add", api.silence_add))
+    r.add_delete("/v1/silences/{id}", api.acting("silence.expire", api.silence_expire))
+    r.add_post("/v1/playbooks/{name}/run", api.acting("playbook.run", api.playbook_run))
+    r.add_post("/v1/breaker/reset", api.acting("breaker.reset", api.breaker_reset))
+    r.add_post("/v1/alertmanager", api.acting("alertmanager.webhook", api.alertmanager))
+    return app
+
+
+async def start_api(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (``await runner.cleanup()`` to stop) and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, bind, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return runner, (sockets[0].getsockname()[1] if sockets else port)
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (empty body: {}); HTTPBadRequest otherwise."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text='{"error": "body is not valid JSON"}', content_type="application/json"
+        ) from exc
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text='{"error": "body must be a JSON object"}', content_type="application/json"
+        )
+    return body
+
+
+def _str_map(value: Any, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{field}: must be an object of strings")
+    return {k: str(v) for k, v in value.items()}
+
+
+class _Api:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        token: str | None,
+        clock: Clock,
+        playbooks: PlaybookService | None,
+        on_alerts: AlertSink | None,
+        status: Callable[[], dict[str, Any]] | None,
+        ready: Callable[[], bool] | None,
+    ) -> None:
+        self._conn = conn
+        self._token = token or None
+        self._clock = clock
+        self._playbooks = playbooks
+        self._on_alerts = on_alerts
+        self._status = status
+        self._ready = ready
+        self._incidents = IncidentStore(conn)
+        self._silences = SilenceStore(conn)
+
+    # -- auth and audit -----------------------------------------------------------
+
+    def _check(self, request: web.Request) -> tuple[int, str] | None:
+        """None if authorised, else (status, why)."""
+        if self._token is None:
+            return 403, "no API token is configured: acting endpoints are disabled"
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return 401, "missing bearer token"
+        if not hmac.compare_digest(given.strip().encode(), self._token.encode()):
+            return 403, "wrong bearer token"
+        return None
+
+    def acting(self, action: str, handler: Handler) -> Handler:
+        """Wrap an acting endpoint: authenticate, then audit the attempt and its outcome."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            claimed = request.headers.get("X-Sentinel-Actor", "api")
+            actor = claimed if _ACTOR.match(claimed) else "api"
+            target = request.match_info.get("name") or request.match_info.get("id") or ""
+            details = {"method": request.method, "path": request.path, "remote": request.remote}
+            refused = self._check(request)
+            if refused is not None:
+                status, why = refused
+                who = f"unauthenticated@{request.remote}"
+                audit(
+                    self._conn,
+                    who,
+                    action,
+                    target,
+                    f"refused {status}: {why}",
+                    details,
+                    at=self._clock.now(),
+                )
+                log.warning(
+                    "api_refused", action=action, status=status, reason=why, remote=request.remote
+                )
+                extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+                return _error(status, why, **extra)
+            request["actor"] = actor
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                audit(
+                    self._conn,
+                    actor,
+                    action,
+                    target,
+                    f"failed {exc.status}",
+                    details,
+                    at=self._clock.now(),
+                )
+                raise
+            except Exception as exc:
+                log.exception("api_handler_failed", action=action)
+                audit(
+                    self._conn,
+                    actor,
+                    action,
+                    target,
+                    f"error: {type(exc).__name__}",
+                    details,
+                    at=self._clock.now(),
+                )
+                return _error(500, f"{action} failed: {type(exc).__name__}")
+            outcome = "ok" if response.status < 400 else f"failed {response.status}"
+            audit(
+                self._conn,
+                actor,
+                action,
+                target,
+                outcome,
+                {**details, **request.get("audit", {})},
+                at=self._clock.now(),
+            )
+            return response
+
+        return wrapped
+
+    # -- read endpoints -----------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ok = self._ready() if self._ready is not None else True
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = dict(self._status()) if self._status is not None else {}
+        body["open_incidents"] = len(self._incidents.open())
+        body["active_silences"] = len(
+            [s for s in self._silences.list(self._clock.now()) if s.active(self._clock.now())]
+        )
+        return web.json_response(body)
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        try:
+            limit = max(1, min(int(request.query.get("limit", "100")), 1000))
+        except ValueError:
+            return _error(400, "limit: must be an integer")
+        only_open = request.query.get("open", "") in ("1", "true", "yes")
+        items = self._incidents.list(limit, include_resolved=not only_open)
+        return web.json_response({"incidents": [i.to_dict() for i in items]})
+
+    async def incident(self, request: web.Request) -> web.Response:
+        inc = self._incidents.get(request.match_info["id"])
+        if inc is None:
+            return _error(404, "no such incident")
+        return web.json_response(inc.to_dict())
+
+    async def runs(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        try:
+            limit = max(1, min(int(request.query.get("limit", "50")), 1000))
+        except ValueError:
+            return _error(400, "limit: must be an integer")
+        return web.json_response({"runs": self._playbooks.runs(limit)}, dumps=_dumps)
+
+    async def playbook_list(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        return web.json_response({"playbooks": self._playbooks.list()}, dumps=_dumps)
+
+    async def silences(self, request: web.Request) -> web.Response:
+        now = self._clock.now()
+        everything = request.query.get("all", "") in ("1", "true", "yes")
+        items = self._silences.list(now, include_expired=everything)
+        return web.json_response({"silences": [s.to_dict(now) for s in items]})
+
+    # -- acting endpoints ---------------------------------------------------------
+
+    async def silence_add(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        now = self._clock.now()
+        try:
+            matchers = body.get("matchers")
+            if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+                raise SilenceError("matchers: must be a list of strings like 'model=resnet'")
+            starts = float(body.get("starts_at", now))
+            if "ends_at" in body:
+                ends = float(body["ends_at"])
+            elif "duration_s" in body:
+                ends = starts + float(body["duration_s"])
+            else:
+                raise SilenceError("ends_at or duration_s is required")
+            author = str(body.get("created_by") or request["actor"])
+            s = self._silences.add(
+                matchers, starts, ends, author, str(body.get("comment", "")), now
+            )
+        except (SilenceError, TypeError, ValueError) as exc:
+            return _error(400, str(exc))
+        request["audit"] = {"silence": s.to_dict()}
+        return web.json_response(s.to_dict(now), status=201)
+
+    async def silence_expire(self, request: web.Request) -> web.Response:
+        now = self._clock.now()
+        try:
+            s = self._silences.expire(request.match_info["id"], now)
+        except KeyError:
+            return _error(404, "no such active silence")
+        return web.json_response(s.to_dict(now))
+
+    async def playbook_run(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        body = await _json_body(request)
+        name = request.match_info["name"]
+        try:
+            target = _str_map(body.get("target"), "target")
+            params = _str_map(body.get("params"), "params")
+            dry_run = body.get("dry_run", False)
+            if not isinstance(dry_run, bool):
+                raise ValueError("dry_run: must be true or false")
+            result = await self._playbooks.run(name, target, params, dry_run, request["actor"])
+        except KeyError:
+            return _error(404, f"no playbook named {name!r}")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        request["audit"] = {
+            "dry_run": dry_run,
+            "target": target,
+            "params": params,
+            "run_id": result.get("run_id") or result.get("id"),
+        }
+        return web.json_response(result, dumps=_dumps)
+
+    async def breaker_reset(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        self._playbooks.reset_breaker(request["actor"])
+        return web.json_response({"breaker": "reset"})
+
+    async def alertmanager(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            alerts = parse_webhook(body)
+        except WebhookError as exc:
+            return _error(400, f"not an Alertmanager webhook: {exc}")
+        if self._on_alerts is not None:
+            await self._on_alerts(alerts)
+        request["audit"] = {"alerts": len(alerts), "receiver": alerts[0].receiver if alerts else ""}
+        return web.json_response({"accepted": len(alerts)})
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)
