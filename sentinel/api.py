@@ -64,6 +64,8 @@ AlertSink = Callable[[list[ExternalAlert]], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _ACTOR = re.compile(r"^[\w.@:+-]{1,64}$")
+ACTOR_KEY: web.RequestKey[str] = web.RequestKey("actor", str)
+AUDIT_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("audit", dict)
 
 
 def build_app(
@@ -197,7 +199,7 @@ class _Api:
                 )
                 extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
                 return _error(status, why, **extra)
-            request["actor"] = actor
+            request[ACTOR_KEY] = actor
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
@@ -230,7 +232,7 @@ class _Api:
                 action,
                 target,
                 outcome,
-                {**details, **request.get("audit", {})},
+                {**details, **request.get(AUDIT_KEY, {})},
                 at=self._clock.now(),
             )
             return response
@@ -305,13 +307,13 @@ class _Api:
                 ends = starts + float(body["duration_s"])
             else:
                 raise SilenceError("ends_at or duration_s is required")
-            author = str(body.get("created_by") or request["actor"])
+            author = str(body.get("created_by") or request[ACTOR_KEY])
             s = self._silences.add(
                 matchers, starts, ends, author, str(body.get("comment", "")), now
             )
         except (SilenceError, TypeError, ValueError) as exc:
             return _error(400, str(exc))
-        request["audit"] = {"silence": s.to_dict()}
+        request[AUDIT_KEY] = {"silence": s.to_dict()}
         return web.json_response(s.to_dict(now), status=201)
 
     async def silence_expire(self, request: web.Request) -> web.Response:
@@ -333,12 +335,12 @@ class _Api:
             dry_run = body.get("dry_run", False)
             if not isinstance(dry_run, bool):
                 raise ValueError("dry_run: must be true or false")
-            result = await self._playbooks.run(name, target, params, dry_run, request["actor"])
+            result = await self._playbooks.run(name, target, params, dry_run, request[ACTOR_KEY])
         except KeyError:
             return _error(404, f"no playbook named {name!r}")
         except ValueError as exc:
             return _error(400, str(exc))
-        request["audit"] = {
+        request[AUDIT_KEY] = {
             "dry_run": dry_run,
             "target": target,
             "params": params,
@@ -349,7 +351,7 @@ class _Api:
     async def breaker_reset(self, request: web.Request) -> web.Response:
         if self._playbooks is None:
             return _error(503, "the playbook engine is not running")
-        self._playbooks.reset_breaker(request["actor"])
+        self._playbooks.reset_breaker(request[ACTOR_KEY])
         return web.json_response({"breaker": "reset"})
 
     async def alertmanager(self, request: web.Request) -> web.Response:
@@ -360,7 +362,10 @@ class _Api:
             return _error(400, f"not an Alertmanager webhook: {exc}")
         if self._on_alerts is not None:
             await self._on_alerts(alerts)
-        request["audit"] = {"alerts": len(alerts), "receiver": alerts[0].receiver if alerts else ""}
+        request[AUDIT_KEY] = {
+            "alerts": len(alerts),
+            "receiver": alerts[0].receiver if alerts else "",
+        }
         return web.json_response({"accepted": len(alerts)})
 
 
