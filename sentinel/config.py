@@ -43,6 +43,8 @@ class TritonSettings(Section):
     """Triton's Prometheus endpoint (failure counters, pending requests); None to skip."""
     timeout_s: float = Field(5.0, gt=0)
     """Deadline of health, statistics and model-control calls."""
+    load_timeout_s: float = Field(120.0, gt=0)
+    """Deadline of model load/unload calls (a TensorRT engine can take a while to load)."""
     health_interval_s: float = Field(2.0, gt=0)
     """How often the health probe runs."""
 

@@ -6,6 +6,8 @@
   it with a config override; the on-disk config is restored after the test.
 * ``dedicated_triton``: a server of the test's own (for tests that stop or kill it).
 * ``triton_factory``: makes dedicated servers for other model repositories.
+* ``triton_adapter``: sentinel's adapter to the session server, once per protocol
+  (``make_adapter(server, "grpc"|"http")`` for other servers).
 
 Tests marked ``triton`` are skipped (not failed) only when the nvidia-pytriton wheel
 is missing.
@@ -19,12 +21,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sentinel.config import TritonSettings
+from sentinel.probes.triton import TritonAdapter, connect
 from sentinel.tritonlocal import LocalTriton, read_model_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,3 +153,24 @@ def triton_factory(tmp_path: Path) -> Iterator[Callable[..., LocalTriton]]:
 def dedicated_triton(triton_factory: Callable[..., LocalTriton]) -> LocalTriton:
     """A started server of this test's own, free to stop, kill or restart."""
     return triton_factory()
+
+
+def make_adapter(server: LocalTriton, protocol: str, timeout_s: float = 5.0) -> TritonAdapter:
+    """sentinel's Triton adapter for a local server over ``grpc`` or ``http``."""
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    settings = TritonSettings.model_validate(
+        {"url": url, "protocol": protocol, "timeout_s": timeout_s}
+    )
+    return connect(settings)
+
+
+@pytest.fixture(params=["grpc", "http"])
+async def triton_adapter(
+    request: pytest.FixtureRequest, triton_server: LocalTriton
+) -> AsyncIterator[TritonAdapter]:
+    """The session server through sentinel's adapter, once per protocol."""
+    adapter = make_adapter(triton_server, str(request.param))
+    try:
+        yield adapter
+    finally:
+        await adapter.close()

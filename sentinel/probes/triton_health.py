@@ -1,0 +1,195 @@
+"""Triton's own view of itself, as ``TritonHealth`` samples on a schedule.
+
+Each round reads live/ready, each watched model's readiness and ready versions
+(repository index), and the per-model counters of Triton's ``/metrics`` endpoint
+(success, failures by reason, pending requests, cumulative request and queue time).
+Nothing a server sends can crash the probe: an unreadable part is left None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentinel.clock import Clock, SystemClock
+from sentinel.ports import SampleSink
+from sentinel.probes.samples import Sample, TritonHealth
+from sentinel.probes.triton import TritonAdapter, TritonError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ModelCounters:
+    """Triton's metrics for one model, summed over its versions."""
+
+    success: float = 0.0
+    failure: float = 0.0
+    failures_by_reason: dict[str, float] = field(default_factory=dict)
+    pending: float = 0.0
+    request_duration_us: float = 0.0
+    queue_duration_us: float = 0.0
+
+
+def parse_triton_metrics(text: str) -> dict[str, ModelCounters]:
+    """Per-model counters from Triton's Prometheus text; ValueError when it is not that."""
+    counters: dict[str, ModelCounters] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            model = s.labels.get("model")
+            if model is None:
+                continue
+            c = counters.setdefault(model, ModelCounters())
+            name = s.name.removesuffix("_total")
+            if name == "nv_inference_request_success":
+                c.success += s.value
+            elif name == "nv_inference_request_failure":
+                c.failure += s.value
+                reason = s.labels.get("reason", "OTHER")
+                c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0.0) + s.value
+            elif name == "nv_inference_pending_request_count":
+                c.pending += s.value
+            elif name == "nv_inference_request_duration_us":
+                c.request_duration_us += s.value
+            elif name == "nv_inference_queue_duration_us":
+                c.queue_duration_us += s.value
+    return counters
+
+
+class TritonHealthProbe:
+    """Samples server health, model readiness and Triton's metrics on an interval."""
+
+    name = "triton_health"
+
+    def __init__(
+        self,
+        triton: TritonAdapter,
+        models: Sequence[str] = (),
+        *,
+        metrics_url: str | None = None,
+        interval_s: float = 2.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.triton = triton
+        self.models = tuple(dict.fromkeys(models))
+        self.metrics_url = metrics_url
+        self.interval_s = interval_s
+        self.clock: Clock = clock or SystemClock()
+        self._up_since: float | None = None
+        self._was_down = False
+        self._http: httpx.AsyncClient | None = None
+
+    async def run(self, sink: SampleSink, clock: Clock) -> None:
+        """Sample every ``interval_s`` on ``clock`` until cancelled."""
+        self.clock = clock
+        try:
+            while True:
+                for sample in await self.once():
+                    await sink(sample)
+                await clock.sleep(self.interval_s)
+        finally:
+            await self.close()
+
+    async def once(self) -> list[Sample]:
+        return list(await self.sample())
+
+    async def close(self) -> None:
+        client, self._http = self._http, None
+        if client is not None:
+            await client.aclose()
+
+    async def sample(self) -> list[TritonHealth]:
+        """One round: one sample per watched model (one without a model when none)."""
+        ts = self.clock.now()
+        live, error = await self._check(self.triton.check_live())
+        ready = False
+        if live:
+            ready, ready_error = await self._check(self.triton.check_ready())
+            error = error or ready_error
+        uptime = self._uptime(live, ts)
+        if not live:
+            return [
+                TritonHealth(ts=ts, live=False, ready=False, model=m, error=error, uptime_s=uptime)
+                for m in self.models or (None,)
+            ]
+        versions = await self._ready_versions()
+        counters = await self._scrape()
+        samples = []
+        for model in self.models or (None,):
+            model_ready: bool | None = None
+            if model is not None:
+                model_ready = await self.triton.model_ready(model)
+            c = counters.get(model) if counters is not None and model is not None else None
+            if c is None and counters is not None and model is not None:
+                c = ModelCounters()  # scraped fine, model has no series (not loaded)
+            samples.append(
+                TritonHealth(
+                    ts=ts,
+                    live=True,
+                    ready=ready,
+                    model=model,
+                    model_ready=model_ready,
+                    model_versions=versions.get(model, ()) if model else (),
+                    error=error,
+                    success_total=None if c is None else c.success,
+                    failure_total=None if c is None else c.failure,
+                    failures_by_reason={} if c is None else dict(c.failures_by_reason),
+                    pending_requests=None if c is None else c.pending,
+                    request_duration_us_total=None if c is None else c.request_duration_us,
+                    queue_duration_us_total=None if c is None else c.queue_duration_us,
+                    uptime_s=uptime,
+                )
+            )
+        return samples
+
+    def _uptime(self, live: bool, ts: float) -> float | None:
+        """Known only after sentinel saw the server come up (it started in between)."""
+        if not live:
+            self._was_down = True
+            self._up_since = None
+            return None
+        if self._was_down and self._up_since is None:
+            self._up_since = ts
+        return None if self._up_since is None else ts - self._up_since
+
+    @staticmethod
+    async def _check(call: Awaitable[None]) -> tuple[bool, str | None]:
+        try:
+            await call
+        except TritonError as exc:
+            return False, str(exc)
+        return True, None
+
+    async def _ready_versions(self) -> dict[str, tuple[str, ...]]:
+        try:
+            index = await self.triton.repository_index()
+        except TritonError as exc:
+            log.warning("triton_index_unreadable", error=str(exc))
+            return {}
+        versions: dict[str, list[str]] = {}
+        for entry in index:
+            name, version = entry.get("name"), entry.get("version")
+            if isinstance(name, str) and entry.get("state") == "READY" and version is not None:
+                versions.setdefault(name, []).append(str(version))
+        return {k: tuple(sorted(v)) for k, v in versions.items()}
+
+    async def _scrape(self) -> dict[str, ModelCounters] | None:
+        if self.metrics_url is None:
+            return None
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.triton.timeout_s)
+        try:
+            response = await self._http.get(self.metrics_url)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("triton_metrics_unreachable", url=self.metrics_url, error=str(exc))
+            return None
+        try:
+            return parse_triton_metrics(response.text)
+        except Exception as exc:  # the parser raises assorted errors on garbage
+            log.warning("triton_metrics_unreadable", url=self.metrics_url, error=str(exc))
+            return None
