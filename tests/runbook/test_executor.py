@@ -8,6 +8,7 @@ from conftest import Bed
 from runbook_standins import DIGITS_CONFIG, drive, incident, precision_of
 
 from sentinel.notify.events import ActionUpdate, PageRequest
+from sentinel.probes.samples import CanaryResult
 from sentinel.runbook.actions.triton import apply_patch
 from sentinel.runbook.schema import LoadedPlaybook
 
@@ -19,11 +20,11 @@ async def test_int8_drift_switches_to_fp16_and_verifies(bed: Bed, shipped: Loade
     engine = bed.engine([shipped("int8-to-fp16")])
     inc = incident("accuracy_drift", bed.clock.now())
     results = await drive(bed.clock, engine.consider(inc))
-    assert ["succeeded"] == [r.status for r in results]
-    assert "fp16" == precision_of(bed.triton.configs["digits"])
+    assert [r.status for r in results] == ["succeeded"]
+    assert precision_of(bed.triton.configs["digits"]) == "fp16"
     assert [(inc.id, results[0].run_id)] == bed.marker.marked
     verify_rows = [s for s in results[0].steps if s["phase"] == "verify"]
-    assert ["verified"] == [s["status"] for s in verify_rows]
+    assert [s["status"] for s in verify_rows] == ["verified"]
     assert bed.canary.rounds >= 2  # rounds: 2 in the playbook
 
 
@@ -33,13 +34,13 @@ async def test_failed_verification_rolls_back_and_pages(bed: Bed, shipped: Loade
     engine = bed.engine([shipped("int8-to-fp16")])
     original = dict(bed.triton.configs["digits"])
     [result] = await drive(bed.clock, engine.consider(incident("accuracy_drift", bed.clock.now())))
-    assert "failed" == result.status
+    assert result.status == "failed"
     assert original == bed.triton.configs["digits"]
     phases = [(s["phase"], s["status"]) for s in result.steps]
     assert ("rollback", "rolled_back") in phases
     assert ("on_failure", "succeeded") in phases
     pages = bed.teller.of(PageRequest)
-    assert 1 == len(pages)
+    assert len(pages) == 1
     assert "did not bring" in pages[0].reason
 
 
@@ -49,11 +50,11 @@ async def test_dry_run_calls_nothing_and_tells_no_one(bed: Bed, shipped: Loader)
     before = dict(bed.triton.configs["digits"])
     inc = incident("latency_spike", bed.clock.now())
     [result] = await drive(bed.clock, engine.consider(inc))
-    assert "planned" == result.status
+    assert result.status == "planned"
     assert before == bed.triton.configs["digits"]
-    assert [] == bed.triton.mutations()
-    assert [] == bed.teller.notices
-    assert [] == bed.marker.marked
+    assert bed.triton.mutations() == []
+    assert bed.teller.notices == []
+    assert bed.marker.marked == []
     [step] = result.steps
     assert ("planned", DIGITS_CONFIG["max_batch_size"] // 2) == (
         step["status"],
@@ -69,8 +70,8 @@ async def test_shadow_mode_is_a_dry_run(bed: Bed, write_playbook: Loader) -> Non
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("s", {"model": "digits"}, actor="alice")
-    assert ("planned", True) == (result.status, result.dry_run)
-    assert [] == bed.triton.mutations()
+    assert (result.status, result.dry_run) == ("planned", True)
+    assert bed.triton.mutations() == []
 
 
 async def test_transient_error_is_retried_with_backoff(bed: Bed, shipped: Loader) -> None:
@@ -79,13 +80,15 @@ async def test_transient_error_is_retried_with_backoff(bed: Bed, shipped: Loader
     engine = bed.engine([shipped("int8-to-fp16")])
     [result] = await drive(bed.clock, engine.consider(incident("accuracy_drift", bed.clock.now())))
     [load] = [s for s in result.steps if s["name"] == "to_fp16" and s["phase"] == "step"]
-    assert ("succeeded", 3) == (load["status"], load["attempts"])
-    assert "succeeded" == result.status
+    assert (load["status"], load["attempts"]) == ("succeeded", 3)
+    assert result.status == "succeeded"
 
 
 async def test_triton_refusing_a_config_fails_the_step(bed: Bed, write_playbook: Loader) -> None:
     """A config Triton refuses is not retried; the old config stays; the run fails."""
-    bed.triton.refuse = lambda c: "max_batch_size must be <= 16" if c["max_batch_size"] > 16 else None
+    bed.triton.refuse = lambda c: (
+        "max_batch_size must be <= 16" if c["max_batch_size"] > 16 else None
+    )
     lp = write_playbook(
         "name: grow\nsteps:\n  - name: grow\n    action: triton.load_model\n"
         "    with: {model: digits, patch: {max_batch_size: 64}}\n    retry: {count: 3}\n"
@@ -93,11 +96,11 @@ async def test_triton_refusing_a_config_fails_the_step(bed: Bed, write_playbook:
     engine = bed.engine([lp])
     before = dict(bed.triton.configs["digits"])
     result = await engine.run_manual("grow", {"model": "digits"})
-    assert "failed" == result.status
+    assert result.status == "failed"
     [step] = result.steps
     assert "Triton refused the config" in step["reason"]
     assert before == bed.triton.configs["digits"]
-    assert 1 == len(bed.triton.mutations())
+    assert len(bed.triton.mutations()) == 1
 
 
 async def test_step_timeout_on_the_injected_clock(bed: Bed, write_playbook: Loader) -> None:
@@ -110,7 +113,7 @@ async def test_step_timeout_on_the_injected_clock(bed: Bed, write_playbook: Load
     engine = bed.engine([lp])
     start = bed.clock.monotonic()
     result = await drive(bed.clock, engine.run_manual("w", {"model": "digits"}))
-    assert "failed" == result.status
+    assert result.status == "failed"
     assert "timed out after 30 s" in result.steps[0]["reason"]
     assert bed.clock.monotonic() - start < 60
 
@@ -123,9 +126,9 @@ async def test_template_error_at_run_time_calls_nothing(bed: Bed, write_playbook
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("t", {"model": "digits"})
-    assert "failed" == result.status
+    assert result.status == "failed"
     assert "undefined" in result.steps[0]["reason"]
-    assert [] == bed.triton.mutations()
+    assert bed.triton.mutations() == []
 
 
 async def test_sandbox_escape_in_a_playbook_fails_safely(bed: Bed, write_playbook: Loader) -> None:
@@ -136,10 +139,10 @@ async def test_sandbox_escape_in_a_playbook_fails_safely(bed: Bed, write_playboo
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("x", {"model": "digits"})
-    assert "failed" == result.status
+    assert result.status == "failed"
     assert "refused by the sandbox" in result.steps[0]["reason"]
     notes = [n for n in bed.teller.of(ActionUpdate) if n.status == "note"]
-    assert [] == notes
+    assert notes == []
 
 
 async def test_ladder_goes_to_the_next_rung(bed: Bed, shipped: Loader) -> None:
@@ -155,4 +158,38 @@ async def test_ladder_goes_to_the_next_rung(bed: Bed, shipped: Loader) -> None:
     assert ("step", "restart", "skipped") in rows
     expected = apply_patch(DIGITS_CONFIG, {"precision": "fp16"})
     assert expected == bed.triton.configs["digits"]
-    assert "succeeded" == result.status
+    assert result.status == "succeeded"
+
+
+async def test_latency_is_verified_against_the_pre_incident_baseline(
+    bed: Bed, shipped: Loader
+) -> None:
+    """reduce-batch-size fails verification when latency stays above 1.2x the baseline p99."""
+    bed.triton.configs["digits"]["parameters"]["precision"]["string_value"] = "fp32"
+    baseline = 0.010
+    now = bed.clock.now()
+    bed.facts.canary_results = [
+        CanaryResult(
+            ts=now - 600 + i,
+            model="digits",
+            version="1",
+            batch_size=1,
+            outcome="ok",
+            latency_s=baseline,
+        )
+        for i in range(50)
+    ]
+    bed.canary.latency = lambda c: baseline * 1.5 if c["max_batch_size"] > 8 else baseline
+    engine = bed.engine([shipped("reduce-batch-size")])
+    [slow] = await drive(bed.clock, engine.consider(incident("latency_spike", now, age=40)))
+    assert slow.status == "failed"
+    [verify_row] = [s for s in slow.steps if s["phase"] == "verify"]
+    assert baseline == verify_row["output"]["baseline_p99_s"]
+    assert bed.triton.configs["digits"]["max_batch_size"] == 32  # rolled back
+    bed.canary.latency = lambda c: baseline * 1.5 if c["max_batch_size"] > 16 else baseline
+    await bed.clock.advance(3600)
+    [fast] = await drive(
+        bed.clock, engine.consider(incident("latency_spike", bed.clock.now(), age=40))
+    )
+    assert fast.status == "succeeded"
+    assert bed.triton.configs["digits"]["max_batch_size"] == 32 // 2

@@ -34,10 +34,10 @@ async def test_budget_stops_the_fourth_run_and_pages(bed: Bed, write_playbook: L
         await bed.clock.advance(60)
         [r] = await engine.consider(incident("latency_spike", bed.clock.now()))
         statuses.append(r.status)
-    assert ["succeeded"] * 3 + ["paged"] == statuses
-    assert 32 // 2 // 2 // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    assert statuses == ["succeeded"] * 3 + ["paged"]
+    assert bed.triton.configs["digits"]["max_batch_size"] == 32 // 2 // 2 // 2
     pages = bed.teller.of(PageRequest)
-    assert 1 == len(pages)
+    assert len(pages) == 1
     assert "budget" in pages[0].reason
 
 
@@ -48,23 +48,25 @@ async def test_budget_window_slides(bed: Bed, write_playbook: Loader) -> None:
         await engine.consider(incident("latency_spike", bed.clock.now()))
     await bed.clock.advance(24 * 3600 + 1)
     [r] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert "succeeded" == r.status
+    assert r.status == "succeeded"
 
 
 async def test_breaker_stops_all_automation_until_reset(bed: Bed, write_playbook: Loader) -> None:
     """Too many actions open the breaker; every run is blocked until a person resets it."""
     engine = bed.engine([write_playbook(HALVE)], breaker_max_actions=2, budget_runs=10)
-    first = [(await engine.consider(incident("latency_spike", bed.clock.now())))[0] for _ in range(3)]
-    assert ["succeeded", "succeeded", "blocked"] == [r.status for r in first]
+    first = [
+        (await engine.consider(incident("latency_spike", bed.clock.now())))[0] for _ in range(3)
+    ]
+    assert [r.status for r in first] == ["succeeded", "succeeded", "blocked"]
     assert engine.history.breaker()["open"]
     await bed.clock.advance(7 * 24 * 3600)  # time alone does not close it
     [still] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert "blocked" == still.status
+    assert still.status == "blocked"
     assert "circuit breaker open" in still.reason
     engine.reset_breaker("alice")
     [after] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert "succeeded" == after.status
-    assert "alice" == engine.history.breaker()["reset_by"]
+    assert after.status == "succeeded"
+    assert engine.history.breaker()["reset_by"] == "alice"
 
 
 async def test_cooldown_skips_without_paging(bed: Bed, write_playbook: Loader) -> None:
@@ -74,12 +76,12 @@ async def test_cooldown_skips_without_paging(bed: Bed, write_playbook: Loader) -
     [a] = await engine.consider(incident("latency_spike", bed.clock.now()))
     await bed.clock.advance(60)
     [b] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert ("succeeded", "skipped") == (a.status, b.status)
+    assert (a.status, b.status) == ("succeeded", "skipped")
     assert "cooldown" in b.reason
-    assert [] == bed.teller.of(PageRequest)
+    assert bed.teller.of(PageRequest) == []
     await bed.clock.advance(15 * 60)
     [c] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert "succeeded" == c.status
+    assert c.status == "succeeded"
 
 
 async def test_cleared_and_stale_findings_are_never_acted_on(
@@ -92,10 +94,10 @@ async def test_cleared_and_stale_findings_are_never_acted_on(
         incident("latency_spike", now, status=IncidentStatus.RESOLVED)
     )
     [stale] = await engine.consider(incident("latency_spike", now, age=121))
-    assert ("skipped", "skipped") == (resolved.status, stale.status)
+    assert (resolved.status, stale.status) == ("skipped", "skipped")
     assert "cleared" in resolved.reason
     assert "stale" in stale.reason
-    assert [] == bed.triton.mutations()
+    assert bed.triton.mutations() == []
 
 
 async def test_foreign_gpu_memory_blocks_batch_reduction(bed: Bed, shipped: Loader) -> None:
@@ -114,9 +116,9 @@ async def test_foreign_gpu_memory_blocks_batch_reduction(bed: Bed, shipped: Load
     engine = bed.engine([shipped("reduce-batch-size")])
     inc = incident("latency_spike", bed.clock.now(), age=40)
     [r] = await engine.consider(inc)
-    assert "blocked" == r.status
+    assert r.status == "blocked"
     assert "another process holds GPU memory" in r.reason
-    assert [] == bed.triton.mutations()
+    assert bed.triton.mutations() == []
     [page] = bed.teller.of(PageRequest)
     assert inc.id == page.incident.id
 
@@ -128,11 +130,11 @@ async def test_hardware_thermal_never_sheds_load(bed: Bed, shipped: Loader) -> N
     ]
     engine = bed.engine([shipped("thermal-throttle")])
     [r] = await engine.consider(incident("thermal_throttle", bed.clock.now()))
-    assert "blocked" == r.status
-    assert [] == bed.triton.mutations()
-    assert 1 == len(bed.teller.of(PageRequest))
+    assert r.status == "blocked"
+    assert bed.triton.mutations() == []
+    assert len(bed.teller.of(PageRequest)) == 1
     statuses = {s["name"]: s["status"] for s in r.steps}
-    assert {"diagnose": "succeeded", "shed_load": "blocked"} == statuses
+    assert statuses == {"diagnose": "succeeded", "shed_load": "blocked"}
 
 
 async def test_young_server_is_not_restarted(bed: Bed, shipped: Loader) -> None:
@@ -140,7 +142,7 @@ async def test_young_server_is_not_restarted(bed: Bed, shipped: Loader) -> None:
     bed.facts.health = TritonHealth(ts=bed.clock.now(), live=True, ready=False, uptime_s=120.0)
     engine = bed.engine([shipped("restart-server")])
     [r] = await engine.consider(incident("server_unhealthy", bed.clock.now(), age=61))
-    assert "blocked" == r.status
+    assert r.status == "blocked"
     assert "less than 10 minutes" in r.reason
 
 
@@ -154,11 +156,13 @@ async def test_one_run_at_a_time_per_target(bed: Bed, write_playbook: Loader) ->
     second = await engine.run_manual("halve", {"model": "digits"})
     await bed.clock.advance(20)
     done = await first
-    assert ("succeeded", "skipped") == (done.status, second.status)
+    assert (done.status, second.status) == ("succeeded", "skipped")
     assert done.run_id in second.reason
 
 
-async def test_fleet_guard_refusal_blocks_a_disruptive_step(bed: Bed, write_playbook: Loader) -> None:
+async def test_fleet_guard_refusal_blocks_a_disruptive_step(
+    bed: Bed, write_playbook: Loader
+) -> None:
     """A restart the fleet guard refuses is not done; the run pages."""
 
     class Refuse:
@@ -177,9 +181,9 @@ async def test_fleet_guard_refusal_blocks_a_disruptive_step(bed: Bed, write_play
     guard = Refuse()
     engine.ports.fleet = guard
     result = await engine.run_manual("r", {"model": "digits"})
-    assert [("process.signal", "pod-a/digits")] == guard.asked
-    assert "blocked" == result.status
-    assert 1 == len(bed.teller.of(PageRequest))
+    assert guard.asked == [("process.signal", "pod-a/digits")]
+    assert result.status == "blocked"
+    assert len(bed.teller.of(PageRequest)) == 1
 
 
 async def test_manual_run_needs_no_incident_but_obeys_budget(
@@ -188,7 +192,7 @@ async def test_manual_run_needs_no_incident_but_obeys_budget(
     """Manual runs are recorded with their actor and count toward the budget."""
     engine = bed.engine([write_playbook(HALVE)])
     results = [await engine.run_manual("halve", {"model": "digits"}, actor="bob") for _ in range(4)]
-    assert ["succeeded"] * 3 + ["paged"] == [r.status for r in results]
+    assert [r.status for r in results] == ["succeeded"] * 3 + ["paged"]
     assert {"bob"} == {r["actor"] for r in engine.history.runs(10)}
 
 
@@ -196,20 +200,24 @@ async def test_for_duration_waits_and_drops_cleared(bed: Bed, write_playbook: Lo
     """A trigger's for: delays the run; an incident cleared meanwhile is not acted on."""
     from sentinel.notify.events import IncidentChanged
 
-    lp = write_playbook(HALVE.replace("[{kinds: [latency_spike]}]", "[{kinds: [latency_spike], for: 60s}]"))
+    lp = write_playbook(
+        HALVE.replace("[{kinds: [latency_spike]}]", "[{kinds: [latency_spike], for: 60s}]")
+    )
     engine = bed.engine([lp])
     inc = incident("latency_spike", bed.clock.now())
     await engine.handle(IncidentChanged(inc, "opened"))
     await bed.clock.advance(30)
-    assert [] == bed.triton.mutations()
+    assert bed.triton.mutations() == []
     await bed.clock.advance(31)
     await engine.idle()
-    assert 1 == len(bed.triton.mutations())
+    assert len(bed.triton.mutations()) == 1
     inc2 = incident("latency_spike", bed.clock.now(), model="other")
     bed.triton.configs["other"] = dict(bed.triton.configs["digits"])
     await engine.handle(IncidentChanged(inc2, "opened"))
     await bed.clock.advance(10)
-    resolved = incident("latency_spike", bed.clock.now(), model="other", status=IncidentStatus.RESOLVED)
+    resolved = incident(
+        "latency_spike", bed.clock.now(), model="other", status=IncidentStatus.RESOLVED
+    )
     await engine.handle(IncidentChanged(resolved, "resolved"))
     await drive(bed.clock, engine.idle(), step=10)
-    assert 1 == len(bed.triton.mutations())
+    assert len(bed.triton.mutations()) == 1

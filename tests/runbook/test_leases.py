@@ -1,0 +1,94 @@
+"""Degradation as a lease: restore after sustained health, re-apply with backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conftest import Bed
+from runbook_standins import drive, incident
+
+from sentinel.incidents.model import IncidentStatus
+from sentinel.notify.events import IncidentChanged
+from sentinel.runbook.schema import LoadedPlaybook
+
+Loader = Callable[[str], LoadedPlaybook]
+HALF_HOUR = 30 * 60
+
+
+async def _reduce(bed: Bed, shipped: Loader) -> tuple[object, int]:
+    engine = bed.engine([shipped("reduce-batch-size")], lease_check_interval_s=60)
+    bed.triton.configs["digits"]["parameters"]["precision"]["string_value"] = "fp32"
+    original = bed.triton.configs["digits"]["max_batch_size"]
+    inc = incident("latency_spike", bed.clock.now(), age=40)
+    await engine.handle(IncidentChanged(inc, "opened"))
+    await drive(bed.clock, engine.idle())
+    resolved = incident("latency_spike", bed.clock.now(), status=IncidentStatus.RESOLVED)
+    await engine.handle(IncidentChanged(resolved, "resolved"))
+    return engine, original
+
+
+async def test_lease_restores_after_the_healthy_period(bed: Bed, shipped: Loader) -> None:
+    """The smaller batch is undone after 30 min healthy, verified, then the lease closes."""
+    engine, original = await _reduce(bed, shipped)
+    assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    await bed.clock.advance(HALF_HOUR - 120)
+    assert await engine.leases.tick() == []
+    assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    await bed.clock.advance(120)
+    events = await drive(bed.clock, engine.leases.tick())
+    assert [e["event"] for e in events] == ["restored"]
+    assert original == bed.triton.configs["digits"]["max_batch_size"]
+    await bed.clock.advance(HALF_HOUR)
+    assert [e["event"] for e in await engine.leases.tick()] == ["closed"]
+    assert engine.history.leases() == []
+
+
+async def test_fault_returning_after_restore_reapplies_with_backoff(
+    bed: Bed, shipped: Loader
+) -> None:
+    """A fault while the restore is watched puts the fallback back and doubles the wait."""
+    engine, original = await _reduce(bed, shipped)
+    await bed.clock.advance(HALF_HOUR)
+    await drive(bed.clock, engine.leases.tick())
+    assert original == bed.triton.configs["digits"]["max_batch_size"]
+    again = incident("latency_spike", bed.clock.now())
+    await engine.handle(IncidentChanged(again, "opened"))
+    await engine.stop()  # the new incident's own playbook run is not under test here
+    [lease] = engine.history.leases()
+    assert (original // 2, 2 * HALF_HOUR, 1) == (
+        bed.triton.configs["digits"]["max_batch_size"],
+        lease["restore_after"],
+        lease["reapplied"],
+    )
+
+
+async def test_restore_that_fails_verification_reapplies(bed: Bed, shipped: Loader) -> None:
+    """If the original config fails its canary check, the fallback goes back on."""
+    engine, original = await _reduce(bed, shipped)
+    bed.canary.agreement = lambda c: 0.5 if c["max_batch_size"] == original else 1.0
+    await bed.clock.advance(HALF_HOUR)
+    events = await drive(bed.clock, engine.leases.tick())
+    assert [e["event"] for e in events] == ["verify_failed"]
+    assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    [lease] = engine.history.leases()
+    assert lease["restore_after"] == 2 * HALF_HOUR
+
+
+async def test_keeper_runs_on_the_clock(bed: Bed, shipped: Loader) -> None:
+    """start() checks leases every lease_check_interval_s; stop() ends the task."""
+    engine, original = await _reduce(bed, shipped)
+    await engine.start()
+    try:
+        await drive(
+            bed.clock,
+            _until(lambda: bed.triton.configs["digits"]["max_batch_size"] == original, bed),
+            step=30,
+        )
+    finally:
+        await engine.stop()
+    assert original == bed.triton.configs["digits"]["max_batch_size"]
+
+
+async def _until(predicate: Callable[[], bool], bed: Bed) -> None:
+    while not predicate():
+        await bed.clock.sleep(1)
