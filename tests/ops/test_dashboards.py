@@ -1,0 +1,96 @@
+"""The Grafana dashboard: generated, well-formed, filtered by pod and model, complete."""
+
+# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from promql import DASHBOARDS
+
+OVERVIEW = DASHBOARDS / "sentinel-overview.json"
+
+
+@pytest.fixture(scope="module")
+def board() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(OVERVIEW.read_text(encoding="utf-8"))
+    return data
+
+
+def _targets(board: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(p["title"], t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
+
+
+def test_committed_json_matches_the_generator() -> None:
+    """dashboards/generate.py --check passes: nobody edited the JSON by hand."""
+    proc = subprocess.run(
+        [sys.executable, str(DASHBOARDS / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 0 == proc.returncode, proc.stderr
+
+
+def test_templating_offers_datasource_namespace_pod_and_model(board: dict[str, Any]) -> None:
+    """The overview is templated by data source, namespace, pod and model."""
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert ["datasource", "namespace", "pod", "model"] == names
+
+
+def test_every_query_is_narrowed_to_the_chosen_pods(board: dict[str, Any]) -> None:
+    """Each panel query filters on $namespace and $pod; per-model metrics also on $model."""
+    unfiltered = []
+    for title, expr in _targets(board):
+        needs_model = "canary" in expr or "nv_inference" in expr
+        filters = ['namespace="$namespace"', 'pod=~"$pod"'] + (['model=~"$model"'] * needs_model)
+        if not all(f in expr for f in filters):
+            unfiltered.append(title)
+    assert [] == unfiltered
+
+
+def test_panels_have_unique_ids_and_do_not_overlap(board: dict[str, Any]) -> None:
+    """Panel ids are unique and no two panels share a grid cell of the 24-column grid."""
+    ids = [p["id"] for p in board["panels"]]
+    cells: dict[tuple[int, int], int] = {}
+    clashes = []
+    for p in board["panels"]:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                if (x, y) in cells:
+                    clashes.append((p["id"], cells[(x, y)]))
+                cells[(x, y)] = p["id"]
+    assert (len(ids), []) == (len(set(ids)), clashes)
+
+
+def test_overview_covers_what_on_call_needs(board: dict[str, Any]) -> None:
+    """Canary latency/agreement, incidents, playbooks, guards, breaker and GPU panels exist."""
+    exprs = " ".join(expr for _, expr in _targets(board))
+    needed = [
+        "sentinel_canary_latency_seconds_bucket",
+        "sentinel_canary_agreement",
+        "sentinel_incidents_open",
+        "sentinel_playbook_runs_total",
+        "sentinel_playbook_guard_blocks_total",
+        "sentinel_breaker_open",
+        "sentinel_gpu_temperature_margin_celsius",
+        "sentinel_gpu_clock_event_reason",
+        "sentinel_gpu_memory_foreign_bytes",
+    ]
+    assert [] == [n for n in needed if n not in exprs]
+
+
+def test_panels_use_the_datasource_variable(board: dict[str, Any]) -> None:
+    """Every non-row panel reads from the ${datasource} variable, so it works in any Grafana."""
+    wrong = [
+        p["title"]
+        for p in board["panels"]
+        if p["type"] != "row" and p.get("datasource", {}).get("uid") != "${datasource}"
+    ]
+    assert [] == wrong
