@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from pydantic import Field, model_validator
 
 from sentinel.clock import Clock
+from sentinel.settings import Section
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,67 @@ class AllowAllGuard:
 
     async def acquire(self, action: str, target: str) -> bool:
         return True
+
+    async def report(self, degraded: bool) -> None:
+        """Nothing to share."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+class FleetSettings(Section):
+    """The `fleet:` config section: a budget of disruptive actions shared by all replicas."""
+
+    enabled: bool = False
+    """Off: a single sentinel, every action allowed (outside Kubernetes)."""
+    namespace: str | None = None
+    """Namespace of the Lease and Deployment; default: $POD_NAMESPACE, else the pod's own."""
+    lease: str = "sentinel-fleet-budget"
+    """Name of the coordination.k8s.io Lease holding the budget (RBAC names it too)."""
+    deployment: str | None = None
+    """Deployment whose spec.replicas the budget is a share of (needs `get` on it)."""
+    replicas: int | None = Field(None, ge=1)
+    """Fixed replica count, used when `deployment` is not set."""
+    max_fraction: float = Field(0.1, gt=0, le=1)
+    """Share of replicas that may be disrupted per window."""
+    min_slots: int = Field(1, ge=0)
+    """Disruptive actions allowed per window however few replicas there are."""
+    window_s: float = Field(600.0, gt=0)
+    """Sliding window of the budget, seconds."""
+    degraded_fraction: float = Field(0.5, gt=0, le=1)
+    """Halt automation fleet-wide when more than this share of replicas is degraded."""
+    max_attempts: int = Field(5, ge=1)
+    """Read-decide-write rounds on a contended Lease before refusing."""
+    api_url: str | None = None
+    """Kubernetes API base URL; default: the in-cluster service (KUBERNETES_SERVICE_HOST)."""
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
+    """Where the pod's token, CA and namespace are mounted."""
+
+    @model_validator(mode="after")
+    def _size_known(self) -> FleetSettings:
+        if self.enabled and self.deployment is None and self.replicas is None:
+            raise ValueError("fleet: set `deployment` (read its replicas) or `replicas`")
+        return self
+
+    def budget(self) -> FleetBudget:
+        return FleetBudget(
+            self.max_fraction,
+            self.min_slots,
+            self.window_s,
+            self.degraded_fraction,
+            self.max_attempts,
+        )
+
+    def resolved_namespace(self) -> str:
+        """The configured namespace, $POD_NAMESPACE, or the service account's namespace."""
+        if self.namespace:
+            return self.namespace
+        if os.environ.get("POD_NAMESPACE"):
+            return os.environ["POD_NAMESPACE"]
+        try:
+            return (self.service_account_dir / "namespace").read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ApiError(0, "fleet: no namespace configured and none mounted") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +215,10 @@ class KubeApi:
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> httpx.Response:
         headers = {"Accept": "application/json"}
-        token = self._token()
+        try:
+            token = self._token()
+        except OSError as exc:
+            raise ApiError(0, f"cannot read the service-account token: {exc}") from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -296,6 +362,9 @@ class LeaseFleetGuard:
     async def acquire(self, action: str, target: str) -> bool:
         decision = await self.decide(action, target)
         return decision.granted
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
 
     async def report(self, degraded: bool) -> Decision:
         """Record whether this replica is degraded now (the daemon calls it on changes).
@@ -466,3 +535,28 @@ def deployment_replicas(api: KubeApi, namespace: str, name: str) -> ReplicaCount
         return await api.deployment_replicas(namespace, name)
 
     return count
+
+
+def build_fleet_guard(
+    settings: FleetSettings, *, holder: str, clock: Clock, on_halt: OnHalt | None = None
+) -> LeaseFleetGuard | AllowAllGuard:
+    """The guard the config asks for (raises ApiError when a Lease guard cannot be set up)."""
+    if not settings.enabled:
+        return AllowAllGuard()
+    namespace = settings.resolved_namespace()
+    api = KubeApi.in_cluster(settings.service_account_dir, base_url=settings.api_url)
+    if settings.deployment is not None:
+        replicas = deployment_replicas(api, namespace, settings.deployment)
+    else:
+        assert settings.replicas is not None  # the validator guarantees one of them
+        replicas = static_replicas(settings.replicas)
+    return LeaseFleetGuard(
+        api,
+        namespace=namespace,
+        lease=settings.lease,
+        holder=holder,
+        replicas=replicas,
+        clock=clock,
+        budget=settings.budget(),
+        on_halt=on_halt,
+    )

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import pydantic
 import pytest
 from lease_standin import LeaseApiStandIn
 
@@ -19,8 +20,10 @@ from sentinel.fleet import (
     FleetBudget,
     FleetGuard,
     FleetHalt,
+    FleetSettings,
     KubeApi,
     LeaseFleetGuard,
+    build_fleet_guard,
     deployment_replicas,
     static_replicas,
 )
@@ -253,3 +256,34 @@ async def test_allow_all_guard_satisfies_the_protocol() -> None:
     """Outside Kubernetes the local guard always allows."""
     guard: FleetGuard = AllowAllGuard()
     assert await guard.acquire("restart", "local")
+
+
+async def test_build_fleet_guard_from_settings_uses_the_mounted_service_account(
+    lease_server: LeaseApiStandIn, tmp_path: Path
+) -> None:
+    """Enabled settings build a Lease guard: namespace and token from the mounted files."""
+    (tmp_path / "token").write_text(lease_server.token, encoding="utf-8")
+    (tmp_path / "namespace").write_text(NS, encoding="utf-8")
+    lease_server.deployments[(NS, "triton")] = 4
+    settings = FleetSettings(
+        enabled=True,
+        deployment="triton",
+        api_url=lease_server.base_url,
+        service_account_dir=tmp_path,
+    )
+    guard = build_fleet_guard(settings, holder="pod-0", clock=FakeClock())
+    granted = await guard.acquire("restart", "pod-0")
+    await guard.aclose()
+    assert (True, [(NS, "sentinel-fleet-budget")]) == (granted, list(lease_server.leases))
+
+
+async def test_disabled_fleet_settings_build_the_allow_all_guard() -> None:
+    """The default (disabled) section gives the local allow-all guard."""
+    guard = build_fleet_guard(FleetSettings(), holder="pod-0", clock=FakeClock())
+    assert isinstance(guard, AllowAllGuard)
+
+
+def test_enabled_fleet_settings_need_a_replica_source() -> None:
+    """Enabling the guard without a deployment or a replica count is a config error."""
+    with pytest.raises(pydantic.ValidationError, match="deployment"):
+        FleetSettings(enabled=True)
