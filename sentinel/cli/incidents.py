@@ -1,16 +1,72 @@
-"""`sentinel incidents` (not built yet)."""
+"""`sentinel incidents [--config FILE] [--json] [--open] [--limit N]`: list incidents."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import sys
+import time
+from pathlib import Path
+
+import sentinel.audit
+import sentinel.incidents.silences  # noqa: F401 -- registers its tables
+from sentinel.config import Config, load_config
+from sentinel.db import open_db
+from sentinel.incidents.store import IncidentStore
+from sentinel.yamlsource import InvalidFile
+
+DB_NAME = "sentinel.db"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("incidents", help="(not built yet)")
+    p = sub.add_parser("incidents", help="list incidents from the state directory")
+    p.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    p.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    p.add_argument("--open", action="store_true", help="only firing/mitigating incidents")
+    p.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
     p.set_defaults(handler=_handle)
 
 
+def load_or_report(path: str | None) -> Config | None:
+    """The config, or None after printing its problems (callers exit 2)."""
+    try:
+        return load_config(path)
+    except InvalidFile as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def state_db(config: Config) -> Path:
+    return Path(config.state_dir) / DB_NAME
+
+
+def open_state(config: Config) -> sqlite3.Connection | None:
+    """The state database if it exists (None: sentinel never ran with this state_dir)."""
+    path = state_db(config)
+    return open_db(path) if path.exists() else None
+
+
 def _handle(args: argparse.Namespace) -> int:
-    print("sentinel incidents: not built yet", file=sys.stderr)
-    return 1
+    if args.limit < 1:
+        print("--limit: must be at least 1", file=sys.stderr)
+        return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    conn = open_state(config)
+    items = IncidentStore(conn).list(args.limit, not args.open) if conn is not None else []
+    if args.json:
+        print(json.dumps([i.to_dict() for i in items], indent=1, default=str))
+        return 0
+    if not items:
+        print("no incidents" + ("" if conn is not None else f" (no state at {state_db(config)})"))
+        return 0
+    print(f"{'ID':<16}  {'STATUS':<10}  {'SEV':<8}  {'UPDATED (UTC)':<19}  KEY / SUMMARY")
+    for i in items:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(i.updated_at))
+        muted = " [silenced]" if i.silenced_by else (" [inhibited]" if i.inhibited_by else "")
+        print(f"{i.id:<16}  {i.status.value:<10}  {i.severity.value:<8}  {stamp:<19}  {i.key}")
+        print(f"{'':<60}{i.summary}{muted}")
+    return 0
