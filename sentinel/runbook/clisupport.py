@@ -1,0 +1,276 @@
+"""What the playbook/runs/breaker commands share: config, the daemon's API or a
+local engine, argument parsing and printing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sentinel.clock import SystemClock
+from sentinel.config import Config, load_config
+from sentinel.db import open_db
+from sentinel.detect.findings import Severity, Subject
+from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.logging import configure as configure_logging
+from sentinel.notify.events import Notice
+from sentinel.ports import CanaryRunner, TritonControl
+from sentinel.runbook.engine import Engine
+from sentinel.runbook.service import PlaybookService
+from sentinel.yamlsource import InvalidFile
+
+DB_NAME = "sentinel.db"
+"""The state database's file name under ``state_dir`` (shared with the daemon)."""
+
+
+def add_config_args(p: argparse.ArgumentParser, local_flag: bool = True) -> None:
+    p.add_argument(
+        "--config",
+        default=os.environ.get("SENTINEL_CONFIG"),
+        help="config file (default: $SENTINEL_CONFIG, else built-in defaults)",
+    )
+    if local_flag:
+        p.add_argument(
+            "--local",
+            action="store_true",
+            help="act in this process on the state database instead of through the daemon",
+        )
+
+
+def pairs(items: list[str], flag: str) -> dict[str, str]:
+    """``['model=digits', 'x=1']`` -> dict; a malformed item is a ValueError naming the flag."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def local_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def json_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot read: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}:1: expected a JSON object")
+    return data
+
+
+def incident_from_file(path: Path) -> Incident:
+    """An incident as the API or ``sentinel incidents --json`` prints it."""
+    data = json_file(path, "--incident")
+    data = data.get("incident", data)
+    try:
+        subject = data.get("subject") or {}
+        now = float(data.get("detected_at") or data.get("started_at") or 0.0)
+        return Incident(
+            id=str(data.get("id") or path.stem),
+            key=str(data.get("key") or path.stem),
+            kind=str(data["kind"]),
+            severity=Severity(data.get("severity", "warning")),
+            subject=Subject(
+                model=subject.get("model"),
+                version=subject.get("version"),
+                batch_size=subject.get("batch_size"),
+                gpu_uuid=subject.get("gpu_uuid"),
+            ),
+            status=IncidentStatus(data.get("status", "firing")),
+            summary=str(data.get("summary", "")),
+            started_at=float(data.get("started_at") or now),
+            detected_at=now,
+            updated_at=float(data.get("updated_at") or now),
+            evidence=dict(data.get("evidence") or {}),
+        )
+    except KeyError as exc:
+        raise ValueError(f"{path}: {exc.args[0]}: required field is missing") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not an incident: {exc}") from exc
+
+
+def target_of(incident: Incident) -> dict[str, str]:
+    target = {}
+    if incident.subject.model:
+        target["model"] = incident.subject.model
+    if incident.subject.version:
+        target["version"] = incident.subject.version
+    return target
+
+
+class PrintTeller:
+    """Local runs print what they would tell; the daemon's outbox is not involved."""
+
+    async def tell(self, notice: Notice) -> None:
+        text = getattr(notice, "text", None) or getattr(notice, "reason", "")
+        print(f"  [{type(notice).__name__}] {text}", file=sys.stderr)
+
+
+class SnapshotTriton:
+    """Read-only Triton for plans: answers model_config from a file, refuses the rest."""
+
+    def __init__(self, configs: dict[str, dict[str, Any]]) -> None:
+        self.configs = configs
+
+    async def server_live(self) -> bool:
+        return True
+
+    async def server_ready(self) -> bool:
+        return True
+
+    async def model_ready(self, model: str, version: str = "") -> bool:
+        return True
+
+    async def model_config(self, model: str, version: str = "") -> dict[str, Any]:
+        return dict(self.configs.get(model) or {})
+
+    async def load_model(self, model: str, config: dict[str, Any] | None = None) -> None:
+        raise RuntimeError("a plan never loads models")
+
+    async def unload_model(self, model: str) -> None:
+        raise RuntimeError("a plan never unloads models")
+
+    async def statistics(self, model: str = "") -> dict[str, Any]:
+        return {}
+
+
+class Session:
+    """One command's way to the runbook: the daemon's API, or a local engine."""
+
+    def __init__(self, config: Config, local: bool, scratch: bool) -> None:
+        self.config = config
+        self.local = local
+        self.scratch = scratch
+        self.code = 0
+
+    def engine(
+        self,
+        model_config: dict[str, dict[str, Any]] | None = None,
+        triton: TritonControl | None = None,
+        canary: CanaryRunner | None = None,
+    ) -> Engine:
+        """A local engine on the state database (a scratch one for plans)."""
+        path = ":memory:" if self.scratch else self.config.state_dir / DB_NAME
+        if triton is None and model_config is not None:
+            triton = SnapshotTriton(model_config)
+        return Engine(
+            settings=self.config.playbooks,
+            conn=open_db(path),
+            clock=SystemClock(),
+            triton=triton,
+            canary=canary,
+            teller=PrintTeller(),
+            pod=self.config.pod,
+            dry_run=self.config.dry_run,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        local: Callable[[PlaybookService], Awaitable[dict[str, Any]]],
+        body: dict[str, Any] | None = None,
+        needs_triton: bool = False,
+    ) -> dict[str, Any] | None:
+        """The daemon's answer, or the local engine's; None (and ``code``) on failure."""
+        if self.local:
+            return asyncio.run(self._local(local, needs_triton))
+        return self._http(method, path, body)
+
+    async def _local(
+        self, fn: Callable[[PlaybookService], Awaitable[dict[str, Any]]], needs_triton: bool
+    ) -> dict[str, Any]:
+        from sentinel.probes.canary import CanaryGroup, CanaryProbe
+        from sentinel.probes.triton import connect
+
+        if not needs_triton:
+            return await fn(PlaybookService(self.engine()))
+        triton = connect(self.config.triton)
+        try:
+            canary = CanaryGroup([CanaryProbe(triton, c) for c in self.config.canaries])
+            engine = self.engine(triton=triton, canary=canary)
+            for problem in engine.problems:
+                print(problem, file=sys.stderr)
+            return await fn(PlaybookService(engine))
+        finally:
+            await triton.close()
+
+    def _http(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
+        api = self.config.api
+        url = f"http://{api.bind}:{api.port}{path}"
+        headers = {"Content-Type": "application/json", "X-Sentinel-Actor": local_actor()}
+        token = api.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=900) as resp:  # noqa: S310 -- as above
+                answer: dict[str, Any] = json.loads(resp.read())
+                return answer
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace").strip()
+            print(f"{url}: {exc.code}: {detail}", file=sys.stderr)
+            self.code = 2 if exc.code in (400, 404) else 1
+        except (urllib.error.URLError, OSError) as exc:
+            print(
+                f"no sentinel daemon answered at {url} ({getattr(exc, 'reason', exc)}); "
+                "start one, or use --local",
+                file=sys.stderr,
+            )
+            self.code = 3
+        return None
+
+
+@contextlib.contextmanager
+def session(
+    args: argparse.Namespace, local: bool = False, scratch: bool = False
+) -> Iterator[Session | None]:
+    """The config, loaded (None after printing its problems)."""
+    try:
+        config = load_config(args.config)
+    except InvalidFile as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        yield None
+        return
+    # logs go to stderr: stdout is the command's answer (often JSON)
+    configure_logging(config.logging.level, config.logging.format, stream=sys.stderr)
+    yield Session(config, local or bool(getattr(args, "local", False)), scratch)
+
+
+def print_run(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    dry = " (dry run)" if result.get("dry_run") else ""
+    print(f"run {result['run_id']}  {result['playbook']}  {result['status']}{dry}")
+    if result.get("reason"):
+        print(f"  {result['reason']}")
+    for step in result.get("steps", []):
+        params = json.dumps(step.get("params") or {}, default=str, sort_keys=True)
+        if len(params) > 160:
+            params = params[:157] + "..."
+        why = f"  -- {step['reason']}" if step.get("reason") else ""
+        print(
+            f"  {step['phase']:<10} {step['name']:<16} {step['action']:<22} "
+            f"{step['status']:<13} {params}{why}"
+        )

@@ -1,0 +1,161 @@
+"""The playbook, runs and breaker commands: exit codes, output, API and --local."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import sentinel.audit  # noqa: F401 -- registers the API's audit table
+from sentinel.api import build_app, start_api
+from sentinel.cli import main
+from sentinel.clock import SystemClock
+from sentinel.config import load_config
+from sentinel.db import open_db
+from sentinel.runbook.engine import Engine
+from sentinel.runbook.service import PlaybookService
+from sentinel.tritonlocal import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "cli-test-token-0123"
+PLAN = """\
+name: halve
+description: halve the batch
+triggers: [{kinds: [latency_spike]}]
+steps:
+  - name: halve
+    action: triton.load_model
+    with: {model: "{{ target.model }}", patch: {max_batch_size: 4}}
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "halve.yaml").write_text(PLAN, encoding="utf-8")
+    path = tmp_path / "sentinel.yaml"
+    path.write_text(
+        "pod: pod-a\n"
+        "state_dir: state\n"
+        "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 0.5}\n"
+        f"api: {{bind: 127.0.0.1, port: {free_port()}, token: {TOKEN}}}\n"
+        "playbooks: {dirs: [playbooks]}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate exits 0 for shipped playbooks, 2 with FILE:LINE: field lines for a bad one."""
+    assert main(["playbook", "validate", str(ROOT / "playbooks")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PLAN.replace("triton.load_model", "triton.nope"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["playbook", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{bad}:6: steps.0.action: ")
+
+
+def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """schema prints a JSON Schema an editor can use."""
+    assert main(["playbook", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Playbook"
+
+
+def test_test_prints_a_plan_for_a_recorded_incident(
+    tmp_path: Path, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """playbook test renders the plan from an incident file and a model config."""
+    incident = tmp_path / "incident.json"
+    incident.write_text(
+        json.dumps(
+            {
+                "id": "i1",
+                "kind": "latency_spike",
+                "severity": "critical",
+                "subject": {"model": "digits", "version": "1"},
+                "started_at": 100.0,
+                "detected_at": 130.0,
+            }
+        )
+    )
+    model_config = tmp_path / "config.json"
+    model_config.write_text(json.dumps({"max_batch_size": 32}))
+    args = ["playbook", "test", "halve", "--incident", str(incident), "--config", str(config_file)]
+    assert main([*args, "--model-config", str(model_config), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["status"], result["dry_run"]) == ("planned", True)
+    assert result["steps"][0]["params"] == {"model": "digits", "patch": {"max_batch_size": 4}}
+    assert not (tmp_path / "state").exists()  # a plan writes no state
+
+
+def test_test_rejects_a_bad_incident_file(
+    tmp_path: Path, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed incident file exits 2 naming the file and line."""
+    incident = tmp_path / "incident.json"
+    incident.write_text('{"kind": "latency_spike",\n  oops}')
+    args = ["playbook", "test", "halve", "--incident", str(incident), "--config", str(config_file)]
+    assert main(args) == 2
+    assert f"{incident}:2: invalid JSON" in capsys.readouterr().err
+
+
+def test_local_dry_run_then_runs_and_breaker(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--local plans a run on the state database; runs lists it; breaker reset works."""
+    cfg = ["--config", str(config_file), "--local"]
+    run = ["playbook", "run", "halve", "--target", "model=digits", "--dry-run", "--json"]
+    assert main([*run, *cfg]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["status"] == "planned"
+    assert main(["runs", "--json", *cfg]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["dry_run"]) == (planned["run_id"], True)
+    assert row["actor"].startswith("cli")
+    assert main(["breaker", "reset", *cfg]) == 0
+    assert main(["breaker", "status", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out.split("\n", 1)[1])["open"] is False
+
+
+def test_bad_target_and_missing_daemon(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A target without '=' exits 2; without --local and no daemon, exit 3 says so."""
+    cfg = ["--config", str(config_file)]
+    assert main(["playbook", "run", "halve", "--target", "digits", *cfg]) == 2
+    assert main(["playbook", "run", "halve", "--target", "model=digits", *cfg]) == 3
+    assert "no sentinel daemon answered" in capsys.readouterr().err
+
+
+async def test_run_through_the_daemon_api(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --local the command goes through the control API, token and actor included."""
+    config = load_config(config_file)
+    conn = open_db(config.state_dir / "sentinel.db")
+    engine = Engine(settings=config.playbooks, conn=conn, clock=SystemClock(), pod="pod-a")
+    app = build_app(conn=conn, token=TOKEN, clock=SystemClock(), playbooks=PlaybookService(engine))
+    runner, _ = await start_api(app, config.api.bind, config.api.port)
+    try:
+        cfg = ["--config", str(config_file)]
+        run = ["playbook", "run", "halve", "--target", "model=digits", "--dry-run", "--json"]
+        assert await asyncio.to_thread(main, [*run, *cfg]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert await asyncio.to_thread(main, ["playbook", "list", "--json", *cfg]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        missing = ["playbook", "run", "nope", "--target", "model=digits", *cfg]
+        assert await asyncio.to_thread(main, missing) == 2
+        [row] = PlaybookService(engine).runs(5)
+    finally:
+        await runner.cleanup()
+        conn.close()
+    assert result["status"] == "planned"
+    assert row["id"] == result["run_id"]
+    assert row["actor"].startswith("cli")
+    assert [p["name"] for p in listed] == ["halve"]
