@@ -10,6 +10,7 @@ and registers again after a pause, as NVIDIA's k8s device plugin does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from sentinel.probes.samples import GpuEvent
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[GpuEvent], None]
+Emit = Callable[[GpuEvent | None], None]
 
 
 class XidWatcher:
@@ -51,19 +52,30 @@ class XidWatcher:
         """Set once the first registration attempt is over (either way)."""
 
     async def run(self, sink: SampleSink) -> None:
-        """Watch until cancelled, passing every event to ``sink``; the thread stops with it."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[GpuEvent] = asyncio.Queue()
+        """Watch until cancelled, passing every event to ``sink``; the thread stops with it.
 
-        def emit(event: GpuEvent) -> None:
+        Returns early when nothing could be registered (``status`` says why).
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GpuEvent | None] = asyncio.Queue()
+
+        def emit(event: GpuEvent | None) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
+        def body() -> None:
+            try:
+                self.watch(emit)
+            finally:
+                # tells run() the thread is over; a closed loop means nobody waits
+                with contextlib.suppress(RuntimeError):
+                    emit(None)
+
         self._stop.clear()
-        thread = threading.Thread(target=self.watch, args=(emit,), name="xid-watcher", daemon=True)
+        thread = threading.Thread(target=body, name="xid-watcher", daemon=True)
         thread.start()
         try:
-            while True:
-                await sink(await queue.get())
+            while (event := await queue.get()) is not None:
+                await sink(event)
         finally:
             self._stop.set()
             await asyncio.to_thread(thread.join, self._wait_ms / 1000.0 + 5.0)
