@@ -1,16 +1,309 @@
-"""`sentinel replay` (not built yet)."""
+"""`sentinel replay FILE --detector NAME`: backtest detectors on recorded history."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from sentinel.config import load_config
+from sentinel.detect.backtest import Episode, run
+from sentinel.detect.series import FIELDS, SAMPLE_FOR, SERIES_SLOWDOWN_C
+from sentinel.detect.settings import DetectorSettings
+from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
+from sentinel.probes.recording import iter_recording
+from sentinel.probes.samples import Sample
+from sentinel.yamlsource import InvalidFile
+
+
+class BadInput(Exception):
+    """Input that cannot be replayed; the message names file, line or setting."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("replay", help="(not built yet)")
+    fields = "\n".join(f"  {name:<9} {what}" for name, what in FIELDS.items())
+    p = sub.add_parser(
+        "replay",
+        help="backtest detectors on a CSV series or a JSONL recording",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run detectors over recorded history and print each finding with its onset,\n"
+            "detection and clear times and its evidence. Exit 0 whether or not anything\n"
+            "was found, 2 on bad input.\n\n"
+            "FILE is a CSV with the header 'timestamp,value' (timestamps ISO 8601 or epoch\n"
+            "seconds, e.g. exported from Prometheus) or a sentinel JSONL recording.\n"
+            "For a CSV, --detector says what the value is:\n" + fields
+        ),
+    )
+    p.add_argument("file", help="CSV (timestamp,value) or JSONL recording")
+    p.add_argument(
+        "--detector",
+        choices=[*DETECTOR_NAMES, "all"],
+        help="detector to run (required for a CSV; a recording runs all by default)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the detector, e.g. --set slo_s=0.25 (repeatable; "
+        "with --detector all, name the section: --set latency.slo_s=0.25)",
+    )
+    p.add_argument("--config", help="take the detectors: section of this config as the base")
+    p.add_argument("--json", action="store_true", help="one JSON object per finding")
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    print("sentinel replay: not built yet", file=sys.stderr)
-    return 1
+    try:
+        episodes, form = replay(args)
+    except BadInput as exc:
+        print(f"sentinel replay: {exc}", file=sys.stderr)
+        return 2
+    for ep in episodes:
+        if args.json:
+            print(json.dumps(_clean(episode_record(ep, form)), separators=(",", ":")))
+        else:
+            print(episode_text(ep, form))
+    if not args.json:
+        print(f"{len(episodes)} finding(s)")
+    return 0
+
+
+def replay(args: argparse.Namespace) -> tuple[list[Episode], TimeForm]:
+    """Read the input, build the detectors, run them; bad input raises BadInput."""
+    path = Path(args.file)
+    is_csv = _looks_like_csv(path)
+    detector = args.detector or (None if is_csv else "all")
+    if detector is None:
+        raise BadInput("--detector is required for a CSV (which value does it hold?)")
+    if is_csv and detector == "all":
+        raise BadInput("a CSV holds one series: name its --detector")
+    settings = _settings(args.config, detector, args.overrides)
+    if is_csv and detector == "thermal" and settings.thermal.fallback_slowdown_c is None:
+        thermal = settings.thermal.model_copy(update={"fallback_slowdown_c": SERIES_SLOWDOWN_C})
+        settings = settings.model_copy(update={"thermal": thermal})
+    only = None if detector == "all" else (detector,)
+    suite = DetectorSuite(settings, only=only)
+    if is_csv:
+        rows, form = read_csv(path)
+        make = SAMPLE_FOR[detector]
+        samples: list[Sample] = [make(ts, v) for ts, v in rows]
+    else:
+        samples, form = read_recording(path), TimeForm("epoch")
+    return run(suite, samples), form
+
+
+def _settings(config: str | None, detector: str, overrides: list[str]) -> DetectorSettings:
+    try:
+        base = load_config(config).detectors if config else DetectorSettings()
+    except InvalidFile as exc:
+        raise BadInput(str(exc)) from exc
+    data = base.model_dump()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--set {item}: expected KEY=VALUE")
+        section, _, field = key.rpartition(".")
+        section = section or detector
+        if section not in DETECTOR_NAMES:
+            raise BadInput(f"--set {key}: name the detector section, e.g. latency.{field}")
+        known = DetectorSettings.model_fields[section].annotation
+        names = sorted(getattr(known, "model_fields", {}))
+        if field not in names:
+            raise BadInput(
+                f"--set {key}: unknown setting of detector {section} (known: {', '.join(names)})"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise BadInput(f"--set {key}: cannot parse {raw!r}") from exc
+        data[section][field] = value
+    try:
+        return DetectorSettings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            problems.append(f"--set {where}: {err['msg']}")
+        raise BadInput("; ".join(problems)) from exc
+
+
+# -- input -------------------------------------------------------------------------------
+
+
+class TimeForm:
+    """How the input wrote its timestamps, so that output can write them the same way."""
+
+    def __init__(self, kind: str, tz: tzinfo | None = None) -> None:
+        self.kind = kind
+        self.tz = tz
+
+    def render(self, ts: float | None) -> float | str | None:
+        if ts is None:
+            return None
+        if self.kind == "epoch":
+            return round(ts, 6)
+        moment = datetime.fromtimestamp(ts, tz=self.tz or UTC)
+        if self.tz is None:
+            moment = moment.replace(tzinfo=None)
+        return moment.isoformat()
+
+
+def _looks_like_csv(path: Path) -> bool:
+    if path.suffix.lower() == ".csv":
+        return True
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return False
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    return not line.lstrip().startswith("{")
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text") from exc
+    return True
+
+
+def read_csv(path: Path) -> tuple[list[tuple[float, float]], TimeForm]:
+    """(epoch seconds, value) rows of a ``timestamp,value`` CSV, and its time form."""
+    rows: list[tuple[float, float]] = []
+    form: TimeForm | None = None
+    try:
+        for lineno, ts, value, this_form in _csv_rows(path):
+            if form is None:
+                form = this_form
+            elif form.kind != this_form.kind:
+                raise BadInput(f"{path}:{lineno}: timestamp: mixes ISO 8601 and epoch seconds")
+            if rows and ts < rows[-1][0]:
+                raise BadInput(f"{path}:{lineno}: timestamp: earlier than the line before")
+            rows.append((ts, value))
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text") from exc
+    return rows, form or TimeForm("epoch")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, float, float, TimeForm]]:
+    header_seen = False
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            cells = [c.strip().strip('"') for c in text.split(",")]
+            if not header_seen:
+                if [c.lower() for c in cells] != ["timestamp", "value"]:
+                    raise BadInput(f"{path}:{lineno}: expected the header 'timestamp,value'")
+                header_seen = True
+                continue
+            if len(cells) != 2:
+                raise BadInput(f"{path}:{lineno}: expected 2 fields, got {len(cells)}")
+            ts, form = _parse_time(cells[0], path, lineno)
+            try:
+                value = float(cells[1])
+            except ValueError:
+                raise BadInput(f"{path}:{lineno}: value: not a number: {cells[1]!r}") from None
+            if not math.isfinite(value):
+                raise BadInput(f"{path}:{lineno}: value: not finite: {cells[1]!r}")
+            yield lineno, ts, value, form
+    if not header_seen:
+        raise BadInput(f"{path}: empty; expected the header 'timestamp,value'")
+
+
+def _parse_time(text: str, path: Path, lineno: int) -> tuple[float, TimeForm]:
+    try:
+        ts = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(ts):
+            raise BadInput(f"{path}:{lineno}: timestamp: not finite: {text!r}")
+        return ts, TimeForm("epoch")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{path}:{lineno}: timestamp: neither ISO 8601 nor epoch seconds: {text!r}"
+        ) from None
+    tz = moment.tzinfo
+    if tz is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif text.endswith("Z"):
+        tz = UTC
+    else:
+        offset = moment.utcoffset() or timedelta(0)
+        tz = timezone(offset) if offset else UTC
+    return moment.timestamp(), TimeForm("iso", tz)
+
+
+def read_recording(path: Path) -> list[Sample]:
+    """All samples of a JSONL recording; any bad line is bad input (named with its line)."""
+    problems: list[str] = []
+    try:
+        samples = list(
+            iter_recording(path, on_bad_line=lambda n, msg: problems.append(f"{path}:{n}: {msg}"))
+        )
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text") from exc
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise BadInput("; ".join(problems[:5]) + more)
+    samples.sort(key=lambda s: s.ts)
+    return samples
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def episode_record(ep: Episode, form: TimeForm) -> dict[str, Any]:
+    f = ep.finding
+    return {
+        "kind": f.kind,
+        "severity": f.severity.value,
+        "subject": f.subject.key(),
+        "started_at": form.render(f.started_at),
+        "detected_at": form.render(f.detected_at),
+        "cleared_at": form.render(ep.cleared_at),
+        "summary": f.summary,
+        "detector": f.detector,
+        "evidence": f.evidence,
+        "clear_evidence": ep.clear_evidence,
+    }
+
+
+def episode_text(ep: Episode, form: TimeForm) -> str:
+    r = episode_record(ep, form)
+    cleared = r["cleared_at"] if r["cleared_at"] is not None else "(still open)"
+    evidence = json.dumps(_clean(r["evidence"]), separators=(", ", ": "))
+    return (
+        f"{r['kind']} [{r['severity']}] {r['subject']}: {r['summary']}\n"
+        f"  started {r['started_at']}  detected {r['detected_at']}  cleared {cleared}\n"
+        f"  evidence {evidence}"
+    )
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

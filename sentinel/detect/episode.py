@@ -1,8 +1,10 @@
 """One condition's life: pending -> open (a Finding) -> clearing -> closed (a Cleared).
 
 Each detector keeps one :class:`Episode` per (kind, subject), so at most one finding is
-open for it at a time. Breach and clear levels are separate (hysteresis), and both
-must hold for a duration and a sample count before the state changes.
+open for it at a time. Breach and clear levels are separate (hysteresis): a breach
+opens a pending episode, which fires once it has lasted ``min_duration_s`` and
+``min_samples`` without falling back under the clear level; an open one closes after
+``clear_duration_s`` and ``clear_samples`` under the clear level.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class Episode:
             else:
                 return None
         if self.phase is Phase.PENDING:
-            if not breached:
+            # a pending breach survives dips into the hysteresis band, not a recovery
+            if not breached and recovered:
                 self._reset()
                 return None
             self.breach_count += 1

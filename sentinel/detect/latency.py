@@ -1,6 +1,7 @@
 """``latency_spike``: canary latency's short-window quantile against a robust baseline.
 
-Per (model, batch size). The baseline (median and IQR over a long window) learns only
+Per (model, batch size). Latencies are despiked first (median of the last three), so
+a lone GC pause is not a spike. The baseline (median and IQR over a long window) learns only
 from samples taken while no breach is pending or open, so a spike cannot raise its own
 bar. Severity: critical when the SLO is breached, warning for a relative spike.
 """
@@ -8,6 +9,7 @@ bar. Severity: critical when the SLO is breached, warning for a relative spike.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +28,7 @@ class _Series:
     short: RollingWindow
     baseline: RollingWindow
     episode: Episode
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=3))
     last: dict[str, Any] = field(default_factory=dict)
 
 
@@ -47,7 +50,9 @@ class LatencyDetector:
         ep = series.episode
         if not ep.is_active and ep.subject.version != sample.version:
             ep.subject = replace(ep.subject, version=sample.version)
-        series.short.add(sample.ts, sample.latency_s)
+        series.recent.append(sample.latency_s)
+        value = sorted(series.recent)[len(series.recent) // 2] if s.despike else sample.latency_s
+        series.short.add(sample.ts, value)
         series.baseline.expire(sample.ts)
         if len(series.short) < s.min_samples:
             self._learn(series, sample)

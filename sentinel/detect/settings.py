@@ -19,8 +19,11 @@ class LatencySettings(Section):
     """Run this detector."""
     quantile: float = Field(0.9, gt=0, lt=1)
     """Quantile of canary latency taken over the short window (0.9 = p90)."""
-    short_window_s: float = Field(60.0, gt=0)
+    short_window_s: float = Field(100.0, gt=0)
     """Span of the short window the quantile is taken over."""
+    despike: bool = True
+    """Replace each latency by the median of it and the two before it, so a lone GC
+    pause cannot fake a spike (a real one shows after two samples)."""
     min_samples: int = Field(5, ge=1)
     """Samples the short window needs before it is judged."""
     baseline_window_s: float = Field(3600.0, gt=0)
@@ -67,7 +70,7 @@ class MemorySettings(Section):
     trend_windows_s: list[float] = Field(default_factory=lambda: [300.0, 1800.0])
     """Least-squares fits over these spans; any one predicting exhaustion is enough
     (a short span catches fast leaks, a long one slow leaks)."""
-    trend_min_samples: int = Field(60, ge=3)
+    trend_min_samples: int = Field(30, ge=3)
     """Samples a fit needs (and it must span at least half its window)."""
     min_r2: float = Field(0.9, ge=0, le=1)
     """The fit must explain this share of the variance: steady growth, not one step up
@@ -135,17 +138,18 @@ class AccuracySettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(60.0, gt=0)
+    window_s: float = Field(20.0, gt=0)
     """Span of the window whose mean agreement is judged."""
-    min_samples: int = Field(5, ge=1)
+    min_samples: int = Field(4, ge=1)
     """Canaries with agreement the window needs before it is judged."""
     top1_floor: float = Field(0.9, ge=0, le=1)
     """Mean top-1 agreement below this is drift."""
     cosine_floor: float = Field(0.95, ge=-1, le=1)
     """Mean cosine similarity below this is drift."""
-    baseline_window_s: float = Field(3600.0, gt=0)
-    """Long window whose median top-1 is this model's normal level."""
-    baseline_min_samples: int = Field(30, ge=3)
+    baseline_window_s: float = Field(86400.0, gt=0)
+    """Long window whose median top-1 is this model's normal level (long, so that a slow
+    slide does not drag the baseline down with it)."""
+    baseline_min_samples: int = Field(60, ge=3)
     """Baseline samples needed before the relative rule applies."""
     max_drop: float = Field(0.05, ge=0, le=1)
     """Relative rule: mean top-1 more than this below the baseline median is drift."""
@@ -164,7 +168,7 @@ class ErrorSettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(60.0, gt=0)
+    window_s: float = Field(20.0, gt=0)
     """Span of the window canary error rates and Triton failure rates are taken over."""
     min_samples: int = Field(3, ge=1)
     """Canaries the window needs before an error rate is judged."""
@@ -174,8 +178,9 @@ class ErrorSettings(Section):
     """Triton failures / requests over the window at or above this is an ``error_burst``."""
     min_requests: float = Field(20.0, ge=1)
     """Requests the window needs before Triton's failure ratio is judged."""
-    min_duration_s: float = Field(10.0, ge=0)
-    """An error burst must hold this long before a finding."""
+    min_duration_s: float = Field(0.0, ge=0)
+    """An error burst must hold this long before a finding (the window's rate already
+    needs several errors, so none by default)."""
     clear_duration_s: float = Field(60.0, ge=0)
     """Error rates must stay under half their threshold this long to clear."""
     unhealthy_samples: int = Field(3, ge=1)
@@ -194,7 +199,7 @@ class BacklogSettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(60.0, gt=0)
+    window_s: float = Field(6.0, gt=0)
     """Span over which pending requests (median) and queue share (counter deltas) are taken."""
     min_samples: int = Field(3, ge=1)
     """Health samples the window needs."""

@@ -1,0 +1,158 @@
+"""Detector quality on the labelled trace suite (see bench/traces.py for the fault models).
+
+Prints, per detector: precision, recall, median detection delay, false findings per
+simulated day on clean traces, and whether every fault was found within its minimum
+duration plus 3 samples. Real GPU recordings under tests/data/gpu/ (with a
+``labels.json`` beside them) are scored too when present.
+
+    python bench/detectors.py [--seeds 3] [--clean-days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from traces import Trace, clean_traces, fault_traces
+
+from sentinel.detect.backtest import Fault, Score, run, score
+from sentinel.detect.settings import DetectorSettings
+from sentinel.detect.suite import DETECTOR_NAMES, build_detector
+from sentinel.probes.recording import iter_recording
+
+GPU_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "gpu"
+
+
+def allowed_delay(kind: str, interval_s: float, settings: DetectorSettings) -> float:
+    """A fault's minimum duration (the detector's sustain setting) plus 3 samples."""
+    s = settings
+    minimum = {
+        "latency_spike": s.latency.min_duration_s,
+        "gpu_oom": s.memory.high_min_duration_s,
+        "gpu_oom_predicted": s.memory.predict_min_duration_s,
+        "thermal_throttle": (s.thermal.min_samples - 1) * interval_s,
+        "power_brake": (s.thermal.min_samples - 1) * interval_s,
+        "accuracy_drift": s.accuracy.min_duration_s,
+        "error_burst": s.errors.min_duration_s,
+        "server_unhealthy": (s.errors.unhealthy_samples - 1) * 2.0,
+        "model_not_ready": (s.errors.unhealthy_samples - 1) * 2.0,
+        "gpu_lost": 0.0,
+        "xid_hardware": 0.0,
+        "backlog": s.backlog.min_duration_s,
+    }[kind]
+    return minimum + 3 * interval_s
+
+
+def evaluate(trace: Trace, settings: DetectorSettings) -> tuple[Score, list[str]]:
+    detector = build_detector(trace.detector, settings)
+    episodes = run(detector, trace.samples)
+    faults = [Fault(lb.kinds, lb.start, lb.due, lb.end) for lb in trace.labels]
+    sc = score(episodes, faults)
+    late = []
+    for fault, label in zip(faults, trace.labels, strict=True):
+        if fault in sc.missed:
+            late.append(f"{trace.name}: MISSED {label.note}")
+            continue
+        found = min(
+            e.finding.detected_at
+            for e in episodes
+            if e.finding.kind in fault.kinds and fault.start <= e.finding.detected_at
+        )
+        limit = allowed_delay(fault.kinds[0], trace.interval_s, settings)
+        if found - fault.due > limit:
+            late.append(
+                f"{trace.name}: late {label.note}: {found - fault.due:.0f} s > {limit:.0f} s"
+            )
+    return sc, late
+
+
+def real_gpu_traces() -> list[Trace]:
+    """Recordings another stage commits under tests/data/gpu/ with labels.json, if any."""
+    index = GPU_DATA / "labels.json"
+    if not index.exists():
+        return []
+    from traces import Label
+
+    out = []
+    for entry in json.loads(index.read_text(encoding="utf-8")):
+        records = list(iter_recording(GPU_DATA / entry["file"]))
+        labels = [
+            Label(tuple(lb["kinds"]), lb["start"], lb["due"], lb["end"])
+            for lb in entry.get("labels", [])
+        ]
+        out.append(
+            Trace(
+                entry["file"],
+                entry["detector"],
+                entry.get("interval_s", 1.0),
+                labels,
+                records=records,
+            )
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="detector precision/recall/delay")
+    parser.add_argument("--seeds", type=int, default=3, help="fault traces per model")
+    parser.add_argument("--clean-days", type=float, default=7.0)
+    args = parser.parse_args()
+    settings = DetectorSettings()
+    started = time.perf_counter()
+    faults = {n: Score() for n in DETECTOR_NAMES}
+    problems: list[str] = []
+    for seed in range(1, args.seeds + 1):
+        for trace in fault_traces(seed):
+            sc, late = evaluate(trace, settings)
+            faults[trace.detector].add(sc)
+            problems += late
+    clean = {n: Score() for n in DETECTOR_NAMES}
+    for trace in clean_traces(seed=42, days=args.clean_days):
+        sc, _ = evaluate(trace, settings)
+        clean[trace.detector].add(sc)
+        problems += [
+            f"{trace.name}: false {f.kind} at {f.detected_at:.0f}: {f.summary}" for f in sc.false
+        ]
+    real = real_gpu_traces()
+    for trace in real:
+        sc, late = evaluate(trace, settings)
+        faults[trace.detector].add(sc)
+        problems += late + [f"{trace.name}: false {f.kind}: {f.summary}" for f in sc.false]
+
+    print(
+        f"fault traces: {args.seeds} seeds x each fault model; clean: {args.clean_days:g} days "
+        f"per detector; real GPU recordings: {len(real)}"
+    )
+    head = (
+        f"{'detector':<10} {'faults':>6} {'found':>6} {'recall':>7} {'precision':>9} "
+        f"{'median delay s':>14} {'false/day clean':>15}"
+    )
+    print(head)
+    print("-" * len(head))
+    for name in DETECTOR_NAMES:
+        f, c = faults[name], clean[name]
+        total_findings = f.findings + c.findings
+        true = f.true_findings
+        precision = true / total_findings if total_findings else 1.0
+        delay = f"{f.median_delay:.1f}" if f.median_delay is not None else "-"
+        print(
+            f"{name:<10} {f.faults:>6} {f.found:>6} {f.recall:>7.2f} {precision:>9.2f} "
+            f"{delay:>14} {len(c.false) / args.clean_days:>15.2f}"
+        )
+    print()
+    print("targets: every fault within min duration + 3 samples; no finding on clean days")
+    if problems:
+        for p in problems:
+            print("  " + p)
+    else:
+        print("  all met")
+    print(f"\nran in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Run detectors over recorded samples and score them against labelled faults.
+
+Pure functions: `sentinel replay` prints :func:`run`'s episodes; the benchmark and the
+tests score them with :func:`score`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sentinel.detect.findings import Cleared, Finding, Judgement
+from sentinel.probes.samples import Sample
+
+
+class Judge(Protocol):
+    def observe(self, sample: Sample) -> list[Judgement]: ...
+
+    def tick(self, now: float) -> list[Judgement]: ...
+
+
+@dataclass
+class Episode:
+    """One finding and, if it closed, when and why."""
+
+    finding: Finding
+    cleared_at: float | None = None
+    clear_evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def run(judge: Judge, samples: Iterable[Sample], tick_s: float = 10.0) -> list[Episode]:
+    """Findings of a sample stream in order, paired with their clears.
+
+    ``tick`` is called whenever sample time passes a multiple of ``tick_s``, as the
+    daemon would, so quiet-period clears happen during a replay too.
+    """
+    episodes: list[Episode] = []
+    open_: dict[tuple[str, str], Episode] = {}
+    next_tick: float | None = None
+
+    def take(judgements: list[Judgement]) -> None:
+        for j in judgements:
+            key = (j.kind, j.subject.key())
+            if isinstance(j, Finding):
+                ep = Episode(j)
+                episodes.append(ep)
+                open_[key] = ep
+            elif isinstance(j, Cleared) and key in open_:
+                ep = open_.pop(key)
+                ep.cleared_at = j.cleared_at
+                ep.clear_evidence = dict(j.evidence)
+
+    for sample in samples:
+        if next_tick is None:
+            next_tick = sample.ts + tick_s
+        while sample.ts >= next_tick:
+            take(judge.tick(next_tick))
+            next_tick += tick_s
+        take(judge.observe(sample))
+    return episodes
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A labelled fault: findings of ``kinds`` between ``start`` and ``end`` are true;
+    detection delay counts from ``due`` (when the fault becomes detectable by definition)."""
+
+    kinds: tuple[str, ...]
+    start: float
+    due: float
+    end: float
+
+
+@dataclass
+class Score:
+    faults: int = 0
+    found: int = 0
+    findings: int = 0
+    true_findings: int = 0
+    delays: list[float] = field(default_factory=list)
+    missed: list[Fault] = field(default_factory=list)
+    false: list[Finding] = field(default_factory=list)
+
+    def add(self, other: Score) -> None:
+        self.faults += other.faults
+        self.found += other.found
+        self.findings += other.findings
+        self.true_findings += other.true_findings
+        self.delays += other.delays
+        self.missed += other.missed
+        self.false += other.false
+
+    @property
+    def precision(self) -> float:
+        return self.true_findings / self.findings if self.findings else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.faults if self.faults else 1.0
+
+    @property
+    def median_delay(self) -> float | None:
+        return statistics.median(self.delays) if self.delays else None
+
+
+def score(episodes: list[Episode], faults: list[Fault], grace_s: float = 300.0) -> Score:
+    """Match findings to faults: a finding is true when its kind is one of a fault's and it
+    was detected between the fault's start and ``grace_s`` after its end."""
+    result = Score(faults=len(faults), findings=len(episodes))
+    first: dict[int, float] = {}
+    for ep in episodes:
+        f = ep.finding
+        hit = next(
+            (
+                i
+                for i, fault in enumerate(faults)
+                if f.kind in fault.kinds and fault.start <= f.detected_at <= fault.end + grace_s
+            ),
+            None,
+        )
+        if hit is None:
+            result.false.append(f)
+            continue
+        result.true_findings += 1
+        first[hit] = min(first.get(hit, f.detected_at), f.detected_at)
+    for i, fault in enumerate(faults):
+        if i in first:
+            result.found += 1
+            result.delays.append(first[i] - fault.due)
+        else:
+            result.missed.append(fault)
+    return result
