@@ -21,7 +21,7 @@ import structlog
 
 from sentinel.clock import Clock
 from sentinel.incidents.model import Incident
-from sentinel.notify.events import ActionUpdate, PageRequest, Teller
+from sentinel.notify.events import ActionUpdate, IncidentChanged, PageRequest, Teller
 from sentinel.ports import CanaryRunner, Facts, TritonControl
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext, ActionError, TransientError, classify
@@ -165,6 +165,8 @@ class Executor:
                 self.p.history.unlock(key, run_id)
         self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), {})
         log.info("run_finished", run_id=run_id, playbook=pb.name, status=status, reason=reason)
+        if status not in ("succeeded", "planned") and not dry and not req.manual:
+            self._back_to_firing(req)
         await self._tell(req, run_id, None, status, f"{pb.name}: {status}. {reason}", {}, dry)
         return RunResult(run_id, pb.name, status, reason, dry, self.p.history.steps(run_id))
 
@@ -237,9 +239,12 @@ class Executor:
         pb = req.loaded.playbook
         if not dry and not req.manual and self.p.incidents is not None:
             try:
-                await self.p.incidents.mark_mitigating(req.incident.id, run_id)
+                changes = self.p.incidents.mark_mitigating(req.incident.id, pb.name, run_id)
             except Exception:
                 log.exception("mark_mitigating_failed", incident=req.incident.id)
+                changes = []
+            for change in changes:
+                await self._tell_change(change)
         await self._tell(req, run_id, None, "started", f"{pb.name} started", {}, dry)
         failure = ""
         try:
@@ -526,6 +531,22 @@ class Executor:
         )
 
     # -- helpers ------------------------------------------------------------
+    async def _tell_change(self, change: IncidentChanged) -> None:
+        if self.p.teller is None:
+            return
+        try:
+            await self.p.teller.tell(change)
+        except Exception:
+            log.exception("tell_failed", incident=change.incident.id)
+
+    def _back_to_firing(self, req: RunRequest) -> None:
+        if self.p.incidents is None:
+            return
+        try:
+            self.p.incidents.mark_firing(req.incident.id)
+        except Exception:
+            log.exception("mark_firing_failed", incident=req.incident.id)
+
     def _check_breaker(self, run_id: str) -> None:
         s, now = self.p.settings, self.p.clock.now()
         used = self.p.history.mutating_actions_since(now - s.breaker_window_s)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sentinel.detect.findings import Severity
 from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.notify.events import IncidentChanged
 from sentinel.runbook.schema import Gate, Trigger
 from sentinel.runbook.templating import TemplateFailure, condition
 
@@ -35,9 +36,17 @@ class AllowAll:
 
 
 class IncidentMarker(Protocol):
-    """What the runbook needs of the incident manager."""
+    """What the runbook needs of the incident manager (``IncidentManager`` fits)."""
 
-    async def mark_mitigating(self, incident_id: str, run_id: str) -> None: ...
+    def mark_mitigating(
+        self, incident_id: str, playbook: str = "", run_id: str = ""
+    ) -> list[IncidentChanged]:
+        """A run took the incident; the changes are told through the teller."""
+        ...
+
+    def mark_firing(self, incident_id: str) -> None:
+        """Mitigation gave up (the engine pages on its own)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

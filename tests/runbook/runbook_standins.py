@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sentinel.clock import FakeClock
 from sentinel.detect.findings import Severity, Subject
 from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.notify.events import Notice
+from sentinel.notify.events import IncidentChanged, Notice
 from sentinel.probes.samples import Agreement, CanaryResult, GpuSample, TritonHealth
 
 T = TypeVar("T")
@@ -147,13 +147,20 @@ class FixedFacts:
 
 
 class RecordingMarker:
-    """Stand-in for the incident manager's mark_mitigating."""
+    """Stand-in for the incident manager's mark_mitigating/mark_firing."""
 
     def __init__(self) -> None:
         self.marked: list[tuple[str, str]] = []
+        self.refired: list[str] = []
 
-    async def mark_mitigating(self, incident_id: str, run_id: str) -> None:
+    def mark_mitigating(
+        self, incident_id: str, playbook: str = "", run_id: str = ""
+    ) -> list[IncidentChanged]:
         self.marked.append((incident_id, run_id))
+        return []
+
+    def mark_firing(self, incident_id: str) -> None:
+        self.refired.append(incident_id)
 
 
 def incident(

@@ -42,6 +42,7 @@ async def test_failed_verification_rolls_back_and_pages(bed: Bed, shipped: Loade
     pages = bed.teller.of(PageRequest)
     assert len(pages) == 1
     assert "did not bring" in pages[0].reason
+    assert bed.marker.refired == [pages[0].incident.id]
 
 
 async def test_dry_run_calls_nothing_and_tells_no_one(bed: Bed, shipped: Loader) -> None:
