@@ -412,6 +412,7 @@ class Executor:
         vid = h.start_step(
             run_id, "verify", step.name, "canary.verify", "started", False, {}, now()
         )
+        evidence: dict[str, Any]
         if self.p.canary is None:
             ok, evidence = False, {"failed_because": ["no canary runner configured"]}
         else:
@@ -433,7 +434,7 @@ class Executor:
         )
         if ok:
             if step.restore_after is not None:
-                self._add_lease(req, run_id, step, output, model)
+                self._add_lease(req, run_id, step, output, model, evidence.get("baseline_p99_s"))
             return True
         await self._rollback(req, run_id, ctx, step, params, output)
         state["status"] = "rolled_back"
@@ -507,7 +508,13 @@ class Executor:
         )
 
     def _add_lease(
-        self, req: RunRequest, run_id: str, step: Step, output: dict[str, Any], model: str
+        self,
+        req: RunRequest,
+        run_id: str,
+        step: Step,
+        output: dict[str, Any],
+        model: str,
+        baseline: float | None,
     ) -> None:
         if "previous" not in output or "applied" not in output:
             log.warning("lease_without_snapshot", step=step.name)
@@ -522,8 +529,12 @@ class Executor:
                 "target_key": target_key(self.p.pod, req.target),
                 "model": model,
                 "original": output["previous"],
-                "degraded": output["applied"],
-                "verify": step.verify.model_dump() if step.verify else None,
+                "degraded": {"config": output["applied"], "patch": output.get("patch", {})},
+                "verify": (
+                    {**step.verify.model_dump(), "baseline_p99_s": baseline}
+                    if step.verify
+                    else None
+                ),
                 "restore_after": step.restore_after,
                 "healthy_since": self.p.clock.now(),
                 "created_at": self.p.clock.now(),

@@ -1,7 +1,8 @@
 """Degradation as a lease: a fallback (FP16, a smaller batch) is temporary.
 
 After ``restore_after`` of sustained health (no open incident on the model),
-the original config is loaded again and verified; if the check fails, or the
+the fields the fallback changed are put back as they were (other changes made
+meanwhile are kept) and verified; if the check fails, or the
 fault returns while the restore is being watched, the degraded config goes
 back on and the wait doubles. After ``MAX_REAPPLY`` tries the lease keeps the
 fallback and pages: a person decides.
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 
 from sentinel.notify.events import ActionUpdate, PageRequest
+from sentinel.runbook.actions.triton import apply_patch, revert_patch
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.executor import Ports
 from sentinel.runbook.schema import Verify
@@ -93,7 +95,9 @@ class LeaseKeeper:
         if self.p.settings.dry_run:
             return "dry_run"
         try:
-            await triton.load_model(lease["model"], lease["original"])
+            current = await triton.model_config(lease["model"])
+            restored = revert_patch(current, lease["original"], lease["degraded"]["patch"])
+            await triton.load_model(lease["model"], restored)
         except Exception as exc:
             self.p.history.update_lease(lease["id"], now, note=f"restore refused: {exc}")
             await self._reapply(lease, f"loading the original config failed: {exc}")
@@ -110,13 +114,14 @@ class LeaseKeeper:
     async def _verify(self, lease: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         if lease["verify"] is None or self.p.canary is None:
             return True, {}
+        baseline = lease["verify"].get("baseline_p99_s")
         spec = Verify.model_validate({**lease["verify"], "baseline_p99_s": None})
         return await verify(
             spec,
             canary=self.p.canary,
             clock=self.p.clock,
             model=lease["model"],
-            baseline=None,
+            baseline=float(baseline) if isinstance(baseline, int | float) else None,
             interval=self.p.settings.canary_interval_s,
         )
 
@@ -125,7 +130,9 @@ class LeaseKeeper:
         tries = int(lease["reapplied"]) + 1
         try:
             if self.p.triton is not None:
-                await self.p.triton.load_model(lease["model"], lease["degraded"])
+                current = await self.p.triton.model_config(lease["model"])
+                degraded = apply_patch(current, lease["degraded"]["patch"])
+                await self.p.triton.load_model(lease["model"], degraded)
         except Exception as exc:
             why = f"{why}; re-applying the fallback failed too: {exc}"
             tries = MAX_REAPPLY + 1

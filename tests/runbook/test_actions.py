@@ -16,7 +16,7 @@ from sentinel.probes.samples import CanaryResult, GpuProcess, GpuSample
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext, ActionError
 from sentinel.runbook.actions.process import find_server_pid
-from sentinel.runbook.actions.triton import apply_patch
+from sentinel.runbook.actions.triton import apply_patch, revert_patch
 from sentinel.runbook.settings import RunbookSettings
 
 
@@ -180,3 +180,13 @@ async def test_diagnostics_capture_gpu_processes_and_canaries(bed: Bed) -> None:
     ) == (300, True, False)
     assert [c["ts"] for c in out["canaries"]] == [25.0, 26.0, 27.0, 28.0, 29.0]
     assert out["statistics"]["model_stats"][0]["name"] == "digits"
+
+
+def test_revert_patch_keeps_changes_made_since() -> None:
+    """A lease restore reverts only the patched fields; an operator's later edit stays."""
+    patch = {"max_batch_size": 8, "precision": "fp16"}
+    degraded = apply_patch(DIGITS_CONFIG, patch)
+    since = apply_patch(degraded, {"parameters": {"delay_ms": "0"}, "instance_count": 3})
+    restored = revert_patch(since, DIGITS_CONFIG, patch)
+    expected = apply_patch(DIGITS_CONFIG, {"parameters": {"delay_ms": "0"}, "instance_count": 3})
+    assert restored == expected

@@ -55,6 +55,44 @@ def apply_patch(config: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return new
 
 
+def revert_patch(
+    current: dict[str, Any], original: dict[str, Any], patch: dict[str, Any]
+) -> dict[str, Any]:
+    """``current`` with just the fields ``patch`` changed put back as in ``original``.
+
+    Other changes made since (an operator's fix, a new engine) are kept.
+    """
+    new = copy.deepcopy(current)
+    for key in patch:
+        if key == "precision":
+            _copy_parameter(new, original, "precision")
+        elif key == "parameters":
+            for name in patch[key]:
+                _copy_parameter(new, original, str(name))
+        elif key == "instance_count":
+            _copy_field(new, original, "instance_group")
+        else:
+            _copy_field(new, original, key)
+    return new
+
+
+def _copy_field(new: dict[str, Any], original: dict[str, Any], key: str) -> None:
+    if key in original:
+        new[key] = copy.deepcopy(original[key])
+    else:
+        new.pop(key, None)
+
+
+def _copy_parameter(new: dict[str, Any], original: dict[str, Any], name: str) -> None:
+    params = dict(new.get("parameters") or {})
+    before = (original.get("parameters") or {}).get(name)
+    if before is None:
+        params.pop(name, None)
+    else:
+        params[name] = copy.deepcopy(before)
+    new["parameters"] = params
+
+
 def _set_parameter(config: dict[str, Any], name: str, value: str) -> None:
     params = dict(config.get("parameters") or {})
     params[name] = {"string_value": value}
