@@ -20,32 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from traces import Trace, clean_traces, fault_traces
 
-from sentinel.detect.backtest import Fault, Score, run, score
+from sentinel.detect.backtest import Fault, Score, allowed_delay, run, score
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, build_detector
 from sentinel.probes.recording import iter_recording
 
 GPU_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "gpu"
-
-
-def allowed_delay(kind: str, interval_s: float, settings: DetectorSettings) -> float:
-    """A fault's minimum duration (the detector's sustain setting) plus 3 samples."""
-    s = settings
-    minimum = {
-        "latency_spike": s.latency.min_duration_s,
-        "gpu_oom": s.memory.high_min_duration_s,
-        "gpu_oom_predicted": s.memory.predict_min_duration_s,
-        "thermal_throttle": (s.thermal.min_samples - 1) * interval_s,
-        "power_brake": (s.thermal.min_samples - 1) * interval_s,
-        "accuracy_drift": s.accuracy.min_duration_s,
-        "error_burst": s.errors.min_duration_s,
-        "server_unhealthy": (s.errors.unhealthy_samples - 1) * 2.0,
-        "model_not_ready": (s.errors.unhealthy_samples - 1) * 2.0,
-        "gpu_lost": 0.0,
-        "xid_hardware": 0.0,
-        "backlog": s.backlog.min_duration_s,
-    }[kind]
-    return minimum + 3 * interval_s
 
 
 def evaluate(trace: Trace, settings: DetectorSettings) -> tuple[Score, list[str]]:

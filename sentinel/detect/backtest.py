@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sentinel.detect.findings import Cleared, Finding, Judgement
+from sentinel.detect.settings import DetectorSettings
 from sentinel.probes.samples import Sample
 
 
@@ -132,3 +133,24 @@ def score(episodes: list[Episode], faults: list[Fault], grace_s: float = 300.0) 
         else:
             result.missed.append(fault)
     return result
+
+
+def allowed_delay(kind: str, interval_s: float, settings: DetectorSettings) -> float:
+    """The detection-delay target of a fault of ``kind``: the detector's minimum duration
+    (its sustain setting) plus 3 samples at ``interval_s``."""
+    s = settings
+    minimum = {
+        "latency_spike": s.latency.min_duration_s,
+        "gpu_oom": s.memory.high_min_duration_s,
+        "gpu_oom_predicted": s.memory.predict_min_duration_s,
+        "thermal_throttle": (s.thermal.min_samples - 1) * interval_s,
+        "power_brake": (s.thermal.min_samples - 1) * interval_s,
+        "accuracy_drift": s.accuracy.min_duration_s,
+        "error_burst": s.errors.min_duration_s,
+        "server_unhealthy": (s.errors.unhealthy_samples - 1) * 2.0,
+        "model_not_ready": (s.errors.unhealthy_samples - 1) * 2.0,
+        "gpu_lost": 0.0,
+        "xid_hardware": 0.0,
+        "backlog": s.backlog.min_duration_s,
+    }[kind]
+    return minimum + 3 * interval_s
