@@ -2,8 +2,8 @@
 
 Prints, per detector: precision, recall, median detection delay, false findings per
 simulated day on clean traces, and whether every fault was found within its minimum
-duration plus 3 samples. Real GPU recordings under tests/data/gpu/ (with a
-``labels.json`` beside them) are scored too when present.
+duration plus 3 samples. The real H200 recordings under tests/data/gpu/ are scored
+too, with the labels in tests/data/traces/gpu_labels.json.
 
     python bench/detectors.py [--seeds 3] [--clean-days 7]
 """
@@ -18,14 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from traces import Trace, clean_traces, fault_traces
+from traces import Label, Trace, clean_traces, fault_traces
 
 from sentinel.detect.backtest import Fault, Score, allowed_delay, run, score
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, build_detector
 from sentinel.probes.recording import iter_recording
 
-GPU_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "gpu"
+GPU_LABELS = (
+    Path(__file__).resolve().parent.parent / "tests" / "data" / "traces" / "gpu_labels.json"
+)
 
 
 def evaluate(trace: Trace, settings: DetectorSettings) -> tuple[Score, list[str]]:
@@ -52,28 +54,23 @@ def evaluate(trace: Trace, settings: DetectorSettings) -> tuple[Score, list[str]
 
 
 def real_gpu_traces() -> list[Trace]:
-    """Recordings another stage commits under tests/data/gpu/ with labels.json, if any."""
-    index = GPU_DATA / "labels.json"
-    if not index.exists():
+    """Real NVML recordings (tests/data/gpu/), labelled in tests/data/traces/gpu_labels.json."""
+    if not GPU_LABELS.exists():
         return []
-    from traces import Label
-
     out = []
-    for entry in json.loads(index.read_text(encoding="utf-8")):
-        records = list(iter_recording(GPU_DATA / entry["file"]))
+    for entry in json.loads(GPU_LABELS.read_text(encoding="utf-8")):
+        path = GPU_LABELS.parent / entry["file"]
+        if not path.exists():
+            continue
+        records = list(iter_recording(path))
         labels = [
-            Label(tuple(lb["kinds"]), lb["start"], lb["due"], lb["end"])
-            for lb in entry.get("labels", [])
+            Label(tuple(lb["kinds"]), lb["start"], lb["due"], lb["end"], entry["note"])
+            for lb in entry["labels"]
         ]
-        out.append(
-            Trace(
-                entry["file"],
-                entry["detector"],
-                entry.get("interval_s", 1.0),
-                labels,
-                records=records,
+        for det in entry["detectors"]:
+            out.append(
+                Trace(f"{path.name}/{det}", det, entry["interval_s"], labels, records=records)
             )
-        )
     return out
 
 
@@ -106,7 +103,7 @@ def main() -> None:
 
     print(
         f"fault traces: {args.seeds} seeds x each fault model; clean: {args.clean_days:g} days "
-        f"per detector; real GPU recordings: {len(real)}"
+        f"per detector; real H200 recording x detector runs: {len(real)}"
     )
     head = (
         f"{'detector':<10} {'faults':>6} {'found':>6} {'recall':>7} {'precision':>9} "

@@ -85,6 +85,10 @@ class MemoryDetector:
             min_duration_s=s.high_min_duration_s,
             clear_duration_s=s.clear_duration_s,
         )
+        # a full GPU needs a shorter hold than a merely high one
+        if not high.is_active or frac < s.full_fraction:
+            full = frac >= s.full_fraction
+            high.min_duration_s = s.full_min_duration_s if full else s.high_min_duration_s
         j = high.update(
             sample.ts,
             breached=frac >= s.high_fraction,
@@ -145,19 +149,20 @@ class MemoryDetector:
     ) -> tuple[Severity, str, dict[str, Any]]:
         s = self.settings
         assert gpu.last is not None
+        full = gpu.fraction >= s.full_fraction
         evidence: dict[str, Any] = {
-            "trigger": "high_memory",
+            "trigger": "full_memory" if full else "high_memory",
             "used_fraction": rnd(gpu.fraction, 4),
             "used_bytes": gpu.last.memory_used_bytes,
             "total_bytes": gpu.last.memory_total_bytes,
-            "threshold": s.high_fraction,
-            "min_duration_s": s.high_min_duration_s,
+            "threshold": s.full_fraction if full else s.high_fraction,
+            "min_duration_s": s.full_min_duration_s if full else s.high_min_duration_s,
             "sustained_s": rnd(ts - started, 3),
         }
         evidence.update(self.attribute(gpu.last))
         summary = (
-            f"GPU memory {gpu.fraction:.1%} used >= {s.high_fraction:.0%} for {ts - started:.0f} s"
-            + _cause_text(evidence)
+            f"GPU memory {gpu.fraction:.1%} used >= {evidence['threshold']:.0%} "
+            f"for {ts - started:.0f} s" + _cause_text(evidence)
         )
         return Severity.CRITICAL, summary, evidence
 
@@ -250,8 +255,11 @@ class MemoryDetector:
         total = sample.memory_total_bytes or 0
         other_bytes = sum(o["used_bytes"] or 0 for o in others)
         big = total > 0 and other_bytes >= s.other_process_min_share * total
+        # without knowing which process is the server, nobody can be blamed
+        known = bool(self.server_pids) or len(others) < len(sample.processes)
+        cause = ("other_process" if big else "server") if known else "unknown"
         return {
-            "cause": "other_process" if big else "server",
+            "cause": cause,
             "server_bytes": server_bytes,
             "other_bytes": other_bytes,
             "other_processes": others,

@@ -63,6 +63,10 @@ class MemorySettings(Section):
     """Used/total memory at or above this is high."""
     high_min_duration_s: float = Field(60.0, ge=0)
     """High memory must hold this long before a ``gpu_oom`` finding."""
+    full_fraction: float = Field(0.99, gt=0, le=1)
+    """Used/total at or above this is full: allocations are failing now ..."""
+    full_min_duration_s: float = Field(5.0, ge=0)
+    """... so ``gpu_oom`` fires after only this long."""
     clear_fraction: float = Field(0.90, gt=0, le=1)
     """Hysteresis: ``gpu_oom`` (high) clears below this fraction ..."""
     clear_duration_s: float = Field(120.0, ge=0)
