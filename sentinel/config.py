@@ -22,6 +22,7 @@ import yaml
 from pydantic import Field, SecretStr, model_validator
 
 from sentinel.detect.settings import DetectorSettings
+from sentinel.fleet import FleetSettings
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings
 from sentinel.runbook.settings import RunbookSettings
@@ -144,6 +145,7 @@ class Config(Section):
     incidents: IncidentSettings = IncidentSettings()
     playbooks: RunbookSettings = RunbookSettings()
     notifiers: NotifySettings = NotifySettings()
+    fleet: FleetSettings = FleetSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()

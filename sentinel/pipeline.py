@@ -107,6 +107,10 @@ class Pipeline:
             return
         await self._remember(judgements)
 
+    async def ingest_judgement(self, judgement: Judgement) -> None:
+        """A judgement from outside the detectors (e.g. an Alertmanager webhook alert)."""
+        await self._remember([judgement])
+
     async def tick(self, now: float) -> None:
         """Time passing with no sample: staleness, hysteresis, silences, re-notify."""
         try:

@@ -42,8 +42,8 @@ def _handle(args: argparse.Namespace) -> int:
 async def _once(config: Config, as_json: bool) -> int:
     from sentinel.wiring import build
 
-    async with build(config, serve_api=False) as daemon:
-        samples = await daemon.once()
+    async with build(config, serve_api=False, serve_metrics=False) as sentinel:
+        samples = await sentinel.daemon.once()
     if as_json:
         print(json.dumps([to_record(s) for s in samples], indent=2, default=str))
     else:
@@ -55,7 +55,7 @@ async def _once(config: Config, as_json: bool) -> int:
 async def _forever(config: Config) -> int:
     from sentinel.wiring import build
 
-    async with build(config) as daemon:
-        daemon.install_signal_handlers()
-        await daemon.run()
+    async with build(config) as sentinel:
+        sentinel.daemon.install_signal_handlers()
+        await sentinel.daemon.run()
     return 0

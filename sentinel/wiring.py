@@ -1,0 +1,318 @@
+"""Builds a whole sentinel from its config: every adapter, stage and service.
+
+This is the only place that knows every stage; each stage only knows the
+contracts (``sentinel/ports.py`` and friends). Tests and the demo build the
+same way, swapping in a clock, a registry or an NVML stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from sentinel import db
+from sentinel.api import build_app, start_api
+from sentinel.clock import Clock, SystemClock
+from sentinel.config import Config
+from sentinel.daemon import Daemon, Probe, Wiring
+from sentinel.detect.findings import Judgement
+from sentinel.detect.suite import DetectorSuite
+from sentinel.fleet import build_fleet_guard
+from sentinel.incidents.manager import IncidentManager
+from sentinel.logging import redactor
+from sentinel.metrics import new_registry
+from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
+from sentinel.notify.teller import NotifyStack, build_notify
+from sentinel.pipeline import LatestFacts, Observer, Pipeline
+from sentinel.ports import SampleSink
+from sentinel.probes import triton as triton_adapter
+from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
+from sentinel.probes.gpu import GpuSampler, parse_source
+from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
+from sentinel.probes.metrics import ProbeMetrics
+from sentinel.probes.nvml import NvmlUnavailable
+from sentinel.probes.replay import ReplaySource
+from sentinel.probes.samples import Sample
+from sentinel.probes.triton_health import TritonHealthProbe
+from sentinel.probes.xid import XidWatcher
+from sentinel.runbook.actions.process import find_server_pid
+from sentinel.runbook.engine import Engine
+from sentinel.runbook.service import PlaybookService
+
+log = structlog.get_logger(__name__)
+
+DB_NAME = "sentinel.db"
+
+
+@dataclass
+class Sentinel:
+    """A built sentinel: the daemon to run, and its stages for those who look inside."""
+
+    daemon: Daemon
+    pipeline: Pipeline
+    engine: Engine
+    incidents: IncidentManager
+    notify: NotifyStack
+    facts: LatestFacts
+    triton: triton_adapter.TritonAdapter
+    canaries: list[CanaryProbe]
+
+
+class ConfigError(ValueError):
+    """The config names something that cannot be built (e.g. a missing golden set)."""
+
+
+class _GpuProbe:
+    """The NVML sampler (and its Xid watcher) as one daemon probe."""
+
+    name = "gpu"
+
+    def __init__(self, sampler: GpuSampler, xid: XidWatcher | None) -> None:
+        self.sampler = sampler
+        self.xid = xid
+
+    async def run(self, sink: SampleSink, clock: Clock) -> None:
+        try:
+            await asyncio.to_thread(self.sampler.open)
+        except NvmlUnavailable:
+            self.xid = None  # the sampler's run says why, once; no Xids without NVML
+        if self.xid is None:
+            await self.sampler.run(sink, clock)
+            return
+        async with _together() as group:
+            group.create_task(self.sampler.run(sink, clock))
+            group.create_task(self.xid.run(sink))
+
+    async def once(self) -> list[Sample]:
+        return list(await self.sampler.tick())
+
+
+@contextlib.asynccontextmanager
+async def _together() -> AsyncIterator[asyncio.TaskGroup]:
+    async with asyncio.TaskGroup() as group:
+        yield group
+
+
+class _ReplayProbe:
+    """A recording played into the pipeline as if live (``gpu.source: replay:FILE``)."""
+
+    name = "replay"
+
+    def __init__(self, path: str, speed: float, clock: Clock) -> None:
+        self.source = ReplaySource(path, clock, speed=speed, retime=True)
+
+    async def run(self, sink: SampleSink, clock: Clock) -> None:
+        stats = await self.source.run(sink)
+        log.info("replay_finished", samples=stats.samples, bad_lines=len(stats.bad_lines))
+
+    async def once(self) -> list[Sample]:
+        return []
+
+
+class ServerPids:
+    """Triton's pid(s) for attributing GPU memory; looked up lazily, refreshed on demand."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.pids: set[int] = set()
+
+    def refresh(self) -> set[int]:
+        settings = self._config.playbooks
+        try:
+            pid = find_server_pid(settings.server_pid_file, settings.server_process_names)
+        except Exception:  # no server process visible from here: attribute nothing
+            return self.pids
+        self.pids = {pid}
+        return self.pids
+
+    def __call__(self) -> set[int]:
+        return self.pids
+
+
+def build_probes(
+    config: Config,
+    clock: Clock,
+    triton: triton_adapter.TritonAdapter,
+    nvml: Any = None,
+) -> tuple[list[Probe], list[CanaryProbe]]:
+    """Every probe the config asks for (canaries, Triton health, GPUs)."""
+    canaries = []
+    for c in config.canaries:
+        try:
+            canaries.append(CanaryProbe(triton, c, clock=clock))
+        except (GoldenSetError, OSError) as exc:
+            raise ConfigError(f"canaries[{c.model}].golden_set: {exc}") from exc
+    probes: list[Probe] = [
+        TritonHealthProbe(
+            triton,
+            [c.model for c in config.canaries],
+            metrics_url=config.triton.metrics_url,
+            interval_s=config.triton.health_interval_s,
+            clock=clock,
+        ),
+        *canaries,
+    ]
+    kind, path = parse_source(config.gpu.source)
+    if kind == "nvml":
+        if nvml is None:
+            import pynvml
+
+            nvml = pynvml
+        sampler = GpuSampler(nvml, config.gpu, clock)
+        xid = XidWatcher(nvml, clock=clock) if config.gpu.xid_events else None
+        probes.append(_GpuProbe(sampler, xid))
+    elif kind == "replay" and path is not None:
+        probes.append(_ReplayProbe(path, config.gpu.replay_speed, clock))
+    return probes, canaries
+
+
+@contextlib.asynccontextmanager
+async def build(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+    serve_api: bool = True,
+    serve_metrics: bool = True,
+    nvml: Any = None,
+    console: TextIO | None = None,
+    observers: Sequence[Observer] = (),
+    on_judgement: Callable[[Judgement], None] | None = None,
+    extra_probes: Sequence[Probe] = (),
+) -> AsyncIterator[Sentinel]:
+    """A ready sentinel for ``config``; everything it opened is closed on exit."""
+    clock = clock or SystemClock()
+    registry = registry or new_registry()
+    token = config.api.bearer_token()
+    redactor.add(token)
+    for secret in _notifier_secrets(config):
+        redactor.add(secret)
+
+    conn = db.open_db(config.state_dir / DB_NAME)
+    triton = triton_adapter.connect(config.triton)
+    closers: list[Callable[[], Any]] = [_aclose(conn.close), triton.close]
+    try:
+        probes, canaries = build_probes(config, clock, triton, nvml)
+        probes += list(extra_probes)
+        facts = LatestFacts()
+        server_pids = ServerPids(config)
+        server_pids.refresh()
+        suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
+
+        probe_metrics = ProbeMetrics(registry)
+        telemetry = GpuTelemetry(clock)
+        GpuCollector(telemetry, registry, server_pids=server_pids)
+
+        api_url = f"http://{config.api.bind}:{config.api.port}"
+        notify = build_notify(
+            conn, config.notifiers, config.pod, clock, api_url=api_url, stream=console
+        )
+        incidents = IncidentManager(conn, config.incidents, config.pod, clock)
+        incidents.recover()
+        fleet = build_fleet_guard(config.fleet, holder=config.pod, clock=clock)
+        engine = Engine(
+            settings=config.playbooks,
+            conn=conn,
+            clock=clock,
+            triton=triton,
+            canary=CanaryGroup(canaries),
+            facts=facts,
+            teller=notify.teller,
+            incidents=incidents,
+            fleet=fleet,
+            pod=config.pod,
+            dry_run=config.dry_run,
+        )
+        pipeline = Pipeline(
+            facts=facts,
+            judge=suite,
+            memory=incidents,
+            teller=notify.teller,
+            actor=engine,
+            observers=[probe_metrics.observe, telemetry.observe, *observers],
+            on_judgement=on_judgement,
+        )
+
+        async def on_alerts(alerts: list[ExternalAlert]) -> None:
+            for alert in alerts:
+                judgement = alert_to_judgement(alert, clock.now())
+                if judgement is not None:
+                    await pipeline.ingest_judgement(judgement)
+
+        async def tick(now: float) -> None:
+            if server_pids.refresh() != set(suite_pids):
+                suite.set_server_pids(server_pids.pids)
+                suite_pids[:] = list(server_pids.pids)
+            await pipeline.tick(now)
+
+        suite_pids: list[int] = list(server_pids.pids)
+        services: list[Callable[[], Any]] = [notify.dispatcher.run]
+        if notify.alertmanager is not None:
+            am = notify.alertmanager
+            services.append(lambda: am.run_resender(conn, clock))
+
+        await engine.start()
+        closers.append(engine.stop)
+        closers.append(notify.dispatcher.stop)
+        if hasattr(fleet, "aclose"):
+            closers.append(fleet.aclose)
+
+        if serve_api:
+            app = build_app(
+                conn=conn,
+                token=token,
+                clock=clock,
+                playbooks=PlaybookService(engine),
+                on_alerts=on_alerts,
+                status=lambda: _status(config, facts, engine),
+                ready=lambda: facts.triton() is not None,
+            )
+            runner, port = await start_api(app, config.api.bind, config.api.port)
+            log.info("api_listening", bind=config.api.bind, port=port)
+            closers.append(runner.cleanup)
+
+        wiring = Wiring(
+            sink=pipeline.accept,
+            probes=probes,
+            tick=tick,
+            services=services,
+            closers=[],
+        )
+        daemon = Daemon(config, wiring, clock=clock, registry=registry, serve_metrics=serve_metrics)
+        yield Sentinel(daemon, pipeline, engine, incidents, notify, facts, triton, canaries)
+    finally:
+        for close in reversed(closers):
+            try:
+                await close()
+            except Exception:
+                log.exception("close_failed", closer=repr(close))
+
+
+def _aclose(fn: Callable[[], None]) -> Callable[[], Any]:
+    async def close() -> None:
+        fn()
+
+    return close
+
+
+def _notifier_secrets(config: Config) -> list[str]:
+    n = config.notifiers
+    out = [n.slack.bot_token(), n.slack.webhook(), n.pagerduty.key()]
+    return [s for s in out if s]
+
+
+def _status(config: Config, facts: LatestFacts, engine: Engine) -> dict[str, Any]:
+    health = facts.triton()
+    return {
+        "pod": config.pod,
+        "dry_run": config.dry_run,
+        "triton": {"live": health.live, "ready": health.ready} if health else None,
+        "gpus": [g.uuid for g in facts.gpus()],
+        "playbooks": sorted(engine.playbooks),
+    }
