@@ -77,6 +77,8 @@ class Daemon:
             else None
         )
         self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+        """Set once the metrics endpoint listens and every probe task is running."""
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -95,6 +97,7 @@ class Daemon:
         ]
         tasks.append(asyncio.create_task(self._ticker()))
         log.info("sentinel_started", probes=[p.name for p in self.wiring.probes])
+        self.started.set()
         try:
             await self._stop.wait()
         finally:
