@@ -52,7 +52,8 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     """Broken YAML syntax is reported with its line."""
     path = write(tmp_path, "pod: p\ntriton:\n  url: [unclosed\n")
     [problem] = problems(path)
-    assert problem.startswith(f"{path}:") and "invalid YAML" in problem
+    assert problem.startswith(f"{path}:")
+    assert "invalid YAML" in problem
 
 
 def test_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
