@@ -1,7 +1,5 @@
 """The NVML sampler, against NvmlStandIn (no GPU here; real traces in test_replay_traces)."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import asyncio

@@ -6,8 +6,6 @@ records the calls it got. The tests in this file keep it honest: every
 function it offers exists in the real module with the same name.
 """
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import queue

@@ -1,7 +1,5 @@
 """The replay source: every sample type, paced on a FakeClock, bad lines skipped."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import asyncio

@@ -1,7 +1,5 @@
 """The Xid watcher thread, against NvmlStandIn (a real Xid 31 is in test_replay_traces)."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import asyncio
