@@ -55,6 +55,7 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTri
     try:
         yield server
     finally:
+        server.kill()  # nothing to drain in tests; a graceful stop costs seconds
         server.close()
 
 
@@ -146,6 +147,7 @@ def triton_factory(tmp_path: Path) -> Iterator[Callable[..., LocalTriton]]:
         yield make
     finally:
         for server in servers:
+            server.kill()
             server.close()
 
 
