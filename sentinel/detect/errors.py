@@ -2,9 +2,9 @@
 ``gpu_lost``, ``xid_hardware``.
 
 Severity: ``server_unhealthy``, ``gpu_lost`` and ``xid_hardware`` are critical (nothing is
-served, or the hardware needs a human); ``error_burst`` is critical when every canary
-in the window failed, else warning; ``model_not_ready`` is critical (the model serves
-nothing).
+served, or the hardware needs a human); ``error_burst`` is critical when most canaries
+fail (users get errors), a warning when only Triton's failure counters show it (some
+clients send bad requests); ``model_not_ready`` is critical (the model serves nothing).
 """
 
 from __future__ import annotations
@@ -143,8 +143,7 @@ class ErrorDetector:
                 f"{canary['error_rate']:.0%} of canaries to {model} failed over "
                 f"{s.window_s:.0f} s (last: {canary['last_outcome']})"
             )
-            if canary["error_rate"] >= 1.0:
-                severity = Severity.CRITICAL
+            severity = Severity.CRITICAL
         if triton and triton["failure_ratio"] >= s.max_failure_ratio:
             parts.append(
                 f"{triton['failure_ratio']:.1%} of {model} requests failed "
