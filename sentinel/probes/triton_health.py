@@ -8,6 +8,7 @@ Nothing a server sends can crash the probe: an unreadable part is left None.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
@@ -81,26 +82,21 @@ class TritonHealthProbe:
         self.clock: Clock = clock or SystemClock()
         self._up_since: float | None = None
         self._was_down = False
-        self._http: httpx.AsyncClient | None = None
+        self._warned: dict[str, str] = {}
 
     async def run(self, sink: SampleSink, clock: Clock) -> None:
         """Sample every ``interval_s`` on ``clock`` until cancelled."""
         self.clock = clock
-        try:
-            while True:
-                for sample in await self.once():
-                    await sink(sample)
-                await clock.sleep(self.interval_s)
-        finally:
-            await self.close()
+        while True:
+            for sample in await self.once():
+                await sink(sample)
+            await clock.sleep(self.interval_s)
 
     async def once(self) -> list[Sample]:
         return list(await self.sample())
 
     async def close(self) -> None:
-        client, self._http = self._http, None
-        if client is not None:
-            await client.aclose()
+        """Nothing to release (kept so callers may treat probes alike)."""
 
     async def sample(self) -> list[TritonHealth]:
         """One round: one sample per watched model (one without a model when none)."""
@@ -168,7 +164,7 @@ class TritonHealthProbe:
         try:
             index = await self.triton.repository_index()
         except TritonError as exc:
-            log.warning("triton_index_unreadable", error=str(exc))
+            self._warn("triton_index_unreadable", str(exc))
             return {}
         versions: dict[str, list[str]] = {}
         for entry in index:
@@ -180,16 +176,25 @@ class TritonHealthProbe:
     async def _scrape(self) -> dict[str, ModelCounters] | None:
         if self.metrics_url is None:
             return None
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.triton.timeout_s)
+        seconds = self.triton.timeout_s
         try:
-            response = await self._http.get(self.metrics_url)
+            # a client per scrape: nothing to close on shutdown, one connection per round
+            async with httpx.AsyncClient(timeout=seconds) as client:
+                response = await asyncio.wait_for(client.get(self.metrics_url), seconds)
             response.raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("triton_metrics_unreachable", url=self.metrics_url, error=str(exc))
+        except (httpx.HTTPError, TimeoutError) as exc:
+            self._warn("triton_metrics_unreachable", str(exc))
             return None
         try:
-            return parse_triton_metrics(response.text)
+            counters = parse_triton_metrics(response.text)
         except Exception as exc:  # the parser raises assorted errors on garbage
-            log.warning("triton_metrics_unreadable", url=self.metrics_url, error=str(exc))
+            self._warn("triton_metrics_unreadable", str(exc))
             return None
+        self._warned.clear()  # healthy again: the next problem is news
+        return counters
+
+    def _warn(self, event: str, error: str) -> None:
+        """Log a problem once, not every round while it lasts."""
+        if self._warned.get(event) != error:
+            self._warned[event] = error
+            log.warning(event, url=self.metrics_url, error=error)
