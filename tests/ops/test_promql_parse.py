@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_tool
 from promql import all_exprs
+from systools import need_tool
 
 pytestmark = pytest.mark.promtool
 

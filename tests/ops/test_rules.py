@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import need_tool
 from promql import ALERTS, REPO, rule_files, rules
+from systools import need_tool
 
 SEVERITIES = {"critical", "warning", "info"}
 
