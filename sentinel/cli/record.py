@@ -15,12 +15,13 @@ import re
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
 from sentinel.clock import Clock, SystemClock
 from sentinel.config import Config, load_config
+from sentinel.ports import SampleSink
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter
@@ -30,6 +31,7 @@ from sentinel.yamlsource import InvalidFile
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 Probe = Coroutine[Any, Any, Any]
+Closer = Callable[[], Awaitable[None]]
 
 
 def parse_duration(text: str) -> float:
@@ -112,11 +114,29 @@ async def record(
         if config.gpu.xid_events:
             watcher = XidWatcher(nvml, [u for _, u in sampler.gpus if u], clock)
             probes.append(watcher.run(sink))
-    probes.extend(_other_probes(config, clock, sink, err))
+    closers: list[Closer] = []
+    try:
+        others = _other_probes(config, clock, sink, closers)
+    except ValueError as exc:
+        for p in probes:
+            p.close()  # never awaited: nothing started
+        print(f"sentinel record: {exc}", file=err)
+        return 2
+    if others:
+        print(
+            f"sentinel record: recording {len(config.canaries)} canaries and Triton health"
+            f" from {config.triton.url}",
+            file=err,
+        )
+    probes.extend(others)
     if not probes:
         print("sentinel record: nothing to record (no GPU, no canaries)", file=err)
         return 3
-    await _run_for(probes, duration_s, clock)
+    try:
+        await _run_for(probes, duration_s, clock)
+    finally:
+        for close in closers:
+            await close()
     if watcher is not None:
         print(f"sentinel record: {watcher.status}", file=err)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing"
@@ -132,17 +152,38 @@ async def record(
 
 
 def _other_probes(
-    config: Config, clock: Clock, sink: Callable[[Sample], Any], err: TextIO
+    config: Config, clock: Clock, sink: SampleSink, closers: list[Closer]
 ) -> list[Probe]:
-    """Canary and Triton-health probes, when the config names them and they are built."""
-    if not config.canaries:
+    """Canary and Triton-health probes when the config has canaries or a triton section.
+
+    Imported here, not at the top: recording GPUs alone must not need the
+    Triton client libraries. Raises ValueError naming the canary whose golden
+    set cannot be used.
+    """
+    if not config.canaries and "triton" not in config.model_fields_set:
         return []
-    print(
-        "sentinel record: canaries are configured but not recorded yet"
-        " (canary/triton probes not wired into record)",
-        file=err,
+    from sentinel.probes.canary import CanaryProbe, GoldenSetError
+    from sentinel.probes.triton import connect
+    from sentinel.probes.triton_health import TritonHealthProbe
+
+    triton = connect(config.triton)
+    closers.append(triton.close)
+    probes: list[Probe] = []
+    for c in config.canaries:
+        try:
+            canary = CanaryProbe(triton, c, clock=clock)
+        except (GoldenSetError, OSError) as exc:
+            raise ValueError(f"canaries[{c.model}].golden_set: {exc}") from exc
+        probes.append(canary.run(sink, clock))
+    health = TritonHealthProbe(
+        triton,
+        [c.model for c in config.canaries],
+        metrics_url=config.triton.metrics_url,
+        interval_s=config.triton.health_interval_s,
+        clock=clock,
     )
-    return []
+    probes.append(health.run(sink, clock))
+    return probes
 
 
 async def _run_for(probes: list[Probe], duration_s: float, clock: Clock) -> None:

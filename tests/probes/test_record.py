@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from test_gpu_standin import GpuScript, NvmlStandIn
+from triton_fixtures import GOLDEN_DIGITS
 
 from sentinel.cli import main
 from sentinel.cli.record import parse_duration, record
@@ -16,7 +17,8 @@ from sentinel.clock import SystemClock
 from sentinel.config import Config, GpuSettings
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter, iter_lines, iter_recording
-from sentinel.probes.samples import GpuEvent, GpuSample
+from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, TritonHealth
+from sentinel.tritonlocal import LocalTriton
 
 
 def _nvml_here() -> bool:
@@ -124,3 +126,43 @@ def test_record_unwritable_out_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "missing-dir" / "r.jsonl"
     code = main(["record", "--out", str(out), "--duration", "1s"])
     assert (2, True) == (code, f"cannot write {out}" in capsys.readouterr().err)
+
+
+@pytest.mark.triton
+async def test_record_with_real_triton_writes_canaries_and_health(
+    triton_server: LocalTriton, tmp_path: Path
+) -> None:
+    """A config with a canary records real canary results and Triton health (GPU off here)."""
+    config = Config.model_validate(
+        {
+            "triton": {
+                "url": triton_server.grpc_url,
+                "metrics_url": triton_server.metrics_url,
+                "health_interval_s": 0.2,
+            },
+            "canaries": [{"model": "digits", "golden_set": str(GOLDEN_DIGITS), "interval_s": 0.2}],
+            "gpu": {"source": "off"},
+        }
+    )
+    out = tmp_path / "r.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        code = await record(config, RecordingWriter(fh), 1.0, SystemClock(), err=io.StringIO())
+    samples = list(iter_recording(out))
+    canaries = {(s.model, s.outcome) for s in samples if isinstance(s, CanaryResult)}
+    health = {
+        (s.live, s.ready, s.model, s.model_ready) for s in samples if isinstance(s, TritonHealth)
+    }
+    assert (0, {("digits", "ok")}, {(True, True, "digits", True)}) == (code, canaries, health)
+
+
+async def test_record_with_missing_golden_set_exits_2(tmp_path: Path) -> None:
+    """A canary whose golden set file is missing is bad input (2), naming the canary."""
+    config = Config.model_validate(
+        {
+            "canaries": [{"model": "digits", "golden_set": str(tmp_path / "none.npz")}],
+            "gpu": {"source": "off"},
+        }
+    )
+    err = io.StringIO()
+    code = await record(config, RecordingWriter(io.StringIO()), 0.1, SystemClock(), err=err)
+    assert (2, True) == (code, "canaries[digits].golden_set" in err.getvalue())
