@@ -560,7 +560,9 @@ class Executor:
 
     def _check_breaker(self, run_id: str) -> None:
         s, now = self.p.settings, self.p.clock.now()
-        used = self.p.history.mutating_actions_since(now - s.breaker_window_s)
+        # a person's reset starts a fresh count: actions before it do not re-trip the breaker
+        since = max(now - s.breaker_window_s, self.p.history.breaker().get("reset_at") or 0.0)
+        used = self.p.history.mutating_actions_since(since)
         if used >= s.breaker_max_actions:
             reason = (
                 f"circuit breaker opened: {used} actions in {s.breaker_window_s:g} s "

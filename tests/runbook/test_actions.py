@@ -190,3 +190,14 @@ def test_revert_patch_keeps_changes_made_since() -> None:
     restored = revert_patch(since, DIGITS_CONFIG, patch)
     expected = apply_patch(DIGITS_CONFIG, {"parameters": {"delay_ms": "0"}, "instance_count": 3})
     assert restored == expected
+
+
+def test_smaller_batch_trims_preferred_sizes_and_restore_puts_them_back() -> None:
+    """Preferred batch sizes above the new max are dropped (Triton refuses them), then restored."""
+    config = {**DIGITS_CONFIG, "dynamic_batching": {"preferred_batch_size": [4, 32]}}
+    smaller = apply_patch(config, {"max_batch_size": 16})
+    assert smaller["dynamic_batching"]["preferred_batch_size"] == [4]
+    assert apply_patch(config, {"max_batch_size": 2})["dynamic_batching"] == {
+        "preferred_batch_size": [2]
+    }
+    assert revert_patch(smaller, config, {"max_batch_size": 16}) == config

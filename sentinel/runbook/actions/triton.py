@@ -33,6 +33,7 @@ def apply_patch(config: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
             new["default_model_filename"] = str(value)
         elif key == "max_batch_size":
             new["max_batch_size"] = _int(value, "max_batch_size", minimum=0)
+            _fit_preferred_sizes(new)
         elif key == "version_policy":
             new["version_policy"] = _version_policy(value)
         elif key == "dynamic_batching":
@@ -55,6 +56,17 @@ def apply_patch(config: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return new
 
 
+def _fit_preferred_sizes(config: dict[str, Any]) -> None:
+    """Triton refuses preferred batch sizes above max_batch_size: drop those."""
+    batching = config.get("dynamic_batching")
+    limit = config["max_batch_size"]
+    if not isinstance(batching, dict) or not batching.get("preferred_batch_size") or limit < 1:
+        return
+    batching["preferred_batch_size"] = [
+        size for size in batching["preferred_batch_size"] if size <= limit
+    ] or [limit]
+
+
 def revert_patch(
     current: dict[str, Any], original: dict[str, Any], patch: dict[str, Any]
 ) -> dict[str, Any]:
@@ -71,9 +83,19 @@ def revert_patch(
                 _copy_parameter(new, original, str(name))
         elif key == "instance_count":
             _copy_field(new, original, "instance_group")
+        elif key == "max_batch_size":
+            _copy_field(new, original, key)
+            _copy_preferred_sizes(new, original)
         else:
             _copy_field(new, original, key)
     return new
+
+
+def _copy_preferred_sizes(new: dict[str, Any], original: dict[str, Any]) -> None:
+    before = (original.get("dynamic_batching") or {}).get("preferred_batch_size")
+    batching = new.get("dynamic_batching")
+    if isinstance(batching, dict) and before is not None:
+        batching["preferred_batch_size"] = copy.deepcopy(before)
 
 
 def _copy_field(new: dict[str, Any], original: dict[str, Any], key: str) -> None:
