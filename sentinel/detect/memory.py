@@ -49,9 +49,10 @@ class MemoryDetector:
     def observe(self, sample: Sample) -> list[Judgement]:
         if isinstance(sample, GpuSample):
             return self._observe_gpu(sample)
+        # one OOM episode per model, whichever source sees it (the version goes in evidence)
         if isinstance(sample, CanaryResult):
-            subject = Subject(model=sample.model, version=sample.version)
-            return self._observe_error(sample.ts, subject, sample.error, "canary")
+            subject = Subject(model=sample.model)
+            return self._observe_error(sample.ts, subject, sample.error, "canary", sample.version)
         if isinstance(sample, TritonHealth) and sample.model is not None:
             return self._observe_error(
                 sample.ts, Subject(model=sample.model), sample.error, "triton"
@@ -196,7 +197,7 @@ class MemoryDetector:
     # -- OOM error text, per model ---------------------------------------------------------
 
     def _observe_error(
-        self, ts: float, subject: Subject, error: str | None, source: str
+        self, ts: float, subject: Subject, error: str | None, source: str, version: str = ""
     ) -> list[Judgement]:
         s = self.settings
         ep = self._episodes.get(HIGH, subject, clear_duration_s=s.clear_duration_s)
@@ -210,6 +211,7 @@ class MemoryDetector:
                 "source": source,
                 "pattern": hit,
                 "error": (error or "")[:500],
+                "version": version or None,
             }
             evidence.update(self._attribute_any())
             summary = f"GPU out of memory in {source} errors of {subject.model}" + _cause_text(

@@ -101,7 +101,7 @@ def test_oom_error_text_opens_once_and_clears_after_quiet() -> None:
     assert ["Finding", "Cleared"] == [type(j).__name__ for j in out]
     f = out[0]
     assert isinstance(f, Finding)
-    assert ("oom_error", "out of memory", "m:1") == (
+    assert ("oom_error", "out of memory", "m:*") == (
         f.evidence["trigger"],
         f.evidence["pattern"],
         f.subject.key(),
