@@ -282,9 +282,9 @@ def build() -> dict[str, Any]:
         "Xid events",
         [
             (
-                "sum by (gpu, xid, cause) "
+                "sum by (pod, xid, cause) "
                 f"(increase(sentinel_gpu_xid_events_total{{{SEL}}}[{RATE}]))",
-                "gpu {{gpu}} xid {{xid}} ({{cause}})",
+                "{{pod}} xid {{xid}} ({{cause}})",
             )
         ],
         extra={"fieldConfig": {"defaults": {"custom": {"drawStyle": "bars"}}, "overrides": []}},
