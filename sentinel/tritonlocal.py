@@ -11,9 +11,11 @@ dies, the way a kubelet restarts a container.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +33,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+_GLOG_ERROR = re.compile(r"^E\d{4} ")
+_HARMLESS = ("CudaDriverHelper", "NVML", "DCGM")  # no GPU here: expected, see TRITON-LOCAL.md
+STABLE_AFTER_S = 10.0
+MAX_BACKOFF_S = 30.0
 INSTALL_HINT = "pip install --no-deps nvidia-pytriton==0.7.0  (or the 'demo' extra)"
 
 
@@ -152,6 +158,7 @@ class LocalTriton:
         self._lock = threading.RLock()
         self._supervisor: threading.Thread | None = None
         self._stop_supervising = threading.Event()
+        self._backoff_s = 1.0
         self._backend_dir = self._make_backend_dir()
 
     # -- addresses --------------------------------------------------------
@@ -200,7 +207,7 @@ class LocalTriton:
                 proc = self._proc
             if proc is None or proc.poll() is not None:
                 code = None if proc is None else proc.returncode
-                raise TritonStartError(f"tritonserver exited (code {code})\n{self.log_tail()}")
+                raise TritonStartError(f"tritonserver exited (code {code})\n{self.log_problems()}")
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as resp:
                     if resp.status == 200:
@@ -208,7 +215,9 @@ class LocalTriton:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
-        raise TritonStartError(f"tritonserver not ready after {timeout_s:.0f} s\n{self.log_tail()}")
+        raise TritonStartError(
+            f"tritonserver not ready after {timeout_s:.0f} s\n{self.log_problems()}"
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Graceful stop: SIGTERM, then SIGKILL after ``timeout_s``; supervision ends too."""
@@ -238,16 +247,21 @@ class LocalTriton:
         self.stop()
         self.start(timeout_s)
         if supervised:
-            self.supervise()
+            self.supervise(self._backoff_s)
 
-    def supervise(self, backoff_s: float = 1.0, ready_timeout_s: float = 60.0) -> None:
-        """Restart the server whenever it dies (after ``backoff_s``), until ``stop()``."""
+    def supervise(self, backoff_s: float = 1.0) -> None:
+        """Restart the server whenever it dies, until ``stop()``.
+
+        The first restart comes ``backoff_s`` after the death; a server that keeps
+        dying waits twice as long each time (up to 30 s), like a kubelet would.
+        """
         if self._supervisor is not None:
             return
+        self._backoff_s = backoff_s
         self._stop_supervising.clear()
         self._supervisor = threading.Thread(
             target=self._supervise_loop,
-            args=(backoff_s, ready_timeout_s),
+            args=(backoff_s,),
             name="tritonserver-supervisor",
             daemon=True,
         )
@@ -269,6 +283,16 @@ class LocalTriton:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def log_problems(self, tail: int = 3) -> str:
+        """The log's error lines (glog ``E`` lines, minus the harmless no-GPU ones) and its end."""
+        lines = self.log_tail(10_000).splitlines()
+        errors = [
+            line
+            for line in lines
+            if _GLOG_ERROR.match(line) and not any(h in line for h in _HARMLESS)
+        ]
+        return "\n".join([*errors[-10:], *lines[-tail:]])
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the server's log, for error messages."""
@@ -348,19 +372,68 @@ class LocalTriton:
             if thread is not threading.current_thread():
                 thread.join()
 
-    def _supervise_loop(self, backoff_s: float, ready_timeout_s: float) -> None:
-        while not self._stop_supervising.wait(0.2):
+    def _supervise_loop(self, backoff_s: float) -> None:
+        """Respawn a dead server, backing off like a kubelet's CrashLoopBackOff."""
+        delay = backoff_s
+        started = time.monotonic()
+        while not self._stop_supervising.wait(0.1):
             with self._lock:
                 proc = self._proc
                 dead = proc is not None and proc.poll() is not None
             if not dead:
                 continue
-            if self._stop_supervising.wait(backoff_s):
+            if time.monotonic() - started > STABLE_AFTER_S:
+                delay = backoff_s  # it had been up a while: not a crash loop
+            if self._stop_supervising.wait(delay):
                 return
             with self._lock:
                 if self._stop_supervising.is_set():
                     return
                 self._spawn()
                 self.restarts += 1
-            with contextlib.suppress(TritonStartError):
-                self.wait_ready(ready_timeout_s)
+            started = time.monotonic()
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sentinel.tritonlocal``: serve a model repository until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sentinel.tritonlocal",
+        description="Run a real local tritonserver (nvidia-pytriton wheel) on loopback.",
+    )
+    parser.add_argument(
+        "--model-repository", default="examples/model_repository", help="folder of models"
+    )
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--supervise", action="store_true", help="restart it when it dies")
+    args = parser.parse_args(argv)
+    try:
+        server = LocalTriton(
+            args.model_repository,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+        )
+        server.start()
+    except (TritonNotInstalled, TritonStartError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, TritonNotInstalled) else 1
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    if args.supervise:
+        server.supervise()
+    print(
+        f"tritonserver pid {server.pid}: grpc {server.grpc_url}, http {server.http_url}, "
+        f"metrics {server.metrics_url}, log {server.log_path}",
+        flush=True,
+    )
+    done.wait()
+    server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

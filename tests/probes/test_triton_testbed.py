@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 from triton_fixtures import GOLDEN_DIGITS, MODEL_REPOSITORY, ModelHandle
 
-from sentinel.tritonlocal import LocalTriton, read_model_config
+from sentinel.tritonlocal import LocalTriton, TritonStartError, read_model_config
 
 pytestmark = pytest.mark.triton
 
@@ -71,3 +73,24 @@ def test_kill_then_supervisor_restarts_on_same_ports(dedicated_triton: LocalTrit
     assert dedicated_triton.pid not in (None, first_pid)
     dedicated_triton.stop()
     assert dedicated_triton.pid is None
+
+
+def test_broken_model_fails_start_with_log_tail(tmp_path: Path) -> None:
+    """A repository whose model cannot load stops start() with Triton's own reason."""
+    repo = tmp_path / "repo"
+    shutil.copytree(MODEL_REPOSITORY, repo)
+    config = repo / "digits" / "config.pbtxt"
+    config.write_text(config.read_text().replace('string_value: "fp32"', 'string_value: "fp8"'))
+    server = LocalTriton(repo, workdir=tmp_path / "work")
+    try:
+        with pytest.raises(TritonStartError, match="expected fp32, fp16 or int8, got 'fp8'"):
+            server.start(timeout_s=60)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("knob", ["delay_ms", "hang_s"])
+def test_non_numeric_knob_refuses_the_load(digits: ModelHandle, knob: str) -> None:
+    """A knob that is not a number makes Triton refuse the config, naming the parameter."""
+    with pytest.raises(RuntimeError, match=f"parameter '{knob}': expected a number"):
+        digits.reconfigure(**{knob: "soon"})
