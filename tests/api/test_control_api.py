@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import TOKEN, Api
+from api_bed import TOKEN, Api
 
 from sentinel.audit import entries
 

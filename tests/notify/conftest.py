@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from notify_servers import PagerDutyServer, SlackServer
 from pydantic import SecretStr
-from servers import PagerDutyServer, SlackServer
 
 import sentinel.audit
 import sentinel.incidents.silences

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from helpers import drain, finding
+from notify_helpers import cleared, drain, finding
 
 from sentinel.api import build_app, start_api
 from sentinel.clock import FakeClock
@@ -167,7 +167,7 @@ async def test_incident_round_trip_through_real_alertmanager(
     assert alert_to_judgement(alert, clock.now()) is None  # never feeds itself
 
     clock.set(clock.monotonic() + 5)
-    [resolved] = manager.ingest(__import__("helpers").cleared("resnet", clock.now()))
+    [resolved] = manager.ingest(cleared("resnet", clock.now()))
     await teller.tell(resolved)
     await drain(dispatcher, clock)
     await _until(lambda: any(a.status == "resolved" for a in received))

@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from helpers import cleared, drain, finding
-from servers import Failure, PagerDutyServer, SlackServer
+from notify_helpers import cleared, drain, finding
+from notify_servers import Failure, PagerDutyServer, SlackServer
 
 from sentinel.clock import FakeClock
 from sentinel.db import open_db

@@ -9,9 +9,9 @@ import sqlite3
 from typing import Any
 
 from aiohttp import web
-from helpers import drain, finding
+from notify_helpers import drain, finding
+from notify_servers import Failure, PagerDutyServer, SlackServer
 from pydantic import SecretStr
-from servers import Failure, PagerDutyServer, SlackServer
 
 from sentinel.clock import FakeClock
 from sentinel.detect.findings import Cleared, Finding, Severity

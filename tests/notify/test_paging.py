@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from helpers import drain, finding
-from servers import PagerDutyServer, SlackServer
+from notify_helpers import drain, finding
+from notify_servers import PagerDutyServer, SlackServer
 
 from sentinel.audit import entries
 from sentinel.clock import FakeClock
