@@ -8,11 +8,14 @@ filling memory to a real CUDA OOM, and a kernel writing to an unmapped address
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sentinel.cli import main
 from sentinel.clock import FakeClock
 from sentinel.probes.replay import ReplaySource, load_samples
 from sentinel.probes.samples import GpuEvent, GpuSample, Sample
@@ -111,3 +114,34 @@ async def test_real_trace_replays_paced_on_the_clock() -> None:
     await clock.advance(last_gap / 10)
     await task
     assert (len(samples) - 1, samples) == (early, got)
+
+
+def _replay_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict[str, Any]]]:
+    code = main(["replay", *argv, "--json"])
+    return code, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_sentinel_replay_finds_the_real_oom(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sentinel replay` of the OOM trace: one critical gpu_oom finding on the H200."""
+    code, findings = _replay_cli(capsys, str(TRACES / "h200-oom.jsonl"))
+    assert (0, [("gpu_oom", "critical", H200_UUID)]) == (
+        code,
+        [(f["kind"], f["severity"], f["subject"]) for f in findings],
+    )
+    assert findings[0]["evidence"]["used_fraction"] > 0.99
+
+
+def test_sentinel_replay_treats_sw_power_cap_as_normal_unless_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The matmul trace raises nothing by default, a throttle finding when SwPowerCap counts."""
+    trace = str(TRACES / "h200-matmul.jsonl")
+    default = _replay_cli(capsys, trace)
+    strict = _replay_cli(
+        capsys, trace, "--detector", "thermal", "--set", "sw_power_cap_is_incident=true"
+    )
+    assert (0, []) == default
+    assert (0, [("thermal_throttle", ["SwPowerCap"])]) == (
+        strict[0],
+        [(f["kind"], f["evidence"]["reasons"]) for f in strict[1]],
+    )
