@@ -26,6 +26,7 @@ from sentinel.clock import Clock
 from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
+from sentinel.notify.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -251,6 +252,7 @@ class _Api:
     async def status(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = dict(self._status()) if self._status is not None else {}
         body["open_incidents"] = len(self._incidents.open())
+        body["outbox"] = Outbox(self._conn, self._clock).counts()
         body["active_silences"] = len(
             [s for s in self._silences.list(self._clock.now()) if s.active(self._clock.now())]
         )

@@ -15,10 +15,11 @@ from typing import TextIO
 
 import structlog
 
+from sentinel.audit import audit
 from sentinel.clock import Clock
 from sentinel.notify.alertmanager import AlertmanagerNotifier
 from sentinel.notify.console import ConsoleNotifier
-from sentinel.notify.events import Notice
+from sentinel.notify.events import Notice, PageRequest
 from sentinel.notify.outbox import Dispatcher, Notifier, Outbox
 from sentinel.notify.pagerduty import PagerDutyNotifier
 from sentinel.notify.policy import PagingPolicy
@@ -40,11 +41,35 @@ class OutboxTeller:
 
     async def tell(self, notice: Notice) -> None:
         queued = 0
+        pages = 0
         for notifier in self.notifiers:
             for msg in notifier.plan(notice, self.outbox):
-                queued += self.outbox.put(notifier.name, msg)
+                if self.outbox.put(notifier.name, msg):
+                    queued += 1
+                    pages += msg.op == "trigger"
+        if isinstance(notice, PageRequest):
+            self._audit_page(notice, pages)
         if queued and self.dispatcher is not None:
             self.dispatcher.wake()
+
+    def _audit_page(self, notice: PageRequest, pages: int) -> None:
+        """Every page request is on the audit trail, including the ones a silence muted."""
+        inc = notice.incident
+        if inc.silenced_by:
+            outcome = f"suppressed: silenced by {inc.silenced_by}"
+        elif inc.inhibited_by:
+            outcome = f"suppressed: inhibited by {inc.inhibited_by}"
+        else:
+            outcome = "paged" if pages else "not paged (no pager configured or already queued)"
+        audit(
+            self.outbox.conn,
+            "sentinel",
+            "page.requested",
+            inc.key,
+            outcome,
+            {"incident": inc.id, "reason": notice.reason, "evidence": notice.evidence},
+            at=inc.updated_at,
+        )
 
 
 @dataclass

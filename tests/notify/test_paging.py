@@ -119,3 +119,30 @@ def test_policy_pages_critical_but_never_muted(conn: sqlite3.Connection, clock: 
     assert not PagingPolicy(PolicySettings(slack_when_muted=False)).to_slack(
         crit.__class__(muted, "opened")
     )
+
+
+async def test_page_requests_are_audited_even_when_silenced(
+    conn: sqlite3.Connection,
+    clock: FakeClock,
+    slack: SlackServer,
+    pd: PagerDutyServer,
+    notify_settings: NotifySettings,
+) -> None:
+    """A PageRequest on a silenced incident pages no one but lands in the audit trail."""
+    manager = IncidentManager(conn, IncidentSettings(), POD, clock)
+    stack = build_notify(conn, notify_settings, POD, clock)
+    s = manager.silences.add(
+        ["kind=gpu_oom"], clock.now(), clock.now() + 60, "ann", "drill", clock.now()
+    )
+    [muted] = manager.ingest(finding("resnet", clock.now(), kind="gpu_oom"))
+    [loud] = manager.ingest(finding("bert", clock.now(), kind="error_burst"))
+    await stack.teller.tell(PageRequest(muted.incident, "restart failed"))
+    await stack.teller.tell(PageRequest(loud.incident, "guard blocked"))
+    await drain(stack.dispatcher, clock)
+    await stack.dispatcher.stop()
+    assert [("trigger", loud.incident.key)] == pd.actions()
+    audited = {(e["target"], e["outcome"]) for e in entries(conn, action="page.requested")}
+    assert {
+        (muted.incident.key, f"suppressed: silenced by {s.id}"),
+        (loud.incident.key, "paged"),
+    } == audited
