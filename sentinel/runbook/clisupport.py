@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import io
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from sentinel.clock import SystemClock
 from sentinel.config import Config, load_config
@@ -114,6 +115,19 @@ def target_of(incident: Incident) -> dict[str, str]:
     if incident.subject.version:
         target["version"] = incident.subject.version
     return target
+
+
+class _Stderr(io.TextIOBase):
+    """Whatever sys.stderr is at the time of writing (it may be swapped, e.g. by tests)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 class PrintTeller:
@@ -253,7 +267,7 @@ def session(
         yield None
         return
     # logs go to stderr: stdout is the command's answer (often JSON)
-    configure_logging(config.logging.level, config.logging.format, stream=sys.stderr)
+    configure_logging(config.logging.level, config.logging.format, stream=cast(TextIO, _Stderr()))
     yield Session(config, local or bool(getattr(args, "local", False)), scratch)
 
 
