@@ -82,8 +82,16 @@ class AlertmanagerNotifier:
         inc = notice.incident
         if inc.muted and inc.open:
             return []
-        alert = alert_for(inc, self._s, self._api_url)
-        return [Message("alert", {"alerts": [alert]}, inc.id, notice_key(notice))]
+        alerts = [alert_for(inc, self._s, self._api_url)]
+        if notice.change == "escalated":
+            # the severity label is part of the alert's identity: end the lower ones now
+            for lower in Severity:
+                if lower.rank < inc.severity.rank:
+                    old = alert_for(inc, self._s, self._api_url)
+                    old["labels"]["severity"] = lower.value
+                    old["endsAt"] = iso(inc.updated_at)
+                    alerts.append(old)
+        return [Message("alert", {"alerts": alerts}, inc.id, notice_key(notice))]
 
     async def deliver(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any]:
         await self.post(row.payload["alerts"])

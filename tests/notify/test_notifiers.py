@@ -221,3 +221,16 @@ def test_pagerduty_settings_refuse_plain_http() -> None:
 
     with pytest.raises(pydantic.ValidationError, match="https"):
         PagerDutySettings(base_url="http://127.0.0.1:1")
+
+
+def test_alertmanager_escalation_ends_the_lower_severity_alert(
+    conn: sqlite3.Connection, clock: FakeClock
+) -> None:
+    """On escalation the new alert fires and the same alert at lower severities ends."""
+    manager = IncidentManager(conn, IncidentSettings(), POD, clock)
+    manager.ingest(finding("resnet", clock.now(), severity=Severity.WARNING))
+    [escalated] = manager.ingest(finding("resnet", clock.now() + 5))
+    am = AlertmanagerNotifier(AlertmanagerSettings())
+    [msg] = am.plan(escalated, Outbox(conn, clock))
+    summary = [(a["labels"]["severity"], "endsAt" in a) for a in msg.payload["alerts"]]
+    assert [("critical", False), ("info", True), ("warning", True)] == summary
