@@ -5,7 +5,7 @@ simulated day on clean traces, and whether every fault was found within its mini
 duration plus 3 samples. The real H200 recordings under tests/data/gpu/ are scored
 too, with the labels in tests/data/traces/gpu_labels.json.
 
-    python bench/detectors.py [--seeds 3] [--clean-days 7]
+    python bench/detectors.py [--seeds 5] [--clean-days 7]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def real_gpu_traces() -> list[Trace]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="detector precision/recall/delay")
-    parser.add_argument("--seeds", type=int, default=3, help="fault traces per model")
+    parser.add_argument("--seeds", type=int, default=5, help="fault traces per model")
     parser.add_argument("--clean-days", type=float, default=7.0)
     args = parser.parse_args()
     settings = DetectorSettings()

@@ -94,7 +94,7 @@ class MemoryDetector:
             sample.ts,
             breached=frac >= s.high_fraction,
             recovered=frac < s.clear_fraction,
-            fire=lambda started, ts: self._fire_high(gpu, started, ts),
+            fire=lambda started, ts: self._fire_high(gpu, started, ts, high.breach_count),
             clear_evidence=lambda: {"used_fraction": rnd(frac, 4)},
         )
         if j is not None:
@@ -146,7 +146,7 @@ class MemoryDetector:
         return best
 
     def _fire_high(
-        self, gpu: _Gpu, started: float, ts: float
+        self, gpu: _Gpu, started: float, ts: float, samples: int
     ) -> tuple[Severity, str, dict[str, Any]]:
         s = self.settings
         assert gpu.last is not None
@@ -159,6 +159,7 @@ class MemoryDetector:
             "threshold": s.full_fraction if full else s.high_fraction,
             "min_duration_s": s.full_min_duration_s if full else s.high_min_duration_s,
             "sustained_s": rnd(ts - started, 3),
+            "samples": samples,
         }
         evidence.update(self.attribute(gpu.last))
         summary = (

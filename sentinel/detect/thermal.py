@@ -71,22 +71,26 @@ class ThermalDetector:
         facts = _facts(sample, reasons, margin, slowdown)
         out: list[Judgement] = []
         timing = {"min_samples": s.min_samples, "clear_samples": s.clear_samples}
-        ep = self._episodes.get(THERMAL, subject, **timing)
-        j = ep.update(
+        hot = self._episodes.get(THERMAL, subject, **timing)
+        j = hot.update(
             sample.ts,
             breached=bool(thermal) or near,
             recovered=not thermal and not near,
-            fire=lambda started, ts: self._fire_thermal(thermal, near, facts, started, ts),
+            fire=lambda started, ts: self._fire_thermal(
+                thermal, near, {**facts, "samples": hot.breach_count}, started, ts
+            ),
             clear_evidence=lambda: facts,
         )
         if j is not None:
             out.append(j)
-        ep = self._episodes.get(POWER_BRAKE, subject, **timing)
-        j = ep.update(
+        braked = self._episodes.get(POWER_BRAKE, subject, **timing)
+        j = braked.update(
             sample.ts,
             breached=bool(brake),
             recovered=not brake,
-            fire=lambda started, ts: self._fire_brake(brake, facts, started, ts),
+            fire=lambda started, ts: self._fire_brake(
+                brake, {**facts, "samples": braked.breach_count}, started, ts
+            ),
             clear_evidence=lambda: facts,
         )
         if j is not None:
