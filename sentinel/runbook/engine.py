@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from sentinel.clock import Clock
 from sentinel.incidents.model import Incident, IncidentStatus
@@ -24,6 +25,7 @@ from sentinel.runbook.executor import Executor, Ports, RunRequest, RunResult
 from sentinel.runbook.guards import AllowAll, FleetGuard, IncidentMarker, trigger_matches
 from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
+from sentinel.runbook.metrics import RunbookMetrics
 from sentinel.runbook.schema import LoadedPlaybook, load_dirs
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.yamlsource import Problem
@@ -57,6 +59,7 @@ class Engine:
         fleet: FleetGuard | None = None,
         pod: str = "",
         dry_run: bool = False,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.history = History(conn)
@@ -71,6 +74,7 @@ class Engine:
             incidents=incidents,
             fleet=fleet or AllowAll(),
             pod=pod,
+            metrics=RunbookMetrics(registry) if registry is not None else None,
         )
         self.executor = Executor(self.ports, global_dry_run=dry_run)
         self.leases = LeaseKeeper(self.ports, self.model_unhealthy)
@@ -101,6 +105,8 @@ class Engine:
 
     async def start(self) -> None:
         self.recover()
+        if self.ports.metrics is not None:
+            self.ports.metrics.breaker_open.set(int(self.history.breaker()["open"]))
         self.leases.start()
 
     async def stop(self) -> None:
@@ -205,6 +211,8 @@ class Engine:
 
     def reset_breaker(self, actor: str) -> None:
         self.history.reset_breaker(actor, self.ports.clock.now())
+        if self.ports.metrics is not None:
+            self.ports.metrics.breaker_open.set(0)
         log.warning("breaker_reset", actor=actor)
 
 

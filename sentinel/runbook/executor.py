@@ -28,6 +28,7 @@ from sentinel.runbook.actions.base import ActionContext, ActionError, TransientE
 from sentinel.runbook.context import build_context
 from sentinel.runbook.guards import FleetGuard, IncidentMarker, Verdict, first_gate, freshness
 from sentinel.runbook.history import History
+from sentinel.runbook.metrics import RunbookMetrics
 from sentinel.runbook.schema import LoadedPlaybook, Rollback, Step
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.runbook.templating import TemplateFailure, condition, render
@@ -55,6 +56,7 @@ class Ports:
     incidents: IncidentMarker | None = None
     fleet: FleetGuard | None = None
     pod: str = ""
+    metrics: RunbookMetrics | None = None
 
 
 @dataclass(slots=True)
@@ -148,9 +150,11 @@ class Executor:
             return await self._refuse(req, record, verdict, dry)
         holder = None if dry else self.p.history.try_lock(key, run_id, self.p.clock.now())
         if holder is not None:
-            verdict = Verdict("skipped", f"run {holder} is already acting on {key}")
+            verdict = Verdict("skipped", f"run {holder} is already acting on {key}", guard="lock")
             return await self._refuse(req, record, verdict, dry)
         self.p.history.start_run({**record, "status": "running", "counted": not dry})
+        if self.p.metrics is not None and not dry:
+            self.p.metrics.budget_exhausted.labels(pb.name).set(0)
         log.info("run_started", run_id=run_id, playbook=pb.name, target=key, dry_run=dry)
         try:
             status, reason = await self._steps(req, run_id, ctx, dry)
@@ -165,6 +169,7 @@ class Executor:
                 self.p.history.unlock(key, run_id)
         self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), {})
         log.info("run_finished", run_id=run_id, playbook=pb.name, status=status, reason=reason)
+        self._count(pb.name, status, "")
         if status not in ("succeeded", "planned") and not dry and not req.manual:
             self._back_to_firing(req)
         await self._tell(req, run_id, None, status, f"{pb.name}: {status}. {reason}", {}, dry)
@@ -175,7 +180,7 @@ class Executor:
         s = self.p.settings
         now = self.p.clock.now()
         if pb.mode == "disabled":
-            return Verdict("skipped", "playbook is disabled")
+            return Verdict("skipped", "playbook is disabled", guard="disabled")
         if not req.manual:
             max_age = min(
                 [s.max_event_age_s] + [t.max_age for t in pb.triggers if t.max_age is not None]
@@ -186,9 +191,9 @@ class Executor:
         if pb.when is not None:
             try:
                 if not condition(pb.when, ctx):
-                    return Verdict("skipped", f"when: {pb.when} is false")
+                    return Verdict("skipped", f"when: {pb.when} is false", guard="when")
             except TemplateFailure as exc:
-                return Verdict("failed", f"when: {exc}", page=True)
+                return Verdict("failed", f"when: {exc}", page=True, guard="when")
         breaker = self.p.history.breaker()
         if breaker["open"]:
             return Verdict(
@@ -196,13 +201,13 @@ class Executor:
                 f"circuit breaker open since {breaker['opened_at']}: {breaker['reason']}; "
                 "automation stopped until `sentinel breaker reset`",
                 page=True,
+                guard="breaker",
             )
         cooldown = pb.guards.cooldown if pb.guards.cooldown is not None else s.cooldown_s
         last = self.p.history.last_counted_end(pb.name, key)
         if last is not None and now - last < cooldown:
-            return Verdict(
-                "skipped", f"cooldown: last run {now - last:.0f} s ago (< {cooldown:g} s)"
-            )
+            why = f"cooldown: last run {now - last:.0f} s ago (< {cooldown:g} s)"
+            return Verdict("skipped", why, guard="cooldown")
         runs, per = (
             (pb.guards.budget.runs, pb.guards.budget.per)
             if pb.guards.budget is not None
@@ -215,6 +220,7 @@ class Executor:
                 f"run budget spent: {used} runs of {pb.name} on {key} in {per:g} s (max {runs}); "
                 "a human is needed",
                 page=True,
+                guard="budget",
             )
         return first_gate(pb.guards.blocked_if, ctx)
 
@@ -229,6 +235,7 @@ class Executor:
         log.info(
             "run_refused", playbook=record["playbook"], status=verdict.status, reason=verdict.reason
         )
+        self._count(record["playbook"], verdict.status, verdict.guard)
         if verdict.page:
             await self._page(req, record["id"], verdict.reason, {"guard": verdict.status}, dry)
         return RunResult(record["id"], record["playbook"], verdict.status, verdict.reason, dry)
@@ -330,7 +337,7 @@ class Executor:
             )
             if not fleet_ok:
                 verdict = Verdict(
-                    "blocked", "fleet guard refused: too many replicas disrupted", True
+                    "blocked", "fleet guard refused: too many replicas disrupted", True, "fleet"
                 )
                 return await self._blocked(req, run_id, step, phase, state, verdict, dry)
         actx = self._action_context(req, run_id, step.name)
@@ -341,10 +348,12 @@ class Executor:
         try:
             output, attempts = await self._call(step, actx, params)
         except ActionError as exc:
+            self._count_action(step.action, "failed")
             state.update(status="failed", error=str(exc))
             h.finish_step(step_id, "failed", now(), reason=str(exc))
             await self._tell(req, run_id, step.name, "failed", str(exc), {}, dry)
             return False
+        self._count_action(step.action, "succeeded")
         state.update(status="succeeded", output=output, paged=step.action == "pagerduty.trigger")
         h.finish_step(step_id, "succeeded", now(), output, attempts=attempts)
         await self._tell(req, run_id, step.name, "succeeded", f"{step.action} done", output, dry)
@@ -542,6 +551,20 @@ class Executor:
         )
 
     # -- helpers ------------------------------------------------------------
+    def _count(self, playbook: str, outcome: str, guard: str) -> None:
+        m = self.p.metrics
+        if m is None:
+            return
+        m.runs.labels(playbook, outcome).inc()
+        if guard:
+            m.blocks.labels(playbook, guard).inc()
+        if guard == "budget":
+            m.budget_exhausted.labels(playbook).set(1)
+
+    def _count_action(self, action: str, outcome: str) -> None:
+        if self.p.metrics is not None:
+            self.p.metrics.actions.labels(action, outcome).inc()
+
     async def _tell_change(self, change: IncidentChanged) -> None:
         if self.p.teller is None:
             return
@@ -569,8 +592,10 @@ class Executor:
                 f"(max {s.breaker_max_actions}); automation stopped until `sentinel breaker reset`"
             )
             self.p.history.open_breaker(now, reason)
+            if self.p.metrics is not None:
+                self.p.metrics.breaker_open.set(1)
             log.warning("breaker_opened", run_id=run_id, actions=used)
-            raise _Abort(Verdict("blocked", reason, page=True))
+            raise _Abort(Verdict("blocked", reason, page=True, guard="breaker"))
 
     async def _blocked(
         self,
@@ -583,6 +608,8 @@ class Executor:
         dry: bool,
     ) -> bool:
         state.update(status="blocked", blocked=verdict.reason)
+        if self.p.metrics is not None:
+            self.p.metrics.blocks.labels(req.loaded.playbook.name, verdict.guard).inc()
         self.p.history.start_step(
             run_id,
             phase,

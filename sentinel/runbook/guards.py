@@ -56,6 +56,8 @@ class Verdict:
     status: str
     reason: str
     page: bool = False
+    guard: str = ""
+    """Which guard decided (metrics label): breaker, budget, cooldown, stale, cleared, ..."""
 
 
 def trigger_matches(trigger: Trigger, incident: Incident) -> bool:
@@ -80,11 +82,12 @@ def trigger_matches(trigger: Trigger, incident: Incident) -> bool:
 def freshness(incident: Incident, now: float, max_age: float) -> Verdict | None:
     """Never act on a cleared incident or on one whose evidence is too old."""
     if incident.status == IncidentStatus.RESOLVED:
-        return Verdict("skipped", f"incident {incident.key} has cleared")
+        return Verdict("skipped", f"incident {incident.key} has cleared", guard="cleared")
     latest = max(incident.detected_at, incident.updated_at)
     age = now - latest
     if age > max_age:
-        return Verdict("skipped", f"finding is {age:.0f} s old (max {max_age:.0f} s): stale")
+        reason = f"finding is {age:.0f} s old (max {max_age:.0f} s): stale"
+        return Verdict("skipped", reason, guard="stale")
     return None
 
 
@@ -93,7 +96,8 @@ def first_gate(gates: list[Gate], context: Mapping[str, Any]) -> Verdict | None:
     for gate in gates:
         try:
             if condition(gate.when, context):
-                return Verdict("blocked", f"{gate.reason} ({gate.when})", page=True)
+                return Verdict("blocked", f"{gate.reason} ({gate.when})", True, "gate")
         except TemplateFailure as exc:
-            return Verdict("blocked", f"{gate.reason}: gate could not be checked: {exc}", True)
+            why = f"{gate.reason}: gate could not be checked: {exc}"
+            return Verdict("blocked", why, True, "gate")
     return None

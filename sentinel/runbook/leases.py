@@ -68,7 +68,10 @@ class LeaseKeeper:
         """One pass over the leases; returns what changed (for logs and tests)."""
         now = self.p.clock.now()
         changed: list[dict[str, Any]] = []
-        for lease in self.p.history.leases():
+        leases = self.p.history.leases()
+        if self.p.metrics is not None:
+            self.p.metrics.leases_active.set(len(leases))
+        for lease in leases:
             if self._unhealthy(lease["model"]):
                 if lease["state"] == "watching":
                     await self._reapply(lease, "the fault came back after the restore")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from runbook_standins import (
     FixedFacts,
     RecordingMarker,
@@ -40,7 +41,11 @@ class Bed:
         self.marker = RecordingMarker()
 
     def engine(
-        self, playbooks: list[LoadedPlaybook], dry_run: bool = False, **settings: Any
+        self,
+        playbooks: list[LoadedPlaybook],
+        dry_run: bool = False,
+        registry: CollectorRegistry | None = None,
+        **settings: Any,
     ) -> Engine:
         defaults: dict[str, Any] = {"dirs": [], "canary_interval_s": 5.0}
         return Engine(
@@ -55,6 +60,7 @@ class Bed:
             incidents=self.marker,
             pod="pod-a",
             dry_run=dry_run,
+            registry=registry,
         )
 
 

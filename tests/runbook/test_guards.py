@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from conftest import Bed
+from prometheus_client import CollectorRegistry
 from runbook_standins import drive, incident
 
 from sentinel.incidents.model import IncidentStatus
@@ -221,3 +222,29 @@ async def test_for_duration_waits_and_drops_cleared(bed: Bed, write_playbook: Lo
     await engine.handle(IncidentChanged(resolved, "resolved"))
     await drive(bed.clock, engine.idle(), step=10)
     assert len(bed.triton.mutations()) == 1
+
+
+async def test_guard_decisions_are_counted_in_metrics(bed: Bed, write_playbook: Loader) -> None:
+    """Runs by outcome, budget exhaustion and the breaker show up on the injected registry."""
+    registry = CollectorRegistry()
+    engine = bed.engine([write_playbook(HALVE)], registry=registry, breaker_max_actions=3)
+    for _ in range(4):
+        await engine.consider(incident("latency_spike", bed.clock.now()))
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("sentinel_playbook_runs_total", playbook="halve", outcome="succeeded") == 3
+    assert value("sentinel_playbook_runs_total", playbook="halve", outcome="paged") == 1
+    assert value("sentinel_playbook_guard_blocks_total", playbook="halve", guard="budget") == 1
+    assert value("sentinel_playbook_budget_exhausted", playbook="halve") == 1
+    assert (
+        value("sentinel_playbook_actions_total", action="triton.load_model", outcome="succeeded")
+        == 3
+    )
+    bed.triton.configs["other"] = dict(bed.triton.configs["digits"])
+    blocked = await engine.run_manual("halve", {"model": "other"})  # a fresh budget
+    assert blocked.status == "blocked"
+    assert value("sentinel_breaker_open") == 1
+    engine.reset_breaker("ops")
+    assert value("sentinel_breaker_open") == 0
