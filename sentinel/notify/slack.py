@@ -73,6 +73,8 @@ def root_blocks(inc: Incident) -> tuple[str, list[dict[str, Any]]]:
         ("Started", _when(inc.started_at)),
         ("Detector", inc.detector or "-"),
     ]
+    if inc.group and inc.group != inc.id:
+        fields.append(("Related to", f"incident {inc.group}"))
     evidence = json.dumps(inc.evidence, indent=1, sort_keys=True, default=str)
     if len(evidence) > 2800:
         evidence = evidence[:2800] + "\n..."
