@@ -26,7 +26,7 @@ from sentinel.fleet import FleetSettings
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings
 from sentinel.runbook.settings import RunbookSettings
-from sentinel.settings import RelPath, Section, read_secret
+from sentinel.settings import RelPath, Section, read_secret, resolve_path
 from sentinel.yamlsource import InvalidFile, Problem, load_yaml, plain, problems_from
 
 ENV_PREFIX = "SENTINEL_"
@@ -98,6 +98,16 @@ class GpuSettings(Section):
     """Watch for Xid events (critical errors) on a thread of their own."""
     replay_speed: float = Field(1.0, gt=0)
     """Replay at this multiple of recorded speed (replay source only)."""
+
+    @pydantic.field_validator("source")
+    @classmethod
+    def _source(cls, v: str, info: pydantic.ValidationInfo) -> str:
+        if v in ("nvml", "off"):
+            return v
+        if not v.startswith("replay:") or v == "replay:":
+            raise ValueError("expected 'nvml', 'off' or 'replay:FILE.jsonl'")
+        # a relative recording path is relative to the config file, like every path
+        return "replay:" + str(resolve_path(Path(v[len("replay:") :]), info))
 
 
 class ApiSettings(Section):

@@ -14,7 +14,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _resolve(path: Path, info: ValidationInfo) -> Path:
+def resolve_path(path: Path, info: ValidationInfo) -> Path:
     """Relative paths in a config file are relative to that file's folder."""
     base = (info.context or {}).get("base_dir")
     if base is not None and not path.is_absolute():
@@ -22,7 +22,7 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-RelPath = Annotated[Path, AfterValidator(_resolve)]
+RelPath = Annotated[Path, AfterValidator(resolve_path)]
 """A path, resolved against the folder of the config file that names it."""
 
 

@@ -28,12 +28,13 @@ from sentinel.incidents.manager import IncidentManager
 from sentinel.logging import redactor
 from sentinel.metrics import new_registry
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
+from sentinel.notify.events import Notice, Teller
 from sentinel.notify.teller import NotifyStack, build_notify
 from sentinel.pipeline import LatestFacts, Observer, Pipeline
 from sentinel.ports import SampleSink
 from sentinel.probes import triton as triton_adapter
 from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
-from sentinel.probes.gpu import GpuSampler, parse_source
+from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
 from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.nvml import NvmlUnavailable
@@ -64,6 +65,18 @@ class Sentinel:
     canaries: list[CanaryProbe]
 
 
+class TappedTeller:
+    """A teller that also shows each notice to an observer (the demo's timeline)."""
+
+    def __init__(self, inner: Teller, tap: Callable[[Notice], None]) -> None:
+        self._inner = inner
+        self._tap = tap
+
+    async def tell(self, notice: Notice) -> None:
+        await self._inner.tell(notice)
+        self._tap(notice)
+
+
 class ConfigError(ValueError):
     """The config names something that cannot be built (e.g. a missing golden set)."""
 
@@ -73,21 +86,21 @@ class _GpuProbe:
 
     name = "gpu"
 
-    def __init__(self, sampler: GpuSampler, xid: XidWatcher | None) -> None:
+    def __init__(self, nvml: Any, sampler: GpuSampler, xid_events: bool) -> None:
+        self.nvml = nvml
         self.sampler = sampler
-        self.xid = xid
+        self.xid = xid_events
 
     async def run(self, sink: SampleSink, clock: Clock) -> None:
-        try:
-            await asyncio.to_thread(self.sampler.open)
-        except NvmlUnavailable:
-            self.xid = None  # the sampler's run says why, once; no Xids without NVML
-        if self.xid is None:
+        if not self.xid or not self.sampler.gpus:  # no NVML: the sampler says why, once
             await self.sampler.run(sink, clock)
             return
+            await self.sampler.run(sink, clock)
+            return
+        xid = XidWatcher(self.nvml, [uuid for _, uuid in self.sampler.gpus], clock=clock)
         async with _together() as group:
             group.create_task(self.sampler.run(sink, clock))
-            group.create_task(self.xid.run(sink))
+            group.create_task(xid.run(sink))
 
     async def once(self) -> list[Sample]:
         return list(await self.sampler.tick())
@@ -165,8 +178,13 @@ def build_probes(
 
             nvml = pynvml
         sampler = GpuSampler(nvml, config.gpu, clock)
-        xid = XidWatcher(nvml, clock=clock) if config.gpu.xid_events else None
-        probes.append(_GpuProbe(sampler, xid))
+        try:
+            sampler.open()
+        except NvmlUnavailable:
+            pass  # the probe reports it once and the daemon runs without GPU probes
+        except GpuSelectionError as exc:
+            raise ConfigError(f"gpu.devices: {exc}") from exc
+        probes.append(_GpuProbe(nvml, sampler, config.gpu.xid_events))
     elif kind == "replay" and path is not None:
         probes.append(_ReplayProbe(path, config.gpu.replay_speed, clock))
     return probes, canaries
@@ -184,6 +202,7 @@ async def build(
     console: TextIO | None = None,
     observers: Sequence[Observer] = (),
     on_judgement: Callable[[Judgement], None] | None = None,
+    on_notice: Callable[[Notice], None] | None = None,
     extra_probes: Sequence[Probe] = (),
 ) -> AsyncIterator[Sentinel]:
     """A ready sentinel for ``config``; everything it opened is closed on exit."""
@@ -213,6 +232,9 @@ async def build(
         notify = build_notify(
             conn, config.notifiers, config.pod, clock, api_url=api_url, stream=console
         )
+        teller: Teller = notify.teller
+        if on_notice is not None:
+            teller = TappedTeller(notify.teller, on_notice)
         incidents = IncidentManager(conn, config.incidents, config.pod, clock)
         incidents.recover()
         fleet = build_fleet_guard(config.fleet, holder=config.pod, clock=clock)
@@ -223,7 +245,7 @@ async def build(
             triton=triton,
             canary=CanaryGroup(canaries),
             facts=facts,
-            teller=notify.teller,
+            teller=teller,
             incidents=incidents,
             fleet=fleet,
             pod=config.pod,
@@ -233,7 +255,7 @@ async def build(
             facts=facts,
             judge=suite,
             memory=incidents,
-            teller=notify.teller,
+            teller=teller,
             actor=engine,
             observers=[probe_metrics.observe, telemetry.observe, *observers],
             on_judgement=on_judgement,

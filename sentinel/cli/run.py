@@ -31,12 +31,18 @@ def _handle(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
-    if args.once:
-        # keep stdout for the result: logs go to stderr
-        sentinel_logging.configure(config.logging.level, "json", stream=sys.stderr)
-        return asyncio.run(_once(config, args.json))
-    sentinel_logging.configure(config.logging.level, config.logging.format)
-    return asyncio.run(_forever(config))
+    from sentinel.wiring import ConfigError
+
+    try:
+        if args.once:
+            # keep stdout for the result: logs go to stderr
+            sentinel_logging.configure(config.logging.level, "json", stream=sys.stderr)
+            return asyncio.run(_once(config, args.json))
+        sentinel_logging.configure(config.logging.level, config.logging.format)
+        return asyncio.run(_forever(config))
+    except ConfigError as exc:
+        print(f"{args.config or '<defaults>'}: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _once(config: Config, as_json: bool) -> int:
