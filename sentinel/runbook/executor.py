@@ -144,6 +144,8 @@ class Executor:
             "actor": req.actor,
             "dry_run": dry,
             "started_at": self.p.clock.now(),
+            # what the decisions were made on: the live config and the facts at the start
+            "evidence": {"model_config": config, "gpu": ctx["gpu"], "triton": ctx["triton"]},
         }
         verdict = self._pre_run(req, ctx, key)
         if verdict is not None:
@@ -167,7 +169,7 @@ class Executor:
         finally:
             if not dry:
                 self.p.history.unlock(key, run_id)
-        self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), {})
+        self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), record["evidence"])
         log.info("run_finished", run_id=run_id, playbook=pb.name, status=status, reason=reason)
         self._count(pb.name, status, "")
         if status not in ("succeeded", "planned") and not dry and not req.manual:
@@ -230,7 +232,7 @@ class Executor:
         """Record a run that guards stopped before any step, and page if they say so."""
         self.p.history.start_run({**record, "status": verdict.status, "reason": verdict.reason})
         self.p.history.finish_run(
-            record["id"], verdict.status, verdict.reason, self.p.clock.now(), {}
+            record["id"], verdict.status, verdict.reason, self.p.clock.now(), record["evidence"]
         )
         log.info(
             "run_refused", playbook=record["playbook"], status=verdict.status, reason=verdict.reason

@@ -120,6 +120,8 @@ async def test_foreign_gpu_memory_blocks_batch_reduction(bed: Bed, shipped: Load
     assert r.status == "blocked"
     assert "another process holds GPU memory" in r.reason
     assert bed.triton.mutations() == []
+    [row] = engine.history.runs(1)
+    assert row["evidence"]["gpu"]["foreign_memory_bytes"] == 6 << 30
     [page] = bed.teller.of(PageRequest)
     assert inc.id == page.incident.id
 
