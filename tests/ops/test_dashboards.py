@@ -1,7 +1,5 @@
 """The Grafana dashboard: generated, well-formed, filtered by pod and model, complete."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import json

@@ -6,8 +6,6 @@ with no schema there; they are validated against the subset schemas in
 tests/ops/schemas/ (hand-written from the operator's API reference, named as such).
 """
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import json

@@ -1,7 +1,5 @@
 """Fleet guard against a loopback STAND-IN of the Kubernetes Lease API (see lease_standin)."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import asyncio

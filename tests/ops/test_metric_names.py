@@ -7,15 +7,12 @@ exported once its HELP/TYPE lines are there, since it has no samples before its
 first observation.
 """
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from promql import all_exprs, metric_names, recorded_names
+from promql import all_exprs, metric_names, recorded_names, rule_files, rules
+from systools import free_port, get_json, query, running_prometheus
 
 from sentinel.tritonlocal import LocalTriton
 
@@ -46,13 +44,6 @@ PROMETHEUS_OWN = {"up"}
 """Series Prometheus writes itself for each target."""
 
 _SUFFIXES = ("_bucket", "_count", "_sum", "_created")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _scrape(url: str) -> str:
@@ -99,12 +90,12 @@ def test_histogram_series_count_as_their_family() -> None:
 
 
 @pytest.fixture(scope="module")
-def sentinel_metrics(
+def sentinel_run(
     triton_server: LocalTriton, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The /metrics text of a `sentinel run` watching the real Triton, after a few canaries."""
+) -> Iterator[tuple[str, str]]:
+    """A `sentinel run` watching the real Triton: its /metrics URL and text after canaries."""
     work = tmp_path_factory.mktemp("sentinel-run")
-    metrics_port, api_port = _free_port(), _free_port()
+    metrics_port, api_port = free_port(), free_port()
     config = {
         "pod": "ops-metric-names",
         "state_dir": str(work / "state"),
@@ -145,7 +136,7 @@ def sentinel_metrics(
         if not text:
             tail = (work / "sentinel.log").read_text(errors="replace")[-3000:]
             pytest.fail(f"sentinel run served no /metrics (exit {proc.poll()}):\n{tail}")
-        yield text
+        yield url, text
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -158,9 +149,11 @@ def sentinel_metrics(
 
 
 @pytest.mark.triton
-def test_every_sentinel_name_in_rules_and_dashboards_is_exported(sentinel_metrics: str) -> None:
+def test_every_sentinel_name_in_rules_and_dashboards_is_exported(
+    sentinel_run: tuple[str, str],
+) -> None:
     """Names starting with sentinel_ are offered by a running sentinel's /metrics."""
-    offered = exported(sentinel_metrics)
+    offered = exported(sentinel_run[1])
     wanted = {n for n in used_names() if n.startswith("sentinel_")}
     missing = sorted(n for n in wanted if not is_exported(n, offered))
     assert [] == missing, f"used in alerts/ or dashboards/ but not exported: {missing}"
@@ -184,3 +177,50 @@ def test_every_name_is_sentinels_tritons_recorded_or_prometheus_own() -> None:
         if not n.startswith(("sentinel_", "nv_")) and n not in recorded | PROMETHEUS_OWN
     )
     assert [] == stray
+
+
+@pytest.mark.triton
+@pytest.mark.promtool
+def test_rules_evaluate_on_real_scrapes_of_sentinel_and_triton(
+    sentinel_run: tuple[str, str], triton_server: LocalTriton, tmp_path: Path
+) -> None:
+    """A real Prometheus scraping both loads every rule, evaluates it without error,
+    and the latency SLO recording rules produce data from sentinel's real histogram."""
+    targets = {
+        "sentinel": sentinel_run[0].removeprefix("http://").removesuffix("/metrics"),
+        "triton": f"127.0.0.1:{triton_server.metrics_port}",
+    }
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in rule_files()],
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "static_configs": [
+                    {"targets": [target], "labels": {"namespace": "ops", "pod": "ops-0"}}
+                ],
+            }
+            for job, target in targets.items()
+        ],
+    }
+    with running_prometheus(tmp_path, yaml.safe_dump(config)) as prometheus:
+        deadline = time.monotonic() + 30
+        while True:
+            _, slow = query(prometheus, 'sentinel:canary_slow:ratio_rate5m{model="digits"}')
+            _, loaded = get_json(f"{prometheus}/api/v1/rules")
+            evaluated = [
+                r for g in loaded["data"]["groups"] for r in g["rules"] if r.get("lastEvaluation")
+            ]
+            done = slow["data"]["result"] and len(evaluated) == len(rules())
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        _, up = query(prometheus, "up")
+    health = sorted({(r["name"], r["health"], r.get("lastError", "")) for r in evaluated})
+    names = sorted(str(r.get("alert") or r.get("record")) for r in rules())
+    assert [(name, "ok", "") for name in names] == health
+    assert {("sentinel", "1"), ("triton", "1")} == {
+        (s["metric"]["job"], s["value"][1]) for s in up["data"]["result"]
+    }
+    ratios = [float(s["value"][1]) for s in slow["data"]["result"]]
+    assert [True] == [0.0 <= r <= 1.0 for r in ratios]

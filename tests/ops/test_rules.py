@@ -1,7 +1,5 @@
 """Alert rules: promtool checks them, unit-tests them, and every alert is documented."""
 
-# ruff: noqa: SIM300  (the project asserts in `expected == actual` order)
-
 from __future__ import annotations
 
 import re
