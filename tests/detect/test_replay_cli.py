@@ -161,3 +161,53 @@ def test_text_output_through_the_installed_command() -> None:
     assert "cleared " in lines[1]
     assert lines[2].startswith("  evidence {")
     assert "1 finding(s)" == lines[-1]
+
+
+def test_thermal_csv_uses_the_assumed_slowdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A temperature CSV is judged by its margin to 89 C unless fallback_slowdown_c is set."""
+    path = tmp_path / "t.csv"
+    temps = [70.0] * 10 + [88.0] * 5 + [70.0] * 10
+    path.write_text(
+        "timestamp,value\n" + "".join(f"{100 + i},{t}\n" for i, t in enumerate(temps)),
+        encoding="utf-8",
+    )
+    main(["replay", str(path), "--detector", "thermal", "--json"])
+    default = _json_lines(capsys.readouterr().out)
+    main(
+        ["replay", str(path), "--detector", "thermal", "--json", "--set", "fallback_slowdown_c=95"]
+    )
+    higher = _json_lines(capsys.readouterr().out)
+    assert [("thermal_throttle", 1.0, 110.0, 112.0)] == [
+        (r["kind"], r["evidence"]["margin_c"], r["started_at"], r["detected_at"])  # type: ignore[index]
+        for r in default
+    ]
+    assert [] == higher
+
+
+def test_iso_offset_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Timestamps written with +02:00 come back with +02:00."""
+    path = tmp_path / "m.csv"
+    rows = [
+        f"2026-01-01T10:{i // 60:02d}:{i % 60:02d}+02:00,{0.97 if i >= 10 else 0.4}"
+        for i in range(200)
+    ]
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    main(["replay", str(path), "--detector", "memory", "--json"])
+    r = _json_lines(capsys.readouterr().out)[0]
+    assert ("gpu_oom", "2026-01-01T10:00:10+02:00") == (r["kind"], r["started_at"])
+
+
+def test_config_detectors_section_is_the_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config takes thresholds from the config's detectors: section."""
+    cfg = tmp_path / "sentinel.yaml"
+    cfg.write_text("detectors:\n  latency:\n    ratio: 5\n    k_sigma: 0\n", encoding="utf-8")
+    csv = _step_csv(tmp_path / "s.csv", iso=False)
+    assert 0 == main(["replay", str(csv), "--detector", "latency", "--config", str(cfg)])
+    assert "0 finding(s)" == capsys.readouterr().out.strip()
+    cfg.write_text("detectors:\n  latency:\n    ratoi: 5\n", encoding="utf-8")
+    assert 2 == main(["replay", str(csv), "--detector", "latency", "--config", str(cfg)])
+    assert f"{cfg}:3: detectors.latency.ratoi" in capsys.readouterr().err
