@@ -292,7 +292,7 @@ class Demo:
             "no restart for a hardware cause, page says why",
         )
         p0 = len(self.tap.pages)
-        for trace in ("h200-oom.jsonl", "h200-thermal.jsonl"):
+        for trace in ("h200-oom.jsonl", "h200-thermal-synth.jsonl"):
             path = GPU_TRACES / trace
             if not path.exists():
                 self.say(f"trace {path.name} is missing; skipped")
