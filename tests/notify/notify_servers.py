@@ -8,9 +8,11 @@ self-signed certificate made here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,8 @@ class SlackServer(_Base):
     messages: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     _ts: int = 0
+    hold: asyncio.Event | None = None
+    """When set, a posted message is recorded but the answer waits for this event."""
 
     @property
     def base_url(self) -> str:
@@ -98,11 +102,13 @@ class SlackServer(_Base):
         if not body.get("channel"):
             return web.json_response({"ok": False, "error": "channel_not_found"})
         self._ts += 1
-        ts = f"1700000000.{self._ts:06d}"
+        ts = f"{int(time.time())}.{self._ts:06d}"  # like Slack: wall-clock seconds
         metadata = body.get("metadata")
         if isinstance(metadata, str):
             metadata = json.loads(metadata)
         self.messages.append({**body, "ts": ts, "metadata": metadata})
+        if self.hold is not None:
+            await self.hold.wait()
         return web.json_response({"ok": True, "channel": body["channel"], "ts": ts})
 
     async def _update(self, request: web.Request) -> web.Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sentinel.db import open_db
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.events import ActionUpdate, Notice
-from sentinel.notify.settings import NotifySettings
+from sentinel.notify.settings import NotifySettings, PagerDutySettings
 from sentinel.notify.teller import build_notify
 
 POD = "pod-a"
@@ -177,4 +179,43 @@ async def test_incident_resolved_while_down_is_resolved_in_pagerduty_after_resta
     await stack.dispatcher.stop()
     key = opened.incident.key
     assert [("trigger", key), ("resolve", key)] == pd.actions()
+    conn.close()
+
+
+async def test_sigkill_between_send_and_mark_does_not_post_twice(
+    db_path: Path, slack: SlackServer, notify_settings: NotifySettings
+) -> None:
+    """A process killed after Slack took the message but before marking it: no repost."""
+    clock = FakeClock(time.time())
+    conn = open_db(db_path)
+    settings = notify_settings.model_copy(update={"pagerduty": PagerDutySettings()})
+    manager = IncidentManager(conn, IncidentSettings(), POD, clock)
+    stack = build_notify(conn, settings, POD, clock)
+    [opened] = manager.ingest(finding("resnet", clock.now()))
+    await stack.teller.tell(opened)
+    slack.hold = asyncio.Event()  # Slack records the post, then never answers
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("crash_child.py")),
+        str(db_path),
+        slack.base_url,
+        slack.token,
+        "C0INCIDENTS",
+    )
+    try:
+        for _ in range(300):
+            if slack.messages:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        child.kill()  # SIGKILL: no chance to mark anything
+        await child.wait()
+    slack.hold.set()
+    assert ["sending"] == [r.state for r in stack.outbox.rows()]
+
+    stack = build_notify(conn, settings, POD, clock)  # the restart
+    await drain(stack.dispatcher, clock)
+    await stack.dispatcher.stop()
+    assert [f"slack/{opened.incident.id}/root"] == slack.idem_keys()
+    assert ["sent"] == [r.state for r in stack.outbox.rows()]
     conn.close()
