@@ -210,6 +210,13 @@ def test_config_in_the_configmap_is_a_valid_sentinel_config(tmp_path: Path) -> N
     ]
     assert [(True, True)] * 3 == placed
     assert [Path(mounts["playbooks"])] == config.playbooks.dirs
+    role = _one(docs, "Role", "sentinel")
+    lease_names = {
+        n for r in role["rules"] if "leases" in r["resources"] for n in r.get("resourceNames", [])
+    }
+    deployment = _one(docs, "Deployment")["metadata"]["name"]
+    fleet = (config.fleet.enabled, config.fleet.deployment, {config.fleet.lease})
+    assert (True, deployment, lease_names) == fleet
     assert (9308, 9309) == (config.metrics.port, config.api.port)
 
 
