@@ -138,3 +138,26 @@ async def test_alertmanager_webhook_becomes_alerts(api: Api) -> None:
     assert (status, body["accepted"]) == (200, 1)
     [alert] = api.alerts
     assert (alert.status, alert.labels["UUID"], alert.ends_at) == ("firing", "GPU-1", None)
+
+
+async def test_incidents_endpoints(api: Api) -> None:
+    """Incidents are listed (open filter) and fetched by id; unknown ids are 404."""
+    from sentinel.detect.findings import Cleared, Finding, Severity, Subject
+    from sentinel.incidents.manager import IncidentManager
+    from sentinel.incidents.settings import IncidentSettings
+
+    manager = IncidentManager(api.conn, IncidentSettings(resolve_hold_s=0), "pod-a", api.clock)
+    t = api.clock.now()
+    [gone] = manager.ingest(Finding("gpu_oom", Severity.CRITICAL, Subject("a"), t, t, "oom"))
+    [live] = manager.ingest(Finding("error_burst", Severity.WARNING, Subject("b"), t, t, "5xx"))
+    manager.ingest(Cleared("gpu_oom", Subject("a"), t + 1))
+    _, everything = await _call(api, "GET", "/v1/incidents")
+    _, only_open = await _call(api, "GET", "/v1/incidents?open=1")
+    assert {gone.incident.id, live.incident.id} == {i["id"] for i in everything["incidents"]}
+    assert [live.incident.id] == [i["id"] for i in only_open["incidents"]]
+    status, one = await _call(api, "GET", f"/v1/incidents/{live.incident.id}")
+    assert (200, "pod-a/b:*/error_burst") == (status, one["key"])
+    status, _ = await _call(api, "GET", "/v1/incidents/nope")
+    assert 404 == status
+    _, state = await _call(api, "GET", "/v1/status")
+    assert 1 == state["open_incidents"]
