@@ -51,14 +51,28 @@ def rules() -> list[dict[str, Any]]:
     return out
 
 
-def grafana_to_promql(text: str) -> str:
-    """Replace Grafana template variables so the expression is plain PromQL."""
+def grafana_to_promql(text: str, values: dict[str, str] | None = None) -> str:
+    """Replace Grafana template variables so the expression is plain PromQL.
+
+    Interval variables become durations; others take ``values[name]``, else "x".
+    """
+    chosen = {**_INTERVALS, **(values or {})}
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2) or m.group(3)
-        return _INTERVALS.get(name, "x")
+        return chosen.get(name, "x")
 
     return _VAR.sub(sub, text)
+
+
+def panel_queries(path: Path, values: dict[str, str]) -> dict[str, list[str]]:
+    """Each panel's queries, with variables set to ``values`` (title -> expressions)."""
+    board = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        p["title"]: [grafana_to_promql(t["expr"], values) for t in p.get("targets", [])]
+        for p in _panels(board.get("panels", []))
+        if p.get("targets")
+    }
 
 
 def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from promql import all_exprs, metric_names, recorded_names, rule_files, rules
+from promql import (
+    DASHBOARDS,
+    all_exprs,
+    metric_names,
+    panel_queries,
+    recorded_names,
+    rule_files,
+    rules,
+)
 from systools import free_port, get_json, query, running_prometheus
 
 from sentinel.tritonlocal import LocalTriton
@@ -40,6 +48,14 @@ TRITON_GPU_ONLY = {
     "nv_gpu_power_limit",
     "nv_energy_consumption",
 }
+# dashboard panels that must show data once sentinel has canaried a model on Triton
+DATA_PANELS = [
+    "Canary latency p99 by model and batch size",
+    "Canary agreement with the reference",
+    "Canary outcomes",
+    "Triton and models",
+    "Queue vs compute time per request",
+]
 PROMETHEUS_OWN = {"up"}
 """Series Prometheus writes itself for each target."""
 
@@ -184,8 +200,8 @@ def test_every_name_is_sentinels_tritons_recorded_or_prometheus_own() -> None:
 def test_rules_evaluate_on_real_scrapes_of_sentinel_and_triton(
     sentinel_run: tuple[str, str], triton_server: LocalTriton, tmp_path: Path
 ) -> None:
-    """A real Prometheus scraping both loads every rule, evaluates it without error,
-    and the latency SLO recording rules produce data from sentinel's real histogram."""
+    """A real Prometheus scraping both evaluates every rule without error; the SLO rules
+    and the dashboard's canary and Triton panels show data from the real series."""
     targets = {
         "sentinel": sentinel_run[0].removeprefix("http://").removesuffix("/metrics"),
         "triton": f"127.0.0.1:{triton_server.metrics_port}",
@@ -216,11 +232,19 @@ def test_rules_evaluate_on_real_scrapes_of_sentinel_and_triton(
                 break
             time.sleep(0.5)
         _, up = query(prometheus, "up")
+        # the dashboard's canary and Triton panels, filtered as a user would pick them
+        values = {"namespace": "ops", "pod": ".*", "model": "digits", "__rate_interval": "1m"}
+        panels = panel_queries(DASHBOARDS / "sentinel-overview.json", values)
+        with_data = {
+            title: [bool(query(prometheus, q)[1]["data"]["result"]) for q in panels[title]]
+            for title in DATA_PANELS
+        }
     health = sorted({(r["name"], r["health"], r.get("lastError", "")) for r in evaluated})
     names = sorted(str(r.get("alert") or r.get("record")) for r in rules())
     assert [(name, "ok", "") for name in names] == health
     assert {("sentinel", "1"), ("triton", "1")} == {
         (s["metric"]["job"], s["value"][1]) for s in up["data"]["result"]
     }
+    assert {t: [True] * len(panels[t]) for t in DATA_PANELS} == with_data
     ratios = [float(s["value"][1]) for s in slow["data"]["result"]]
     assert [True] == [0.0 <= r <= 1.0 for r in ratios]
