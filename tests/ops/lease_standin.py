@@ -12,7 +12,8 @@ implements the documented semantics the fleet guard relies on:
 - a bearer token is required (401 otherwise); errors are ``Status`` objects.
 
 ``hold_gets`` makes the first N lease reads wait for each other, so a test can force
-racers to read the same resourceVersion before either writes.
+racers to read the same resourceVersion before either writes; ``interfere`` makes
+the next N updates lose to a simulated other writer.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class LeaseApiStandIn:
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.deployments: dict[tuple[str, str], int] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.interfere = 0
+        """Before each of the next N lease PUTs, another writer bumps the lease (a lost race)."""
         self._rv = itertools.count(1000)
         self._hold: tuple[int, asyncio.Barrier] | None = None
         self._runner: web.AppRunner | None = None
@@ -115,6 +118,9 @@ class LeaseApiStandIn:
         current = self.leases.get(key)
         if current is None:
             return _status(404, "NotFound", f'leases.coordination.k8s.io "{key[1]}" not found')
+        if self.interfere > 0:
+            self.interfere -= 1
+            current["metadata"]["resourceVersion"] = self._next_rv()
         rv = body.get("metadata", {}).get("resourceVersion")
         if not rv:
             return _status(422, "Invalid", "metadata.resourceVersion: must be specified")

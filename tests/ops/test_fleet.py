@@ -285,3 +285,45 @@ def test_enabled_fleet_settings_need_a_replica_source() -> None:
     """Enabling the guard without a deployment or a replica count is a config error."""
     with pytest.raises(pydantic.ValidationError, match="deployment"):
         FleetSettings(enabled=True)
+
+
+async def test_a_lease_that_never_stops_changing_gives_up_after_max_attempts(
+    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+) -> None:
+    """Every PUT loses a race: the guard retries max_attempts times, then refuses."""
+    clock = FakeClock()
+    guard = make_guard("pod-0", clock, replicas=30, budget=FleetBudget(max_attempts=3))
+    assert await guard.acquire("restart", "pod-0")  # creates the lease
+    lease_server.interfere = 100
+    decisions = await with_clock(clock, guard.decide("restart", "pod-0"))
+    puts = [s for m, _, s in lease_server.requests if m == "PUT"]
+    assert (False, [409, 409, 409]) == (decisions[0].granted, puts)
+    assert "contended" in decisions[0].reason
+
+
+async def test_a_lost_race_is_retried_and_then_granted(
+    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+) -> None:
+    """One 409 from another writer: the guard re-reads and takes the slot on the next try."""
+    clock = FakeClock()
+    guard = make_guard("pod-0", clock, replicas=30)
+    assert await guard.acquire("restart", "pod-0")
+    lease_server.interfere = 1
+    assert await guard.acquire("restart", "pod-0")
+    puts = [s for m, _, s in lease_server.requests if m == "PUT"]
+    assert [409, 200] == puts
+
+
+async def test_a_replica_that_stays_degraded_keeps_counting(
+    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+) -> None:
+    """Reports refresh a degraded mark before it expires; silence lets it expire."""
+    clock = FakeClock()
+    guards = [make_guard(f"pod-{i}", clock, 4) for i in range(2)]
+    await guards[0].report(degraded=True)
+    await guards[1].report(degraded=True)
+    clock.set(400)  # past half the window: pod-0's next report refreshes its mark
+    await guards[0].report(degraded=True)
+    clock.set(700)  # pod-1's mark (t=0) expired; pod-0's (t=400) did not
+    decision = await guards[0].report(degraded=True)
+    assert ["pod-0"] == decision.evidence["degraded"]
