@@ -83,10 +83,14 @@ def main() -> None:
     started = time.perf_counter()
     faults = {n: Score() for n in DETECTOR_NAMES}
     problems: list[str] = []
+    per_model: dict[str, Score] = {}
+    limits: dict[str, float] = {}
     for seed in range(1, args.seeds + 1):
         for trace in fault_traces(seed):
             sc, late = evaluate(trace, settings)
             faults[trace.detector].add(sc)
+            per_model.setdefault(trace.name, Score()).add(sc)
+            limits[trace.name] = allowed_delay(trace.labels[0].kinds[0], trace.interval_s, settings)
             problems += late
     clean = {n: Score() for n in DETECTOR_NAMES}
     for trace in clean_traces(seed=42, days=args.clean_days):
@@ -120,6 +124,21 @@ def main() -> None:
         print(
             f"{name:<10} {f.faults:>6} {f.found:>6} {f.recall:>7.2f} {precision:>9.2f} "
             f"{delay:>14} {len(c.false) / args.clean_days:>15.2f}"
+        )
+    print()
+    head = (
+        f"{'fault model':<22} {'found':>7} {'median delay s':>14} {'max delay s':>11} "
+        f"{'target s':>8} {'on time':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for name, sc in per_model.items():
+        on_time = sum(1 for d in sc.delays if d <= limits[name])
+        worst = max(sc.delays) if sc.delays else float("nan")
+        med = sc.median_delay if sc.median_delay is not None else float("nan")
+        print(
+            f"{name:<22} {sc.found:>3}/{sc.faults:<3} {med:>14.1f} {worst:>11.1f} "
+            f"{limits[name]:>8.0f} {on_time:>3}/{sc.faults:<3}"
         )
     print()
     print("targets: every fault within min duration + 3 samples; no finding on clean days")

@@ -9,8 +9,9 @@ Every trace is generated from a seed, so the suite is deterministic. Fault model
 * memory (NVML every 5 s, used fraction): 0.40 plus noise (sigma 0.0005), model loads and
   unloads of 5..15 % ramping over 20 s every ~8 h, allocator bumps of +2 % for 10 min
   every ~2 h. Faults: a jump to 97 % for 5 min (``gpu_oom``); leaks to exhaustion in
-  30 min, 2 h, 6 h and 24 h (``gpu_oom_predicted``; due when the true line reaches 100 %
-  within the 1 h horizon, and not before one 300 s trend window of growth exists).
+  30 min, 2 h, 6 h and 24 h (``gpu_oom_predicted``, or ``gpu_oom`` once at 95 %; due when
+  the true line reaches 100 % within the 1 h horizon, and not before one 300 s trend window
+  of growth exists, or when it reaches 95 %, whichever is first).
 * thermal (NVML every 2 s): 55 + 20 x load degrees (noise sigma 0.7), SwPowerCap at high
   load and GpuIdle at low load (both normal). Faults: a heat episode (5 min ramp to 88 C,
   then Sw+HwThermalSlowdown for 3 min, clocks at 60 %), HwSlowdown for 2 min, HW power
@@ -191,8 +192,10 @@ def memory_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
         slope = 0.6 / span
         grow = np.clip((ts - at) * slope, 0, 0.595)
         values = values + grow
-        # due: true line within the horizon of 100 %, with one trend window of growth seen
-        due = max(at + (0.6 - slope * horizon) / slope, at + window)
+        # due: the true line within the horizon of 100 % (with one trend window of growth
+        # seen), or memory already at the 95 % high mark, whichever comes first
+        predictable = max(at + (0.6 - slope * horizon) / slope, at + window)
+        due = min(predictable, at + 0.55 / slope)
         labels.append(
             Label(
                 ("gpu_oom_predicted", "gpu_oom"), at, due, ts[-1], f"leak to 100 % in {fault[4:]}"
