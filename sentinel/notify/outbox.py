@@ -32,6 +32,7 @@ import structlog
 from sentinel import db
 from sentinel.clock import Clock
 from sentinel.notify.events import Notice
+from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.settings import OutboxSettings
 
 log = structlog.get_logger(__name__)
@@ -271,8 +272,10 @@ class Dispatcher:
         notifiers: Mapping[str, Notifier],
         clock: Clock,
         settings: OutboxSettings | None = None,
+        metrics: NotifyMetrics | None = None,
     ) -> None:
         self.outbox = outbox
+        self.metrics = metrics
         self.notifiers = dict(notifiers)
         self._clock = clock
         self._s = settings or OutboxSettings()
@@ -313,6 +316,7 @@ class Dispatcher:
             found = await self._reconcile(row, notifier)
             if found is not None:
                 self.outbox.mark_sent(row, found, notifier)
+                self._count(row, "reconciled")
                 log.info("outbox_reconciled", notifier=row.notifier, idem_key=row.idem_key)
                 return
         self.outbox.mark_sending(row)
@@ -323,6 +327,7 @@ class Dispatcher:
             # finish the send we started and record it, then honour the cancel
             with contextlib.suppress(Exception):
                 self.outbox.mark_sent(row, await fut, notifier)
+                self._count(row, "sent")
             raise
         except DeliveryError as exc:
             self._failed(row, exc)
@@ -332,7 +337,12 @@ class Dispatcher:
             self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
             return
         self.outbox.mark_sent(row, result, notifier)
+        self._count(row, "sent")
         log.info("notified", notifier=row.notifier, op=row.op, incident=row.incident_id)
+
+    def _count(self, row: OutboxRow, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivered(row.notifier, outcome)
 
     async def _reconcile(self, row: OutboxRow, notifier: Notifier) -> dict[str, Any] | None:
         try:
@@ -352,12 +362,14 @@ class Dispatcher:
         else:
             attempts = row.attempts + 1
             delay = min(self._s.backoff_initial_s * 2 ** (attempts - 1), self._s.backoff_max_s)
+        self._count(row, "failed")
         log.warning(
             "notify_retry", notifier=row.notifier, op=row.op, error=exc.reason, retry_in_s=delay
         )
         self.outbox.retry_at(row, now + delay, exc.reason)
 
     def _dead(self, row: OutboxRow, reason: str) -> None:
+        self._count(row, "dead")
         log.error("notify_gave_up", notifier=row.notifier, op=row.op, reason=reason)
         self.outbox.give_up(row, reason)
 
@@ -370,6 +382,8 @@ class Dispatcher:
             try:
                 nxt = await self.deliver_due()
                 self.outbox.prune(self._clock.now() - self._s.keep_sent_s)
+                if self.metrics is not None:
+                    self.metrics.refresh(self.outbox.conn)
             except sqlite3.Error:
                 log.exception("outbox_db_error")
                 nxt = None

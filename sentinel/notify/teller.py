@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from sentinel.audit import audit
 from sentinel.clock import Clock
 from sentinel.notify.alertmanager import AlertmanagerNotifier
 from sentinel.notify.console import ConsoleNotifier
 from sentinel.notify.events import Notice, PageRequest
+from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.outbox import Dispatcher, Notifier, Outbox
 from sentinel.notify.pagerduty import PagerDutyNotifier
 from sentinel.notify.policy import PagingPolicy
@@ -90,6 +92,7 @@ def build_notify(
     *,
     api_url: str = "http://127.0.0.1:9309",
     stream: TextIO | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> NotifyStack:
     """Build the enabled notifiers; ValueError names a misconfigured one (missing secret)."""
     policy = PagingPolicy(settings.policy)
@@ -108,6 +111,9 @@ def build_notify(
     if am is not None:
         notifiers.append(am)
     outbox = Outbox(conn, clock)
-    dispatcher = Dispatcher(outbox, {n.name: n for n in notifiers}, clock, settings.outbox)
+    metrics = NotifyMetrics(registry) if registry is not None else None
+    dispatcher = Dispatcher(
+        outbox, {n.name: n for n in notifiers}, clock, settings.outbox, metrics=metrics
+    )
     log.info("notifiers_built", notifiers=[n.name for n in notifiers])
     return NotifyStack(OutboxTeller(outbox, notifiers, dispatcher), dispatcher, outbox, am)
