@@ -75,7 +75,10 @@ async def test_fp32_agrees_exactly(triton_adapter: TritonAdapter) -> None:
 async def test_badly_calibrated_int8_loses_agreement(
     adapter: TritonAdapter, digits: ModelHandle
 ) -> None:
-    """FP16 and well-calibrated INT8 agree on top-1; badly calibrated INT8 measurably not."""
+    """FP16 and well-calibrated INT8 agree on top-1; badly calibrated INT8 measurably not.
+
+    Figures seen: fp32/fp16/int8-good top-1 1.000; int8-bad top-1 0.633, cosine 0.55.
+    """
     canary = _canary(adapter, batch_sizes=[1, 16, 32])
     figures: dict[str, tuple[float, float, float]] = {}
     for name, knobs in {
@@ -94,6 +97,8 @@ async def test_badly_calibrated_int8_loses_agreement(
     assert figures["fp32"][0] == 1.0
     assert figures["fp16"][0] == 1.0
     assert figures["int8-good"][0] >= 0.95
+    # each precision really computes differently: error grows fp32 < fp16 < int8
+    assert figures["fp32"][2] < figures["fp16"][2] < figures["int8-good"][2]
     assert figures["int8-bad"][0] <= figures["fp32"][0] - 0.2
 
 

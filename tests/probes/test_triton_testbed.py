@@ -94,3 +94,17 @@ def test_non_numeric_knob_refuses_the_load(digits: ModelHandle, knob: str) -> No
     """A knob that is not a number makes Triton refuse the config, naming the parameter."""
     with pytest.raises(RuntimeError, match=f"parameter '{knob}': expected a number"):
         digits.reconfigure(**{knob: "soon"})
+
+
+def test_jitter_spreads_latency(digits: ModelHandle) -> None:
+    """delay_jitter_ms adds a random delay: latencies spread over tens of milliseconds."""
+    digits.reconfigure(delay_jitter_ms=200)
+    rows = np.load(GOLDEN_DIGITS)["INPUT"][:1]
+    latencies = []
+    for _ in range(6):
+        start = time.monotonic()
+        _infer(digits.server, rows)
+        latencies.append(time.monotonic() - start)
+    print("latencies with 0-200 ms jitter:", [round(x, 3) for x in latencies])
+    assert max(latencies) - min(latencies) > 0.03
+    assert max(latencies) < 0.2 + 0.5
