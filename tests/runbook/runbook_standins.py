@@ -188,12 +188,20 @@ def incident(
     )
 
 
-async def drive(clock: FakeClock, work: Awaitable[T], step: float = 1.0, limit: int = 100_000) -> T:
-    """Await ``work`` while moving the fake clock forward ``step`` at a time."""
+async def drive(
+    clock: FakeClock,
+    work: Awaitable[T],
+    step: float = 1.0,
+    limit: int = 100_000,
+    real_pause: float = 0.0,
+) -> T:
+    """Await ``work`` while moving the fake clock forward ``step`` at a time
+    (pausing ``real_pause`` real seconds between steps when real I/O is involved)."""
     task = asyncio.ensure_future(work)
     for _ in range(limit):
         if task.done():
             return task.result()
+        await asyncio.sleep(real_pause)
         await clock.advance(step)
     task.cancel()
     raise AssertionError("work did not finish on the fake clock")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import Bed
-from runbook_standins import DIGITS_CONFIG, incident
+from runbook_standins import DIGITS_CONFIG, drive, incident
 
 from sentinel.notify.events import PageRequest
 from sentinel.probes.samples import CanaryResult, GpuProcess, GpuSample
@@ -95,10 +95,16 @@ async def test_signal_reaches_the_server_by_pid_file(bed: Bed, tmp_path: Path) -
     try:
         pid_file = tmp_path / "triton.pid"
         pid_file.write_text(f"{child.pid}\n")
-        out = await REGISTRY["process.signal"].run(
-            ctx(bed, server_pid_file=pid_file), {"signal": "SIGTERM"}
+        out = await drive(
+            bed.clock,
+            REGISTRY["process.signal"].run(
+                ctx(bed, server_pid_file=pid_file), {"signal": "SIGTERM", "wait_exit_s": 30}
+            ),
+            step=0.5,
+            real_pause=0.01,
         )
-        assert out == {"pid": child.pid, "signal": "SIGTERM"}
+        assert (out["pid"], out["signal"]) == (child.pid, "SIGTERM")
+        assert out["exited_after_s"] < 30
         assert await asyncio.wait_for(child.wait(), 10) == -15
     finally:
         if child.returncode is None:

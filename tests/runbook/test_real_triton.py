@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -288,3 +289,45 @@ def load_playbook_text(text: str, rig: Rig) -> dict[str, Any]:
     path = Path(rig.conn.execute("PRAGMA database_list").fetchone()[2]).parent / "toggle.yaml"
     path.write_text(text, encoding="utf-8")
     return {"toggle": load_playbook(path)}
+
+
+async def test_triton_refusing_a_config_leaves_the_model_serving(
+    rig: Rig, digits: ModelHandle
+) -> None:
+    """A config Triton cannot load fails the step; the model still serves its old config."""
+    before = live_config_bytes(rig.server)
+    lp = load_playbook_text(
+        "name: toggle\nsteps:\n  - name: broken\n    action: triton.load_model\n"
+        "    with: {model: digits, patch: {dynamic_batching: {preferred_batch_size: [64]}}}\n",
+        rig,
+    )
+    engine = rig.engine(lp)
+    result = await engine.run_manual("toggle", {"model": "digits"}, actor="t")
+    assert result.status == "failed"
+    assert "Triton refused the config for digits" in result.steps[0]["reason"]
+    assert await rig.triton.model_ready("digits")
+    assert live_config_bytes(rig.server) == before
+
+
+async def test_restart_server_signals_the_real_server(
+    triton_factory: Callable[..., LocalTriton], tmp_path: Path
+) -> None:
+    """restart-server SIGTERMs tritonserver (pid file), its supervisor restarts it, verified."""
+    server = triton_factory()
+    server.supervise(backoff_s=0.2)
+    old_pid = server.pid
+    pid_file = tmp_path / "triton.pid"
+    pid_file.write_text(f"{old_pid}\n")
+    rig = Rig(server, tmp_path)
+    rig.clock = ScaledClock(scale=5.0)
+    rig.probe.clock = rig.clock
+    try:
+        engine = rig.engine(playbook("restart-server"), server_pid_file=pid_file)
+        result = await engine.run_manual("restart-server", {"model": "digits"}, actor="t")
+    finally:
+        await rig.close()
+    steps = [(s["phase"], s["name"], s["status"]) for s in result.steps]
+    assert result.status == "succeeded", steps
+    assert ("step", "restart", "succeeded") in steps
+    assert ("verify", "wait_ready", "verified") in steps
+    assert server.pid not in (None, old_pid)

@@ -60,7 +60,37 @@ class Signal(NoUndo):
             raise ActionError(f"server pid {pid} is gone") from exc
         except PermissionError as exc:
             raise ActionError(f"not allowed to signal pid {pid}: {exc}") from exc
+        wait_exit = param(params, "wait_exit_s", float, 0.0)
+        if wait_exit > 0:
+            # a server shutting down still answers 'ready' for a while: wait until it is gone
+            waited = await _wait_gone(ctx, pid, wait_exit)
+            return {"pid": pid, "signal": name, "exited_after_s": waited}
         return {"pid": pid, "signal": name}
+
+
+def alive(pid: int, proc: Path = Path("/proc")) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+async def _wait_gone(ctx: ActionContext, pid: int, within: float) -> float:
+    start = ctx.clock.monotonic()
+    while alive(pid):
+        waited = ctx.clock.monotonic() - start
+        if waited >= within:
+            raise ActionError(f"pid {pid} still running {within:g} s after the signal")
+        await ctx.clock.sleep(0.5)
+    return ctx.clock.monotonic() - start
 
 
 class Exec(NoUndo):
