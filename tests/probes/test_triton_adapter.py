@@ -38,9 +38,9 @@ async def test_health_and_metadata(triton_adapter: TritonAdapter) -> None:
     metadata = await triton_adapter.model_metadata("digits")
     assert (metadata.name, metadata.versions) == ("digits", ("1",))
     assert [(s.name, s.datatype, s.shape) for s in metadata.inputs] == [("INPUT", "FP32", (-1, 64))]
-    assert [
-        (s.name, s.datatype, s.shape) for s in metadata.outputs
-    ] == [("LOGITS", "FP32", (-1, 10))]
+    assert [(s.name, s.datatype, s.shape) for s in metadata.outputs] == [
+        ("LOGITS", "FP32", (-1, 10))
+    ]
 
 
 @pytest.mark.triton
