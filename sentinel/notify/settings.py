@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from sentinel.detect.findings import Severity
 from sentinel.settings import RelPath, Section, read_secret
@@ -25,6 +25,16 @@ class SlackSettings(Section):
     webhook_url_file: RelPath | None = None
     timeout_s: float = Field(10.0, gt=0)
     """Per-request timeout."""
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SlackSettings:
+        has_token = self.token is not None or self.token_file is not None
+        has_hook = self.webhook_url is not None or self.webhook_url_file is not None
+        if self.enabled and not (has_token or has_hook):
+            raise ValueError("slack is enabled but has neither a token nor a webhook_url")
+        if self.enabled and has_token and not self.channel:
+            raise ValueError("slack with a bot token needs a channel (its ID, e.g. C0123456)")
+        return self
 
     def bot_token(self) -> str | None:
         return read_secret(self.token, self.token_file)
@@ -58,6 +68,12 @@ class PagerDutySettings(Section):
         if v is not None and not v.startswith("https://"):
             raise ValueError("the PagerDuty client only speaks https://")
         return v
+
+    @model_validator(mode="after")
+    def _keyed(self) -> PagerDutySettings:
+        if self.enabled and self.routing_key is None and self.routing_key_file is None:
+            raise ValueError("pagerduty is enabled but has no routing_key (or routing_key_file)")
+        return self
 
     def key(self) -> str | None:
         return read_secret(self.routing_key, self.routing_key_file)
