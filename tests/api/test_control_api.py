@@ -35,7 +35,7 @@ async def test_acting_endpoints_refuse_missing_and_wrong_tokens_and_audit(
     assert (missing, wrong) == (401, 403)
     assert (api.playbooks.calls, api.playbooks.resets) == ([], [])
     outcomes = sorted(e["outcome"] for e in entries(api.conn))
-    assert outcomes == ["refused 401: missing bearer token", "refused 403: wrong bearer token"]
+    assert ["refused 401: missing bearer token", "refused 403: wrong bearer token"] == outcomes
     assert all(e["actor"].startswith("unauthenticated@") for e in entries(api.conn))
     assert TOKEN not in str(entries(api.conn))
 
@@ -44,9 +44,9 @@ async def test_acting_endpoints_disabled_without_configured_token(api_without_to
     """With no token configured, acting endpoints answer 403 and say why."""
     api = api_without_token
     status, body = await _call(api, "POST", "/v1/breaker/reset", None, api.auth())
-    assert status == 403
+    assert 403 == status
     assert "no API token is configured" in body["error"]
-    assert api.playbooks.resets == []
+    assert [] == api.playbooks.resets
 
 
 async def test_read_endpoints_are_open(api: Api) -> None:
@@ -55,7 +55,7 @@ async def test_read_endpoints_are_open(api: Api) -> None:
         (await _call(api, "GET", p))[0]
         for p in ("/healthz", "/readyz", "/v1/status", "/v1/incidents", "/v1/silences", "/v1/runs")
     ]
-    assert results == [200] * 6
+    assert [200] * 6 == results
 
 
 async def test_silence_lifecycle_over_the_api(api: Api) -> None:
@@ -66,18 +66,18 @@ async def test_silence_lifecycle_over_the_api(api: Api) -> None:
     _, listed = await _call(api, "GET", "/v1/silences")
     assert [created["id"]] == [s["id"] for s in listed["silences"]]
     status, _ = await _call(api, "DELETE", f"/v1/silences/{created['id']}", None, api.auth())
-    assert status == 200
+    assert 200 == status
     _, listed = await _call(api, "GET", "/v1/silences")
-    assert listed["silences"] == []
+    assert [] == listed["silences"]
     audited = [(e["actor"], e["action"], e["outcome"]) for e in entries(api.conn)][::-1]
-    assert audited == [("bob", "silence.add", "ok"), ("alice", "silence.expire", "ok")]
+    assert [("bob", "silence.add", "ok"), ("alice", "silence.expire", "ok")] == audited
 
 
 async def test_bad_silence_is_a_400_naming_the_problem(api: Api) -> None:
     """A silence without a comment is refused with a clear message."""
     body = {"matchers": ["model=resnet"], "duration_s": 60}
     status, answer = await _call(api, "POST", "/v1/silences", body, api.auth())
-    assert status == 400
+    assert 400 == status
     assert "comment" in answer["error"]
 
 
@@ -91,11 +91,11 @@ async def test_manual_playbook_run_reaches_the_service(api: Api) -> None:
     expected = [("restart-server", {"model": "resnet"}, {"batch": "4"}, True, "carol")]
     assert expected == api.playbooks.calls
     status, _ = await _call(api, "POST", "/v1/playbooks/nope/run", {}, api.auth())
-    assert status == 404
+    assert 404 == status
     status, _ = await _call(
         api, "POST", "/v1/playbooks/restart-server/run", {"dry_run": "yes"}, api.auth()
     )
-    assert status == 400
+    assert 400 == status
 
 
 async def test_breaker_reset_and_garbage_bodies(api: Api) -> None:
@@ -105,9 +105,9 @@ async def test_breaker_reset_and_garbage_bodies(api: Api) -> None:
     async with api.session.post(
         api.url + "/v1/alertmanager", data=b"{not json", headers=api.auth()
     ) as r:
-        assert r.status == 400
+        assert 400 == r.status
     status, body = await _call(api, "POST", "/v1/alertmanager", {"alerts": "x"}, api.auth())
-    assert status == 400
+    assert 400 == status
     assert "alerts" in body["error"]
 
 

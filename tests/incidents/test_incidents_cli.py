@@ -44,7 +44,7 @@ def test_silence_add_list_expire(config: Path, capsys: pytest.CaptureFixture[str
         ]
     )
     silence_id = capsys.readouterr().out.split()[0]
-    assert code == 0
+    assert 0 == code
     main(["silence", "-c", str(config), "list", "--json"])
     [listed] = json.loads(capsys.readouterr().out)
     assert (silence_id, ["model=resnet", "kind=~lat.*"], "erin", "active") == (
@@ -53,10 +53,10 @@ def test_silence_add_list_expire(config: Path, capsys: pytest.CaptureFixture[str
         listed["created_by"],
         listed["state"],
     )
-    assert main(["silence", "-c", str(config), "expire", silence_id]) == 0
+    assert 0 == main(["silence", "-c", str(config), "expire", silence_id])
     capsys.readouterr()
     main(["silence", "-c", str(config), "list", "--json"])
-    assert json.loads(capsys.readouterr().out) == []
+    assert [] == json.loads(capsys.readouterr().out)
     conn = open_db(config.parent / "state" / "sentinel.db")
     assert [e["action"] for e in entries(conn)] == ["silence.expire", "silence.add"]
     conn.close()
@@ -76,19 +76,19 @@ def test_bad_silence_input_exits_2_and_says_why(
 ) -> None:
     """Malformed durations, matchers, times or an empty comment exit 2 with a reason."""
     code = main(["silence", "-c", str(config), "add", *argv])
-    assert code == 2
+    assert 2 == code
     assert message in capsys.readouterr().err
 
 
 def test_expire_unknown_silence_fails(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Expiring an id that does not exist exits 1 naming the id."""
-    assert main(["silence", "-c", str(config), "expire", "nope"]) == 1
+    assert 1 == main(["silence", "-c", str(config), "expire", "nope"])
     assert "'nope'" in capsys.readouterr().err
 
 
 def test_incidents_lists_the_store(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--json prints what the manager stored; the table names each incident's key."""
-    assert main(["incidents", "-c", str(config)]) == 0
+    assert 0 == main(["incidents", "-c", str(config)])
     assert "no incidents (no state at" in capsys.readouterr().out
     conn = open_db(config.parent / "state" / "sentinel.db")
     clock = FakeClock()
@@ -98,7 +98,7 @@ def test_incidents_lists_the_store(config: Path, capsys: pytest.CaptureFixture[s
         Finding("gpu_oom", Severity.CRITICAL, Subject("bert", "2"), t, t, "CUDA OOM on bert")
     )
     conn.close()
-    assert main(["incidents", "-c", str(config), "--json"]) == 0
+    assert 0 == main(["incidents", "-c", str(config), "--json"])
     [row] = json.loads(capsys.readouterr().out)
     assert (opened.incident.id, "pod-a/bert:2/gpu_oom", "firing") == (
         row["id"],
@@ -115,5 +115,5 @@ def test_incidents_with_a_broken_config_exits_2(
     """A bad config file is reported as FILE:LINE and exit code 2."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("pod: a\nincidents:\n  resolve_hold_s: -5\n", encoding="utf-8")
-    assert main(["incidents", "-c", str(bad)]) == 2
+    assert 2 == main(["incidents", "-c", str(bad)])
     assert f"{bad}:3: incidents.resolve_hold_s" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def test_dedup_key_format() -> None:
         dedup_key(POD, "thermal_throttle", Subject(gpu_uuid="GPU-1"))
         == "pod-a/-/thermal_throttle/GPU-1"
     )
-    assert dedup_key(POD, "error_burst", Subject("bert")) == "pod-a/bert:*/error_burst"
+    assert "pod-a/bert:*/error_burst" == dedup_key(POD, "error_burst", Subject("bert"))
 
 
 def test_repeated_findings_fold_into_one_incident_and_escalate(
@@ -61,14 +61,14 @@ def test_repeated_findings_fold_into_one_incident_and_escalate(
     m = manager(conn, clock)
     t = clock.now()
     [opened] = m.ingest(spike(t, batch=1))
-    assert m.ingest(spike(t + 1, batch=8)) == []
+    assert [] == m.ingest(spike(t + 1, batch=8))
     [escalated] = m.ingest(spike(t + 2, severity=Severity.CRITICAL))
     assert (opened.change, escalated.change) == ("opened", "escalated")
     assert opened.incident.id == escalated.incident.id
     stored = m.store.get(opened.incident.id)
     assert stored is not None
     assert (stored.findings, stored.severity) == (3, Severity.CRITICAL)
-    assert opened.incident.evidence["batch_size"] == 1
+    assert 1 == opened.incident.evidence["batch_size"]
 
 
 def test_cleared_resolves_only_after_the_hold(conn: sqlite3.Connection, clock: FakeClock) -> None:
@@ -76,12 +76,12 @@ def test_cleared_resolves_only_after_the_hold(conn: sqlite3.Connection, clock: F
     m = manager(conn, clock, resolve_hold_s=60)
     t = clock.now()
     [opened] = m.ingest(spike(t))
-    assert m.ingest(clear(t + 10)) == []
-    assert m.tick(t + 40) == []
-    assert m.ingest(spike(t + 45)) == []  # flapped back: the hold is cancelled
-    assert m.tick(t + 80) == []
+    assert [] == m.ingest(clear(t + 10))
+    assert [] == m.tick(t + 40)
+    assert [] == m.ingest(spike(t + 45))  # flapped back: the hold is cancelled
+    assert [] == m.tick(t + 80)
     m.ingest(clear(t + 90))
-    assert m.tick(t + 149) == []
+    assert [] == m.tick(t + 149)
     [resolved] = m.tick(t + 150)
     assert ("resolved", opened.incident.id, t + 150) == (
         resolved.change,
@@ -106,7 +106,7 @@ def test_refire_within_window_reopens_same_incident(
     )
     m.ingest(clear(t + 110))
     [fresh] = m.ingest(spike(t + 1000))
-    assert fresh.change == "opened"
+    assert "opened" == fresh.change
     assert opened.incident.id != fresh.incident.id
 
 
@@ -115,13 +115,13 @@ def test_mitigating_then_resolved(conn: sqlite3.Connection, clock: FakeClock) ->
     m = manager(conn, clock, resolve_hold_s=0)
     [opened] = m.ingest(spike(clock.now()))
     [mit] = m.mark_mitigating(opened.incident.id, "int8-to-fp16", "run-7")
-    assert m.mark_mitigating(opened.incident.id, "int8-to-fp16", "run-7") == []
+    assert [] == m.mark_mitigating(opened.incident.id, "int8-to-fp16", "run-7")
     assert (mit.incident.status, mit.incident.evidence["run_id"]) == (
         IncidentStatus.MITIGATING,
         "run-7",
     )
     [res] = m.ingest(clear(clock.now() + 5))
-    assert res.incident.status == IncidentStatus.RESOLVED
+    assert IncidentStatus.RESOLVED == res.incident.status
 
 
 def test_renotify_interval(conn: sqlite3.Connection, clock: FakeClock) -> None:
@@ -129,10 +129,10 @@ def test_renotify_interval(conn: sqlite3.Connection, clock: FakeClock) -> None:
     m = manager(conn, clock, renotify_interval_s=600)
     t = clock.now()
     [opened] = m.ingest(spike(t))
-    assert m.tick(t + 599) == []
+    assert [] == m.tick(t + 599)
     [again] = m.tick(t + 600)
     assert ("renotify", opened.incident.id) == (again.change, again.incident.id)
-    assert m.tick(t + 1100) == []
+    assert [] == m.tick(t + 1100)
     assert [c.change for c in m.tick(t + 1200)] == ["renotify"]
 
 
@@ -146,7 +146,7 @@ def test_restart_resolves_unconfirmed_and_keeps_confirmed(
     [stays] = m.ingest(spike(t, model="bert"))
     m2 = manager(conn, clock, restart_grace_s=120)
     m2.recover(t + 500)
-    assert m2.ingest(spike(t + 510, model="bert")) == []
+    assert [] == m2.ingest(spike(t + 510, model="bert"))
     changes = m2.tick(t + 621)
     assert [("resolved", gone.incident.id)] == [(c.change, c.incident.id) for c in changes]
     assert [stays.incident.id] == [i.id for i in m2.store.open()]

@@ -53,10 +53,10 @@ def test_maintenance_window_and_expiry(conn: sqlite3.Connection) -> None:
     labels = {"model": "resnet"}
     assert (store.matching(labels, T0), s.state(T0)) == (None, "pending")
     active = store.matching(labels, T0 + 150)
-    assert s.id == (active.id if active else None)
+    assert (active.id if active else None) == s.id
     store.expire(s.id, T0 + 160)
     assert store.matching(labels, T0 + 170) is None
-    assert store.list(T0 + 170) == []
+    assert [] == store.list(T0 + 170)
     assert [s.id] == [x.id for x in store.list(T0 + 170, include_expired=True)]
     with pytest.raises(KeyError):
         store.expire("nope", T0)

@@ -162,7 +162,7 @@ async def test_incident_round_trip_through_real_alertmanager(
         "origin": "sentinel",
         "cluster": "test",
     }
-    assert expected == {k: alert.labels.get(k) for k in expected}
+    assert {k: alert.labels.get(k) for k in expected} == expected
     assert opened.incident.id == alert.annotations["incident_id"]
     assert alert_to_judgement(alert, clock.now()) is None  # never feeds itself
 
@@ -171,7 +171,7 @@ async def test_incident_round_trip_through_real_alertmanager(
     await teller.tell(resolved)
     await drain(dispatcher, clock)
     await _until(lambda: any(a.status == "resolved" for a in received))
-    assert received[-1].status == "resolved"
+    assert "resolved" == received[-1].status
     await dispatcher.stop()
 
 
@@ -195,7 +195,7 @@ async def test_external_xid_alert_becomes_a_finding(
         aiohttp.ClientSession() as s,
         s.post(alertmanager + "/api/v2/alerts", json=[xid]) as r,
     ):
-        assert r.status == 200
+        assert 200 == r.status
     await _until(lambda: bool(received))
     judgement = alert_to_judgement(received[0], time.time())
     assert isinstance(judgement, Finding)
@@ -204,4 +204,4 @@ async def test_external_xid_alert_becomes_a_finding(
         judgement.subject.gpu_uuid,
         judgement.severity.value,
     ) == ("gpu_xid_error", "GPU-8f1c", "critical")
-    assert judgement.summary == "Xid 79 (GPU fell off the bus) on GPU-8f1c"
+    assert "Xid 79 (GPU fell off the bus) on GPU-8f1c" == judgement.summary

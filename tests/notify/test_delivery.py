@@ -69,7 +69,7 @@ async def test_restart_in_429_storm_delivers_every_notice_exactly_once(
     assert {"sent"} == {r.state for r in rows}
     posted = sorted(r.idem_key for r in rows if r.notifier == "slack" and r.op != "update")
     assert posted == sorted(slack.idem_keys())
-    assert len(slack.roots()) == 3
+    assert 3 == len(slack.roots())
     root_of = {m["metadata"]["event_payload"]["idem"]: m["ts"] for m in slack.roots()}
     resnet = notices[0].incident
     assert resnet is not None
@@ -84,8 +84,8 @@ async def test_restart_in_429_storm_delivers_every_notice_exactly_once(
     ]
     assert Counter(expected_pd) == Counter(pd.actions())
     resnet_actions = [a for a, k in pd.actions() if k == resnet.key]
-    assert resnet_actions == ["trigger", "acknowledge", "resolve"]
-    assert len(pd.changes) == 1
+    assert ["trigger", "acknowledge", "resolve"] == resnet_actions
+    assert 1 == len(pd.changes)
     conn.close()
 
 
@@ -141,7 +141,7 @@ async def test_cancelled_dispatcher_finishes_and_records_its_send(
     await asyncio.gather(task, return_exceptions=True)
     await drain(stack.dispatcher, clock)
     await stack.dispatcher.stop()
-    assert len(slack.messages) == 1
+    assert 1 == len(slack.messages)
     assert [("trigger", opened.incident.key)] == pd.actions()
     c.close()
 
@@ -169,7 +169,7 @@ async def test_incident_resolved_while_down_is_resolved_in_pagerduty_after_resta
     manager = IncidentManager(conn, settings, POD, clock)
     stack = build_notify(conn, notify_settings, POD, clock)
     assert [opened.incident.id] == [i.id for i in manager.recover()]
-    assert manager.tick() == []  # still within the grace period
+    assert [] == manager.tick()  # still within the grace period
     clock.set(clock.monotonic() + 121)
     changes = manager.tick()
     assert [("resolved", opened.incident.id)] == [(c.change, c.incident.id) for c in changes]

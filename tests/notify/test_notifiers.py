@@ -53,7 +53,7 @@ async def test_4xx_gives_up_with_reason_and_does_not_block_others(
     assert (dead.notifier, dead.op) == ("pagerduty", "trigger")
     assert "refused (400)" in (dead.last_error or "")
     assert "Invalid routing key" in (dead.last_error or "")
-    assert pd.events == []
+    assert [] == pd.events
     assert [f"slack/{opened.incident.id}/root"] == slack.idem_keys()
 
 
@@ -93,7 +93,7 @@ async def test_slack_5xx_backs_off_exponentially(
         assert nxt is not None
         waits.append(nxt - clock.now())
         clock.set(clock.monotonic() + (nxt - clock.now()))
-    assert waits == [1.0, 2.0, 4.0]
+    assert [1.0, 2.0, 4.0] == waits
     assert await dispatcher.deliver_due() is None
     assert (len(slack.messages), clock.now() - t0) == (1, 7.0)
 
@@ -129,7 +129,7 @@ async def test_webhook_fallback_posts_without_threads(
         await drain(dispatcher, clock)
     finally:
         await runner.cleanup()
-    assert len(received) == 2  # root + mitigating reply; the root update is skipped
+    assert 2 == len(received)  # root + mitigating reply; the root update is skipped
     assert "blocks" in received[0]
     assert "*mitigating*" in received[1]["text"]
     assert {"sent"} == {r.state for r in outbox.rows()}
@@ -185,7 +185,7 @@ async def test_alertmanager_resend_pushes_open_unmuted(
         [firing] = manager.ingest(finding("resnet", clock.now()))
         manager.ingest(finding("bert", clock.now()))
         am = AlertmanagerNotifier(AlertmanagerSettings(url=f"http://127.0.0.1:{port}"))
-        assert await am.resend(manager.store.open()) == 1
+        assert 1 == await am.resend(manager.store.open())
     finally:
         await runner.cleanup()
     [[alert]] = posts

@@ -52,10 +52,10 @@ async def test_silence_suppresses_pages_until_it_expires_and_audit_still_records
         (other.incident.key, "recorded"),
     }
     opened = entries(conn, action="incident.opened")
-    assert expected == {(e["target"], e["outcome"]) for e in opened}
+    assert {(e["target"], e["outcome"]) for e in opened} == expected
 
     clock.set(clock.monotonic() + 1800)
-    assert manager.tick() == []  # still silenced
+    assert [] == manager.tick()  # still silenced
     clock.set(clock.monotonic() + 1801)
     changes = manager.tick()
     assert [("renotify", muted.incident.id)] == [(c.change, c.incident.id) for c in changes]
@@ -79,7 +79,7 @@ async def test_warning_goes_to_slack_only_and_page_request_pages(
     [opened] = manager.ingest(finding("resnet", clock.now(), severity=Severity.WARNING))
     await stack.teller.tell(opened)
     await drain(stack.dispatcher, clock)
-    assert pd.actions() == []
+    assert [] == pd.actions()
     assert [f"slack/{opened.incident.id}/root"] == slack.idem_keys()
 
     await stack.teller.tell(
@@ -93,15 +93,15 @@ async def test_warning_goes_to_slack_only_and_page_request_pages(
     [event] = pd.events
     assert ("trigger", opened.incident.key) == (event["event_action"], event["dedup_key"])
     details = event["payload"]["custom_details"]
-    assert details["page_reason"] == "guard blocked restart: HW thermal slowdown"
+    assert "guard blocked restart: HW thermal slowdown" == details["page_reason"]
     assert (
         event["payload"]["severity"],
         event["payload"]["source"],
         event["payload"]["component"],
     ) == ("warning", POD, "resnet")
-    assert pd.changes == []  # dry runs are not changes
+    assert [] == pd.changes  # dry runs are not changes
     replies = [m["text"] for m in slack.messages if m.get("thread_ts")]
-    assert len(replies) == 2
+    assert 2 == len(replies)
     assert "paging a human" in replies[0]
 
 
