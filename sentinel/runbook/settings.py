@@ -44,6 +44,10 @@ class RunbookSettings(Section):
     """Signals process.signal may send."""
     commands: dict[str, list[str]] = Field(default_factory=dict)
     """Allowlist for process.exec: a name -> an argv list (never run through a shell)."""
+    k8s_api_url: str | None = None
+    """Kubernetes API server for k8s.* actions (default: the in-cluster service address)."""
+    k8s_service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    """Where the pod's service-account token, CA and namespace are mounted."""
     k8s_namespace: str | None = None
     """Namespace of this pod for k8s.* actions (default: the in-cluster service account's)."""
     k8s_pod: str | None = None

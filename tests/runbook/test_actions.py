@@ -135,18 +135,6 @@ async def test_exec_runs_only_allowlisted_argv(bed: Bed) -> None:
         await REGISTRY["process.exec"].run(c, {"command": "boom"})
 
 
-async def test_k8s_actions_explain_a_missing_extra(bed: Bed) -> None:
-    """Without the kubernetes package, k8s.* fail with how to install it."""
-    try:
-        import kubernetes  # noqa: F401
-
-        pytest.skip("kubernetes is installed here; this checks its absence")
-    except ImportError:
-        pass
-    with pytest.raises(ActionError, match=r"pip install '\.\[k8s\]'"):
-        await REGISTRY["k8s.evict_pod"].run(ctx(bed), {"pod": "p", "namespace": "n"})
-
-
 async def test_pagerduty_verbs_go_through_the_teller(bed: Bed) -> None:
     """pagerduty.trigger/acknowledge/resolve become PageRequests with that action."""
     for verb in ("trigger", "acknowledge", "resolve"):

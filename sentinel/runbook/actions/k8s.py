@@ -1,16 +1,17 @@
-"""Kubernetes actions (the optional `k8s` extra, imported only when used).
+"""Kubernetes actions over the API server's REST interface (httpx; no extra package).
 
-Eviction goes through the Eviction API, so PodDisruptionBudgets apply: a
-429 from a PDB is a transient error (retried with backoff), not a failure.
+Eviction goes through the Eviction API, so PodDisruptionBudgets apply: a 429
+from a PDB is a transient error (retried with backoff), not a failure. The
+service-account token is re-read for every call (projected tokens rotate).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import os
-from pathlib import Path
 from typing import Any
+
+import httpx
 
 from sentinel.runbook.actions.base import (
     ActionContext,
@@ -21,45 +22,73 @@ from sentinel.runbook.actions.base import (
     param,
 )
 
-_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 
 
-def _client() -> Any:
-    try:
-        from kubernetes import client, config
-    except ImportError as exc:
-        raise ActionError("k8s actions need the kubernetes package (pip install '.[k8s]')") from exc
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
+class _Kube:
+    """The three calls the actions make, with errors classed transient or not."""
+
+    def __init__(self, ctx: ActionContext) -> None:
+        s = ctx.settings
+        self.sa_dir = s.k8s_service_account_dir
+        base = s.k8s_api_url
+        if base is None:
+            host = os.environ.get("KUBERNETES_SERVICE_HOST")
+            if not host:
+                raise ActionError(
+                    "not in a cluster (KUBERNETES_SERVICE_HOST unset) and no k8s_api_url"
+                )
+            base = f"https://{host}:{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"
+        ca = self.sa_dir / "ca.crt"
+        self.client = httpx.AsyncClient(
+            base_url=base.rstrip("/"), verify=str(ca) if ca.exists() else True, timeout=10.0
+        )
+
+    def namespace(self, ctx: ActionContext, params: dict[str, Any]) -> str:
+        ns: str = param(params, "namespace", str, ctx.settings.k8s_namespace or "")
+        if ns:
+            return ns
         try:
-            config.load_kube_config()
-        except Exception as exc:  # any config failure is one clear error
-            raise ActionError(f"no Kubernetes credentials: {exc}") from exc
-    return client
-
-
-def _namespace(ctx: ActionContext, params: dict[str, Any]) -> str:
-    ns: str = param(params, "namespace", str, ctx.settings.k8s_namespace or "")
-    if not ns:
-        try:
-            ns = _SA_NAMESPACE.read_text(encoding="utf-8").strip()
+            return (self.sa_dir / "namespace").read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ActionError("with.namespace: not given and not running in a cluster") from exc
-    return ns
+            raise ActionError("with.namespace: not given and no service-account namespace") from exc
+
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, patch: str = ""
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if patch:
+            headers["Content-Type"] = f"application/{patch}-patch+json"
+        try:
+            token = (self.sa_dir / "token").read_text(encoding="utf-8").strip()
+        except OSError:
+            token = ""
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            resp = await self.client.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TransientError(f"Kubernetes API {method} {path}: {exc}") from exc
+        if resp.status_code >= 300:
+            try:
+                message = str(resp.json().get("message", resp.text[:200]))
+            except (ValueError, AttributeError):
+                message = resp.text[:200]
+            cls = TransientError if resp.status_code in _TRANSIENT_STATUS else ActionError
+            raise cls(f"Kubernetes API {resp.status_code} on {method} {path}: {message}")
+        try:
+            data = resp.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking kubernetes client call off the event loop, classifying errors."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status in (429, 500, 502, 503, 504):
-            raise TransientError(f"Kubernetes API {status}: {getattr(exc, 'reason', exc)}") from exc
-        if status is not None:
-            raise ActionError(f"Kubernetes API {status}: {getattr(exc, 'reason', exc)}") from exc
-        raise TransientError(f"Kubernetes API: {exc}") from exc
+def _deployment(ns: str, name: str, scale: bool = False) -> str:
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+    return f"{path}/scale" if scale else path
 
 
 class EvictPod(NoUndo):
@@ -70,15 +99,21 @@ class EvictPod(NoUndo):
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
-        client = _client()
-        ns = _namespace(ctx, params)
-        pod = param(
-            params, "pod", str, ctx.settings.k8s_pod or ctx.pod or os.environ.get("POD_NAME", "")
-        )
+        default_pod = ctx.settings.k8s_pod or ctx.pod or os.environ.get("POD_NAME", "")
+        pod = param(params, "pod", str, default_pod)
         if not pod:
             raise ActionError("with.pod: not given and POD_NAME unknown")
-        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=ns))
-        await _call(client.CoreV1Api().create_namespaced_pod_eviction, pod, ns, body)
+        kube = _Kube(ctx)
+        try:
+            ns = kube.namespace(ctx, params)
+            body = {
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": pod, "namespace": ns},
+            }
+            await kube.call("POST", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", body)
+        finally:
+            await kube.close()
         return {"namespace": ns, "pod": pod}
 
 
@@ -94,18 +129,16 @@ class RolloutRestart(NoUndo):
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
-        client = _client()
-        ns = _namespace(ctx, params)
         name = param(params, "deployment", str)
         stamp = datetime.datetime.fromtimestamp(ctx.clock.now(), datetime.UTC).isoformat()
-        patch = {
-            "spec": {
-                "template": {
-                    "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}
-                }
-            }
-        }
-        await _call(client.AppsV1Api().patch_namespaced_deployment, name, ns, patch)
+        annotations = {"kubectl.kubernetes.io/restartedAt": stamp}
+        body = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
+        kube = _Kube(ctx)
+        try:
+            ns = kube.namespace(ctx, params)
+            await kube.call("PATCH", _deployment(ns, name), body, patch="strategic-merge")
+        finally:
+            await kube.close()
         return {"namespace": ns, "deployment": name, "restarted_at": stamp}
 
 
@@ -117,25 +150,28 @@ class Scale:
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
-        client = _client()
-        ns = _namespace(ctx, params)
         name = param(params, "deployment", str)
         replicas = param(params, "replicas", int)
         if replicas < 0:
             raise ActionError("with.replicas: must be >= 0")
-        api = client.AppsV1Api()
-        current = await _call(api.read_namespaced_deployment_scale, name, ns)
-        previous = int(current.spec.replicas or 0)
-        body = {"spec": {"replicas": replicas}}
-        await _call(api.patch_namespaced_deployment_scale, name, ns, body)
+        kube = _Kube(ctx)
+        try:
+            ns = kube.namespace(ctx, params)
+            current = await kube.call("GET", _deployment(ns, name, scale=True))
+            previous = int((current.get("spec") or {}).get("replicas") or 0)
+            body = {"spec": {"replicas": replicas}}
+            await kube.call("PATCH", _deployment(ns, name, scale=True), body, patch="merge")
+        finally:
+            await kube.close()
         return {"namespace": ns, "deployment": name, "previous": previous, "replicas": replicas}
 
     async def undo(
         self, ctx: ActionContext, params: dict[str, Any], output: dict[str, Any]
     ) -> None:
-        client = _client()
-        body = {"spec": {"replicas": int(output["previous"])}}
-        api = client.AppsV1Api()
-        await _call(
-            api.patch_namespaced_deployment_scale, output["deployment"], output["namespace"], body
-        )
+        kube = _Kube(ctx)
+        try:
+            path = _deployment(str(output["namespace"]), str(output["deployment"]), scale=True)
+            body = {"spec": {"replicas": int(output["previous"])}}
+            await kube.call("PATCH", path, body, patch="merge")
+        finally:
+            await kube.close()

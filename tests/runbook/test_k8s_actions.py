@@ -1,0 +1,122 @@
+"""k8s.* actions against a loopback stand-in of the Kubernetes API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from conftest import Bed
+from k8s_standin import KubeStandIn
+from runbook_standins import drive
+
+from sentinel.runbook.schema import LoadedPlaybook
+
+Loader = Callable[[str], LoadedPlaybook]
+TOKEN = "sa-token-0123456789"
+
+
+@pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[tuple[KubeStandIn, dict[str, object]]]:
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text(TOKEN)
+    (sa / "namespace").write_text("inference\n")
+    server = KubeStandIn(TOKEN)
+    url = await server.start()
+    try:
+        yield server, {"k8s_api_url": url, "k8s_service_account_dir": sa}
+    finally:
+        await server.close()
+
+
+async def test_eviction_waits_out_the_pdb(bed: Bed, write_playbook: Loader, kube: tuple) -> None:
+    """A PDB's 429 is retried with backoff; the eviction then goes through."""
+    server, settings = kube
+    server.pdb_refusals = 2
+    lp = write_playbook(
+        "name: evict\nsteps:\n  - name: evict\n    action: k8s.evict_pod\n"
+        "    with: {pod: triton-0}\n    rollback: none\n    retry: {count: 3, backoff: 5s}\n"
+    )
+    engine = bed.engine([lp], **settings)
+    result = await drive(
+        bed.clock, engine.run_manual("evict", {"model": "digits"}), step=1.0, real_pause=0.01
+    )
+    assert result.status == "succeeded"
+    assert result.steps[0]["attempts"] == 3
+    assert server.evicted == ["inference/triton-0"]
+
+
+async def test_eviction_refused_for_good_is_a_failure(
+    bed: Bed, write_playbook: Loader, kube: tuple
+) -> None:
+    """A PDB that keeps refusing fails the step after the retries, naming the budget."""
+    server, settings = kube
+    server.pdb_refusals = 10
+    lp = write_playbook(
+        "name: evict\nsteps:\n  - name: evict\n    action: k8s.evict_pod\n"
+        "    with: {pod: triton-0}\n    rollback: none\n    retry: {count: 1, backoff: 1s}\n"
+    )
+    engine = bed.engine([lp], **settings)
+    result = await drive(
+        bed.clock, engine.run_manual("evict", {"model": "digits"}), step=1.0, real_pause=0.01
+    )
+    assert result.status == "failed"
+    assert "disruption budget" in result.steps[0]["reason"]
+    assert server.evicted == []
+
+
+async def test_rollout_restart_stamps_the_template(
+    bed: Bed, write_playbook: Loader, kube: tuple
+) -> None:
+    """rollout_restart sets restartedAt with a strategic merge patch; a missing one fails."""
+    server, settings = kube
+    lp = write_playbook(
+        "name: rr\nsteps:\n  - name: rr\n    action: k8s.rollout_restart\n"
+        "    with: {deployment: '{{ params.deployment }}'}\n    rollback: none\n"
+        "params: {deployment: triton}\n"
+    )
+    engine = bed.engine([lp], **settings)
+    ok = await engine.run_manual("rr", {"model": "digits"})
+    missing = await engine.run_manual("rr", {"model": "other"}, {"deployment": "nope"})
+    assert ok.status == "succeeded"
+    stamp = server.annotations["triton"]["kubectl.kubernetes.io/restartedAt"]
+    assert stamp == ok.steps[0]["output"]["restarted_at"]
+    assert server.content_types[0] == "application/strategic-merge-patch+json"
+    assert missing.status == "failed"
+    assert "404" in missing.steps[0]["reason"]
+
+
+async def test_scale_is_undone_when_verification_fails(
+    bed: Bed, write_playbook: Loader, kube: tuple
+) -> None:
+    """k8s.scale snapshots the replica count; a failed check scales back."""
+    server, settings = kube
+    bed.canary.agreement = lambda c: 0.0
+    lp = write_playbook(
+        "name: scale\nsteps:\n  - name: scale\n    action: k8s.scale\n"
+        "    with: {deployment: triton, replicas: 6}\n    verify: {within: 10s}\n"
+    )
+    engine = bed.engine([lp], **settings)
+    before = server.replicas["triton"]
+    result = await drive(
+        bed.clock, engine.run_manual("scale", {"model": "digits"}), step=1.0, real_pause=0.01
+    )
+    assert result.steps[0]["output"]["previous"] == before
+    assert ("rollback", "rolled_back") in [(s["phase"], s["status"]) for s in result.steps]
+    assert server.replicas["triton"] == before
+
+
+async def test_outside_a_cluster_the_action_says_so(
+    bed: Bed, write_playbook: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an API address or in-cluster env, k8s.* fail with a clear reason."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    lp = write_playbook(
+        "name: evict\nsteps:\n  - name: evict\n    action: k8s.evict_pod\n"
+        "    with: {pod: p, namespace: n}\n    rollback: none\n"
+    )
+    engine = bed.engine([lp])
+    result = await engine.run_manual("evict", {"model": "digits"})
+    assert result.status == "failed"
+    assert "not in a cluster" in result.steps[0]["reason"]
