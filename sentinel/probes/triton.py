@@ -22,6 +22,7 @@ import abc
 import asyncio
 import json
 import math
+import warnings
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -121,9 +122,11 @@ def _shape(value: Any, what: str) -> tuple[int, ...]:
         raise TritonBadResponse(f"{what}: shape is not a list: {value!r:.80}")
     dims: list[int] = []
     for d in value:
+        if isinstance(d, bool) or not isinstance(d, int | str):
+            raise TritonBadResponse(f"{what}: bad dimension {d!r:.40}")
         try:
             dims.append(int(d))
-        except (TypeError, ValueError):
+        except ValueError:
             raise TritonBadResponse(f"{what}: bad dimension {d!r:.40}") from None
     return tuple(dims)
 
@@ -176,8 +179,11 @@ def parse_json_output(item: Any) -> tuple[str, Array]:
     if any(d < 0 for d in shape) or len(data) != math.prod(shape):
         raise TritonBadResponse(f"output {name}: {len(data)} values do not fill shape {shape}")
     try:
-        array = np.asarray(data, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
+        with warnings.catch_warnings():
+            # numpy < 2 only warns when a value overflows the dtype; refuse it instead
+            warnings.simplefilter("error", DeprecationWarning)
+            array = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError, OverflowError, DeprecationWarning):
         raise TritonBadResponse(f"output {name}: data is not {item['datatype']}") from None
     if array.ndim != 1:
         raise TritonBadResponse(f"output {name}: data is not a flat list of numbers")
