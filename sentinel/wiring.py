@@ -230,7 +230,13 @@ async def build(
 
         api_url = f"http://{config.api.bind}:{config.api.port}"
         notify = build_notify(
-            conn, config.notifiers, config.pod, clock, api_url=api_url, stream=console
+            conn,
+            config.notifiers,
+            config.pod,
+            clock,
+            api_url=api_url,
+            stream=console,
+            registry=registry,
         )
         teller: Teller = notify.teller
         if on_notice is not None:
