@@ -47,9 +47,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _need_pytriton() -> None:
+    """Skip a test that asks for a server (even unmarked) when the wheel is missing."""
+    if not HAVE_PYTRITON:
+        pytest.skip("nvidia-pytriton (tritonserver) is not installed")
+
+
 @pytest.fixture(scope="session")
 def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
     """A real tritonserver serving examples/model_repository, shared by the session."""
+    _need_pytriton()
     server = LocalTriton(MODEL_REPOSITORY, workdir=tmp_path_factory.mktemp("triton"))
     server.start()
     try:
@@ -135,6 +142,7 @@ def digits(triton_server: LocalTriton) -> Iterator[ModelHandle]:
 @pytest.fixture
 def triton_factory(tmp_path: Path) -> Iterator[Callable[..., LocalTriton]]:
     """Start dedicated servers: ``triton_factory(repo=..., **LocalTriton kwargs)``."""
+    _need_pytriton()
     servers: list[LocalTriton] = []
 
     def make(repo: Path = MODEL_REPOSITORY, **kwargs: Any) -> LocalTriton:
