@@ -2,8 +2,9 @@
 
 Prints, per detector: precision, recall, median detection delay, false findings per
 simulated day on clean traces, and whether every fault was found within its minimum
-duration plus 3 samples. The real H200 recordings under tests/data/gpu/ are scored
-too, with the labels in tests/data/traces/gpu_labels.json.
+duration plus 3 samples. The H200 recordings under tests/data/gpu/ (real, plus one
+thermal episode synthesized from the real matmul run) are scored too, with the labels in
+tests/data/traces/gpu_labels.json.
 
     python bench/detectors.py [--seeds 5] [--clean-days 7]
 """
@@ -107,7 +108,7 @@ def main() -> None:
 
     print(
         f"fault traces: {args.seeds} seeds x each fault model; clean: {args.clean_days:g} days "
-        f"per detector; real H200 recording x detector runs: {len(real)}"
+        f"per detector; H200 recording x detector runs (one synthesized): {len(real)}"
     )
     head = (
         f"{'detector':<10} {'faults':>6} {'found':>6} {'recall':>7} {'precision':>9} "

@@ -65,7 +65,8 @@ def test_suite_covers_every_detector_and_clean_traces() -> None:
     ("entry", "detector"), REAL_RUNS, ids=[f"{e['file']}-{d}" for e, d in REAL_RUNS]
 )
 def test_real_gpu_recording(entry: dict[str, Any], detector: str) -> None:
-    """On real H200 recordings: the OOM is found, idle, full-power and app-Xid runs are quiet."""
+    """On H200 recordings: the real OOM and the thermal episode synthesized from the real
+    matmul run are found; idle, full-power and app-Xid runs are quiet."""
     _check(entry, detector, TRACES / entry["file"])
 
 
