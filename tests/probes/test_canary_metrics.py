@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
@@ -16,7 +17,7 @@ from sentinel.clock import FakeClock
 from sentinel.config import CanarySettings
 from sentinel.probes.canary import CanaryProbe
 from sentinel.probes.metrics import ProbeMetrics
-from sentinel.probes.samples import Agreement, CanaryResult, TritonHealth
+from sentinel.probes.samples import Agreement, CanaryResult, Sample, TritonHealth
 from sentinel.probes.triton_health import TritonHealthProbe, parse_triton_metrics
 from sentinel.probes.triton_http import HttpTriton
 from sentinel.tritonlocal import free_port
@@ -268,3 +269,40 @@ async def test_health_probe_reports_unreachable_with_reason() -> None:
         await adapter.close()
     assert (False, False, None) == (sample.live, sample.ready, sample.model_ready)
     assert "GET /v2/health/live" in (sample.error or "")
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_run_keeps_its_interval_on_the_injected_clock(broken_triton: BrokenTriton) -> None:
+    """run() does one round at start and one per interval_s of the (fake) clock, no more."""
+    broken_triton.infer_body = _logits([1, 10])
+    adapter = HttpTriton(f"127.0.0.1:{broken_triton.port}", 2.0)
+    settings = CanarySettings.model_validate(
+        {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "batch_sizes": [1], "interval_s": 30}
+    )
+    clock = FakeClock()
+    seen: list[Sample] = []
+
+    async def sink(sample: Sample) -> None:
+        seen.append(sample)
+
+    task = asyncio.create_task(CanaryProbe(adapter, settings, clock=clock).run(sink, clock))
+    try:
+        await _until(lambda: len(seen) == 1)
+        await clock.advance(29)
+        await asyncio.sleep(0.05)
+        early = len(seen)
+        await clock.advance(1)
+        await _until(lambda: len(seen) == 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await adapter.close()
+    assert early == 1
+    assert [clock.now() - 30, clock.now()] == [s.ts for s in seen]
