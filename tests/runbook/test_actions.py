@@ -46,13 +46,13 @@ def test_patch_covers_every_documented_field() -> None:
         "instance_count": 2,
     }
     new = apply_patch(DIGITS_CONFIG, patch)
-    assert new["parameters"]["precision"]["string_value"] == "fp16"
-    assert new["default_model_filename"] == "model_fp16.plan"
-    assert new["version_policy"] == {"specific": {"versions": [2]}}
-    assert new["max_batch_size"] == 8
-    assert new["dynamic_batching"] == {"max_queue_delay_microseconds": 100}
-    assert [g["count"] for g in new["instance_group"]] == [2]
-    assert DIGITS_CONFIG["parameters"]["precision"]["string_value"] == "int8"  # not mutated
+    assert "fp16" == new["parameters"]["precision"]["string_value"]
+    assert "model_fp16.plan" == new["default_model_filename"]
+    assert {"specific": {"versions": [2]}} == new["version_policy"]
+    assert 8 == new["max_batch_size"]
+    assert {"max_queue_delay_microseconds": 100} == new["dynamic_batching"]
+    assert [2] == [g["count"] for g in new["instance_group"]]
+    assert "int8" == DIGITS_CONFIG["parameters"]["precision"]["string_value"]  # not mutated
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_server_pid_is_found_by_name_in_proc(tmp_path: Path) -> None:
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "comm").write_text(comm + "\n")
     (tmp_path / "self").mkdir()
-    assert find_server_pid(None, ["tritonserver"], proc=tmp_path) == 77
+    assert 77 == find_server_pid(None, ["tritonserver"], proc=tmp_path)
     with pytest.raises(ActionError, match="no process named"):
         find_server_pid(None, ["other"], proc=tmp_path)
 
@@ -105,7 +105,7 @@ async def test_signal_reaches_the_server_by_pid_file(bed: Bed, tmp_path: Path) -
         )
         assert (out["pid"], out["signal"]) == (child.pid, "SIGTERM")
         assert out["exited_after_s"] < 30
-        assert await asyncio.wait_for(child.wait(), 10) == -15
+        assert -15 == await asyncio.wait_for(child.wait(), 10)
     finally:
         if child.returncode is None:
             child.kill()
@@ -128,7 +128,7 @@ async def test_exec_runs_only_allowlisted_argv(bed: Bed) -> None:
         },
     )
     out = await REGISTRY["process.exec"].run(c, {"command": "hello"})
-    assert (out["output"], out["returncode"]) == ("restarted; $HOME\n", 0)
+    assert ("restarted; $HOME\n", 0) == (out["output"], out["returncode"])
     with pytest.raises(ActionError, match=r"not in playbooks\.commands"):
         await REGISTRY["process.exec"].run(c, {"command": "rm -rf /"})
     with pytest.raises(ActionError, match="exited with 3"):
@@ -140,11 +140,11 @@ async def test_pagerduty_verbs_go_through_the_teller(bed: Bed) -> None:
     for verb in ("trigger", "acknowledge", "resolve"):
         await REGISTRY[f"pagerduty.{verb}"].run(ctx(bed), {"reason": f"r-{verb}"})
     pages = bed.teller.of(PageRequest)
-    assert [(p.action, p.reason) for p in pages] == [
+    assert [
         ("trigger", "r-trigger"),
         ("acknowledge", "r-acknowledge"),
         ("resolve", "r-resolve"),
-    ]
+    ] == [(p.action, p.reason) for p in pages]
 
 
 async def test_diagnostics_capture_gpu_processes_and_canaries(bed: Bed) -> None:
@@ -167,13 +167,13 @@ async def test_diagnostics_capture_gpu_processes_and_canaries(bed: Bed) -> None:
     ]
     out = await REGISTRY["diagnostics.capture"].run(ctx(bed), {"model": "digits", "canaries": 5})
     [gpu] = out["gpus"]
-    assert (
+    assert (300, True, False) == (
         gpu["foreign_memory_bytes"],
         gpu["hw_power_brake"],
         gpu["hw_thermal_slowdown"],
-    ) == (300, True, False)
-    assert [c["ts"] for c in out["canaries"]] == [25.0, 26.0, 27.0, 28.0, 29.0]
-    assert out["statistics"]["model_stats"][0]["name"] == "digits"
+    )
+    assert [25.0, 26.0, 27.0, 28.0, 29.0] == [c["ts"] for c in out["canaries"]]
+    assert "digits" == out["statistics"]["model_stats"][0]["name"]
 
 
 def test_revert_patch_keeps_changes_made_since() -> None:
@@ -190,8 +190,8 @@ def test_smaller_batch_trims_preferred_sizes_and_restore_puts_them_back() -> Non
     """Preferred batch sizes above the new max are dropped (Triton refuses them), then restored."""
     config = {**DIGITS_CONFIG, "dynamic_batching": {"preferred_batch_size": [4, 32]}}
     smaller = apply_patch(config, {"max_batch_size": 16})
-    assert smaller["dynamic_batching"]["preferred_batch_size"] == [4]
-    assert apply_patch(config, {"max_batch_size": 2})["dynamic_batching"] == {
-        "preferred_batch_size": [2]
-    }
-    assert revert_patch(smaller, config, {"max_batch_size": 16}) == config
+    assert [4] == smaller["dynamic_batching"]["preferred_batch_size"]
+    assert {"preferred_batch_size": [2]} == apply_patch(config, {"max_batch_size": 2})[
+        "dynamic_batching"
+    ]
+    assert config == revert_patch(smaller, config, {"max_batch_size": 16})

@@ -49,21 +49,21 @@ def config_file(tmp_path: Path) -> Path:
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """validate exits 0 for shipped playbooks, 2 with FILE:LINE: field lines for a bad one."""
-    assert main(["playbook", "validate", str(ROOT / "playbooks")]) == 0
+    assert 0 == main(["playbook", "validate", str(ROOT / "playbooks")])
     bad = tmp_path / "bad.yaml"
     bad.write_text(PLAN.replace("triton.load_model", "triton.nope"), encoding="utf-8")
     capsys.readouterr()
-    assert main(["playbook", "validate", str(bad)]) == 2
+    assert 2 == main(["playbook", "validate", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
+    assert 1 == len(err)
     assert err[0].startswith(f"{bad}:6: steps.0.action: ")
 
 
 def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
     """schema prints a JSON Schema an editor can use."""
-    assert main(["playbook", "schema"]) == 0
+    assert 0 == main(["playbook", "schema"])
     schema = json.loads(capsys.readouterr().out)
-    assert schema["title"] == "Playbook"
+    assert "Playbook" == schema["title"]
 
 
 def test_test_prints_a_plan_for_a_recorded_incident(
@@ -86,10 +86,10 @@ def test_test_prints_a_plan_for_a_recorded_incident(
     model_config = tmp_path / "config.json"
     model_config.write_text(json.dumps({"max_batch_size": 32}))
     args = ["playbook", "test", "halve", "--incident", str(incident), "--config", str(config_file)]
-    assert main([*args, "--model-config", str(model_config), "--json"]) == 0
+    assert 0 == main([*args, "--model-config", str(model_config), "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert (result["status"], result["dry_run"]) == ("planned", True)
-    assert result["steps"][0]["params"] == {"model": "digits", "patch": {"max_batch_size": 4}}
+    assert ("planned", True) == (result["status"], result["dry_run"])
+    assert {"model": "digits", "patch": {"max_batch_size": 4}} == result["steps"][0]["params"]
     assert not (tmp_path / "state").exists()  # a plan writes no state
 
 
@@ -100,7 +100,7 @@ def test_test_rejects_a_bad_incident_file(
     incident = tmp_path / "incident.json"
     incident.write_text('{"kind": "latency_spike",\n  oops}')
     args = ["playbook", "test", "halve", "--incident", str(incident), "--config", str(config_file)]
-    assert main(args) == 2
+    assert 2 == main(args)
     assert f"{incident}:2: invalid JSON" in capsys.readouterr().err
 
 
@@ -110,15 +110,15 @@ def test_local_dry_run_then_runs_and_breaker(
     """--local plans a run on the state database; runs lists it; breaker reset works."""
     cfg = ["--config", str(config_file), "--local"]
     run = ["playbook", "run", "halve", "--target", "model=digits", "--dry-run", "--json"]
-    assert main([*run, *cfg]) == 0
+    assert 0 == main([*run, *cfg])
     planned = json.loads(capsys.readouterr().out)
-    assert planned["status"] == "planned"
-    assert main(["runs", "--json", *cfg]) == 0
+    assert "planned" == planned["status"]
+    assert 0 == main(["runs", "--json", *cfg])
     [row] = json.loads(capsys.readouterr().out)
     assert (row["id"], row["dry_run"]) == (planned["run_id"], True)
     assert row["actor"].startswith("cli")
-    assert main(["breaker", "reset", *cfg]) == 0
-    assert main(["breaker", "status", "--config", str(config_file)]) == 0
+    assert 0 == main(["breaker", "reset", *cfg])
+    assert 0 == main(["breaker", "status", "--config", str(config_file)])
     out = capsys.readouterr().out
     assert json.loads(out.split("\n", 1)[1])["open"] is False
 
@@ -128,8 +128,8 @@ def test_bad_target_and_missing_daemon(
 ) -> None:
     """A target without '=' exits 2; without --local and no daemon, exit 3 says so."""
     cfg = ["--config", str(config_file)]
-    assert main(["playbook", "run", "halve", "--target", "digits", *cfg]) == 2
-    assert main(["playbook", "run", "halve", "--target", "model=digits", *cfg]) == 3
+    assert 2 == main(["playbook", "run", "halve", "--target", "digits", *cfg])
+    assert 3 == main(["playbook", "run", "halve", "--target", "model=digits", *cfg])
     assert "no sentinel daemon answered" in capsys.readouterr().err
 
 
@@ -145,17 +145,17 @@ async def test_run_through_the_daemon_api(
     try:
         cfg = ["--config", str(config_file)]
         run = ["playbook", "run", "halve", "--target", "model=digits", "--dry-run", "--json"]
-        assert await asyncio.to_thread(main, [*run, *cfg]) == 0
+        assert 0 == await asyncio.to_thread(main, [*run, *cfg])
         result = json.loads(capsys.readouterr().out)
-        assert await asyncio.to_thread(main, ["playbook", "list", "--json", *cfg]) == 0
+        assert 0 == await asyncio.to_thread(main, ["playbook", "list", "--json", *cfg])
         listed = json.loads(capsys.readouterr().out)
         missing = ["playbook", "run", "nope", "--target", "model=digits", *cfg]
-        assert await asyncio.to_thread(main, missing) == 2
+        assert 2 == await asyncio.to_thread(main, missing)
         [row] = PlaybookService(engine).runs(5)
     finally:
         await runner.cleanup()
         conn.close()
-    assert result["status"] == "planned"
+    assert "planned" == result["status"]
     assert row["id"] == result["run_id"]
     assert row["actor"].startswith("cli")
-    assert [p["name"] for p in listed] == ["halve"]
+    assert ["halve"] == [p["name"] for p in listed]

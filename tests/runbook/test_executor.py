@@ -20,11 +20,11 @@ async def test_int8_drift_switches_to_fp16_and_verifies(bed: Bed, shipped: Loade
     engine = bed.engine([shipped("int8-to-fp16")])
     inc = incident("accuracy_drift", bed.clock.now())
     results = await drive(bed.clock, engine.consider(inc))
-    assert [r.status for r in results] == ["succeeded"]
-    assert precision_of(bed.triton.configs["digits"]) == "fp16"
+    assert ["succeeded"] == [r.status for r in results]
+    assert "fp16" == precision_of(bed.triton.configs["digits"])
     assert [(inc.id, results[0].run_id)] == bed.marker.marked
     verify_rows = [s for s in results[0].steps if s["phase"] == "verify"]
-    assert [s["status"] for s in verify_rows] == ["verified"]
+    assert ["verified"] == [s["status"] for s in verify_rows]
     assert bed.canary.rounds >= 2  # rounds: 2 in the playbook
 
 
@@ -34,13 +34,13 @@ async def test_failed_verification_rolls_back_and_pages(bed: Bed, shipped: Loade
     engine = bed.engine([shipped("int8-to-fp16")])
     original = dict(bed.triton.configs["digits"])
     [result] = await drive(bed.clock, engine.consider(incident("accuracy_drift", bed.clock.now())))
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert original == bed.triton.configs["digits"]
     phases = [(s["phase"], s["status"]) for s in result.steps]
     assert ("rollback", "rolled_back") in phases
     assert ("on_failure", "succeeded") in phases
     pages = bed.teller.of(PageRequest)
-    assert len(pages) == 1
+    assert 1 == len(pages)
     assert "did not bring" in pages[0].reason
     assert bed.marker.refired == [pages[0].incident.id]
 
@@ -51,11 +51,11 @@ async def test_dry_run_calls_nothing_and_tells_no_one(bed: Bed, shipped: Loader)
     before = dict(bed.triton.configs["digits"])
     inc = incident("latency_spike", bed.clock.now())
     [result] = await drive(bed.clock, engine.consider(inc))
-    assert result.status == "planned"
+    assert "planned" == result.status
     assert before == bed.triton.configs["digits"]
-    assert bed.triton.mutations() == []
-    assert bed.teller.notices == []
-    assert bed.marker.marked == []
+    assert [] == bed.triton.mutations()
+    assert [] == bed.teller.notices
+    assert [] == bed.marker.marked
     [step] = result.steps
     assert ("planned", DIGITS_CONFIG["max_batch_size"] // 2) == (
         step["status"],
@@ -71,8 +71,8 @@ async def test_shadow_mode_is_a_dry_run(bed: Bed, write_playbook: Loader) -> Non
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("s", {"model": "digits"}, actor="alice")
-    assert (result.status, result.dry_run) == ("planned", True)
-    assert bed.triton.mutations() == []
+    assert ("planned", True) == (result.status, result.dry_run)
+    assert [] == bed.triton.mutations()
 
 
 async def test_transient_error_is_retried_with_backoff(bed: Bed, shipped: Loader) -> None:
@@ -81,8 +81,8 @@ async def test_transient_error_is_retried_with_backoff(bed: Bed, shipped: Loader
     engine = bed.engine([shipped("int8-to-fp16")])
     [result] = await drive(bed.clock, engine.consider(incident("accuracy_drift", bed.clock.now())))
     [load] = [s for s in result.steps if s["name"] == "to_fp16" and s["phase"] == "step"]
-    assert (load["status"], load["attempts"]) == ("succeeded", 3)
-    assert result.status == "succeeded"
+    assert ("succeeded", 3) == (load["status"], load["attempts"])
+    assert "succeeded" == result.status
 
 
 async def test_triton_refusing_a_config_fails_the_step(bed: Bed, write_playbook: Loader) -> None:
@@ -97,11 +97,11 @@ async def test_triton_refusing_a_config_fails_the_step(bed: Bed, write_playbook:
     engine = bed.engine([lp])
     before = dict(bed.triton.configs["digits"])
     result = await engine.run_manual("grow", {"model": "digits"})
-    assert result.status == "failed"
+    assert "failed" == result.status
     [step] = result.steps
     assert "Triton refused the config" in step["reason"]
     assert before == bed.triton.configs["digits"]
-    assert len(bed.triton.mutations()) == 1
+    assert 1 == len(bed.triton.mutations())
 
 
 async def test_step_timeout_on_the_injected_clock(bed: Bed, write_playbook: Loader) -> None:
@@ -114,7 +114,7 @@ async def test_step_timeout_on_the_injected_clock(bed: Bed, write_playbook: Load
     engine = bed.engine([lp])
     start = bed.clock.monotonic()
     result = await drive(bed.clock, engine.run_manual("w", {"model": "digits"}))
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "timed out after 30 s" in result.steps[0]["reason"]
     assert bed.clock.monotonic() - start < 60
 
@@ -127,9 +127,9 @@ async def test_template_error_at_run_time_calls_nothing(bed: Bed, write_playbook
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("t", {"model": "digits"})
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "undefined" in result.steps[0]["reason"]
-    assert bed.triton.mutations() == []
+    assert [] == bed.triton.mutations()
 
 
 async def test_sandbox_escape_in_a_playbook_fails_safely(bed: Bed, write_playbook: Loader) -> None:
@@ -140,10 +140,10 @@ async def test_sandbox_escape_in_a_playbook_fails_safely(bed: Bed, write_playboo
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("x", {"model": "digits"})
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "refused by the sandbox" in result.steps[0]["reason"]
     notes = [n for n in bed.teller.of(ActionUpdate) if n.status == "note"]
-    assert notes == []
+    assert [] == notes
 
 
 async def test_ladder_goes_to_the_next_rung(bed: Bed, shipped: Loader) -> None:
@@ -159,7 +159,7 @@ async def test_ladder_goes_to_the_next_rung(bed: Bed, shipped: Loader) -> None:
     assert ("step", "restart", "skipped") in rows
     expected = apply_patch(DIGITS_CONFIG, {"precision": "fp16"})
     assert expected == bed.triton.configs["digits"]
-    assert result.status == "succeeded"
+    assert "succeeded" == result.status
 
 
 async def test_latency_is_verified_against_the_pre_incident_baseline(
@@ -183,14 +183,14 @@ async def test_latency_is_verified_against_the_pre_incident_baseline(
     bed.canary.latency = lambda c: baseline * 1.5 if c["max_batch_size"] > 8 else baseline
     engine = bed.engine([shipped("reduce-batch-size")])
     [slow] = await drive(bed.clock, engine.consider(incident("latency_spike", now, age=40)))
-    assert slow.status == "failed"
+    assert "failed" == slow.status
     [verify_row] = [s for s in slow.steps if s["phase"] == "verify"]
     assert baseline == verify_row["output"]["baseline_p99_s"]
-    assert bed.triton.configs["digits"]["max_batch_size"] == 32  # rolled back
+    assert 32 == bed.triton.configs["digits"]["max_batch_size"]  # rolled back
     bed.canary.latency = lambda c: baseline * 1.5 if c["max_batch_size"] > 16 else baseline
     await bed.clock.advance(3600)
     [fast] = await drive(
         bed.clock, engine.consider(incident("latency_spike", bed.clock.now(), age=40))
     )
-    assert fast.status == "succeeded"
-    assert bed.triton.configs["digits"]["max_batch_size"] == 32 // 2
+    assert "succeeded" == fast.status
+    assert 32 // 2 == bed.triton.configs["digits"]["max_batch_size"]

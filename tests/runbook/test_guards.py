@@ -35,10 +35,10 @@ async def test_budget_stops_the_fourth_run_and_pages(bed: Bed, write_playbook: L
         await bed.clock.advance(60)
         [r] = await engine.consider(incident("latency_spike", bed.clock.now()))
         statuses.append(r.status)
-    assert statuses == ["succeeded"] * 3 + ["paged"]
-    assert bed.triton.configs["digits"]["max_batch_size"] == 32 // 2 // 2 // 2
+    assert ["succeeded"] * 3 + ["paged"] == statuses
+    assert 32 // 2 // 2 // 2 == bed.triton.configs["digits"]["max_batch_size"]
     pages = bed.teller.of(PageRequest)
-    assert len(pages) == 1
+    assert 1 == len(pages)
     assert "budget" in pages[0].reason
 
 
@@ -49,7 +49,7 @@ async def test_budget_window_slides(bed: Bed, write_playbook: Loader) -> None:
         await engine.consider(incident("latency_spike", bed.clock.now()))
     await bed.clock.advance(24 * 3600 + 1)
     [r] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert r.status == "succeeded"
+    assert "succeeded" == r.status
 
 
 async def test_breaker_stops_all_automation_until_reset(bed: Bed, write_playbook: Loader) -> None:
@@ -58,16 +58,16 @@ async def test_breaker_stops_all_automation_until_reset(bed: Bed, write_playbook
     first = [
         (await engine.consider(incident("latency_spike", bed.clock.now())))[0] for _ in range(3)
     ]
-    assert [r.status for r in first] == ["succeeded", "succeeded", "blocked"]
+    assert ["succeeded", "succeeded", "blocked"] == [r.status for r in first]
     assert engine.history.breaker()["open"]
     await bed.clock.advance(7 * 24 * 3600)  # time alone does not close it
     [still] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert still.status == "blocked"
+    assert "blocked" == still.status
     assert "circuit breaker open" in still.reason
     engine.reset_breaker("alice")
     [after] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert after.status == "succeeded"
-    assert engine.history.breaker()["reset_by"] == "alice"
+    assert "succeeded" == after.status
+    assert "alice" == engine.history.breaker()["reset_by"]
 
 
 async def test_cooldown_skips_without_paging(bed: Bed, write_playbook: Loader) -> None:
@@ -77,12 +77,12 @@ async def test_cooldown_skips_without_paging(bed: Bed, write_playbook: Loader) -
     [a] = await engine.consider(incident("latency_spike", bed.clock.now()))
     await bed.clock.advance(60)
     [b] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert (a.status, b.status) == ("succeeded", "skipped")
+    assert ("succeeded", "skipped") == (a.status, b.status)
     assert "cooldown" in b.reason
-    assert bed.teller.of(PageRequest) == []
+    assert [] == bed.teller.of(PageRequest)
     await bed.clock.advance(15 * 60)
     [c] = await engine.consider(incident("latency_spike", bed.clock.now()))
-    assert c.status == "succeeded"
+    assert "succeeded" == c.status
 
 
 async def test_cleared_and_stale_findings_are_never_acted_on(
@@ -95,10 +95,10 @@ async def test_cleared_and_stale_findings_are_never_acted_on(
         incident("latency_spike", now, status=IncidentStatus.RESOLVED)
     )
     [stale] = await engine.consider(incident("latency_spike", now, age=121))
-    assert (resolved.status, stale.status) == ("skipped", "skipped")
+    assert ("skipped", "skipped") == (resolved.status, stale.status)
     assert "cleared" in resolved.reason
     assert "stale" in stale.reason
-    assert bed.triton.mutations() == []
+    assert [] == bed.triton.mutations()
 
 
 async def test_foreign_gpu_memory_blocks_batch_reduction(bed: Bed, shipped: Loader) -> None:
@@ -117,11 +117,11 @@ async def test_foreign_gpu_memory_blocks_batch_reduction(bed: Bed, shipped: Load
     engine = bed.engine([shipped("reduce-batch-size")])
     inc = incident("latency_spike", bed.clock.now(), age=40)
     [r] = await engine.consider(inc)
-    assert r.status == "blocked"
+    assert "blocked" == r.status
     assert "another process holds GPU memory" in r.reason
-    assert bed.triton.mutations() == []
+    assert [] == bed.triton.mutations()
     [row] = engine.history.runs(1)
-    assert row["evidence"]["gpu"]["foreign_memory_bytes"] == 6 << 30
+    assert 6 << 30 == row["evidence"]["gpu"]["foreign_memory_bytes"]
     [page] = bed.teller.of(PageRequest)
     assert inc.id == page.incident.id
 
@@ -133,11 +133,11 @@ async def test_hardware_thermal_never_sheds_load(bed: Bed, shipped: Loader) -> N
     ]
     engine = bed.engine([shipped("thermal-throttle")])
     [r] = await engine.consider(incident("thermal_throttle", bed.clock.now()))
-    assert r.status == "blocked"
-    assert bed.triton.mutations() == []
-    assert len(bed.teller.of(PageRequest)) == 1
+    assert "blocked" == r.status
+    assert [] == bed.triton.mutations()
+    assert 1 == len(bed.teller.of(PageRequest))
     statuses = {s["name"]: s["status"] for s in r.steps}
-    assert statuses == {"diagnose": "succeeded", "shed_load": "blocked"}
+    assert {"diagnose": "succeeded", "shed_load": "blocked"} == statuses
 
 
 async def test_young_server_is_not_restarted(bed: Bed, shipped: Loader) -> None:
@@ -145,7 +145,7 @@ async def test_young_server_is_not_restarted(bed: Bed, shipped: Loader) -> None:
     bed.facts.health = TritonHealth(ts=bed.clock.now(), live=True, ready=False, uptime_s=120.0)
     engine = bed.engine([shipped("restart-server")])
     [r] = await engine.consider(incident("server_unhealthy", bed.clock.now(), age=61))
-    assert r.status == "blocked"
+    assert "blocked" == r.status
     assert "less than 10 minutes" in r.reason
 
 
@@ -159,7 +159,7 @@ async def test_one_run_at_a_time_per_target(bed: Bed, write_playbook: Loader) ->
     second = await engine.run_manual("halve", {"model": "digits"})
     await bed.clock.advance(20)
     done = await first
-    assert (done.status, second.status) == ("succeeded", "skipped")
+    assert ("succeeded", "skipped") == (done.status, second.status)
     assert done.run_id in second.reason
 
 
@@ -184,9 +184,9 @@ async def test_fleet_guard_refusal_blocks_a_disruptive_step(
     guard = Refuse()
     engine.ports.fleet = guard
     result = await engine.run_manual("r", {"model": "digits"})
-    assert guard.asked == [("process.signal", "pod-a/digits")]
-    assert result.status == "blocked"
-    assert len(bed.teller.of(PageRequest)) == 1
+    assert [("process.signal", "pod-a/digits")] == guard.asked
+    assert "blocked" == result.status
+    assert 1 == len(bed.teller.of(PageRequest))
 
 
 async def test_manual_run_needs_no_incident_but_obeys_budget(
@@ -195,7 +195,7 @@ async def test_manual_run_needs_no_incident_but_obeys_budget(
     """Manual runs are recorded with their actor and count toward the budget."""
     engine = bed.engine([write_playbook(HALVE)])
     results = [await engine.run_manual("halve", {"model": "digits"}, actor="bob") for _ in range(4)]
-    assert [r.status for r in results] == ["succeeded"] * 3 + ["paged"]
+    assert ["succeeded"] * 3 + ["paged"] == [r.status for r in results]
     assert {"bob"} == {r["actor"] for r in engine.history.runs(10)}
 
 
@@ -210,10 +210,10 @@ async def test_for_duration_waits_and_drops_cleared(bed: Bed, write_playbook: Lo
     inc = incident("latency_spike", bed.clock.now())
     await engine.handle(IncidentChanged(inc, "opened"))
     await bed.clock.advance(30)
-    assert bed.triton.mutations() == []
+    assert [] == bed.triton.mutations()
     await bed.clock.advance(31)
     await engine.idle()
-    assert len(bed.triton.mutations()) == 1
+    assert 1 == len(bed.triton.mutations())
     inc2 = incident("latency_spike", bed.clock.now(), model="other")
     bed.triton.configs["other"] = dict(bed.triton.configs["digits"])
     await engine.handle(IncidentChanged(inc2, "opened"))
@@ -223,7 +223,7 @@ async def test_for_duration_waits_and_drops_cleared(bed: Bed, write_playbook: Lo
     )
     await engine.handle(IncidentChanged(resolved, "resolved"))
     await drive(bed.clock, engine.idle(), step=10)
-    assert len(bed.triton.mutations()) == 1
+    assert 1 == len(bed.triton.mutations())
 
 
 async def test_guard_decisions_are_counted_in_metrics(bed: Bed, write_playbook: Loader) -> None:
@@ -236,17 +236,16 @@ async def test_guard_decisions_are_counted_in_metrics(bed: Bed, write_playbook: 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, labels)
 
-    assert value("sentinel_playbook_runs_total", playbook="halve", outcome="succeeded") == 3
-    assert value("sentinel_playbook_runs_total", playbook="halve", outcome="paged") == 1
-    assert value("sentinel_playbook_guard_blocks_total", playbook="halve", guard="budget") == 1
-    assert value("sentinel_playbook_budget_exhausted", playbook="halve") == 1
-    assert (
-        value("sentinel_playbook_actions_total", action="triton.load_model", outcome="succeeded")
-        == 3
+    assert 3 == value("sentinel_playbook_runs_total", playbook="halve", outcome="succeeded")
+    assert 1 == value("sentinel_playbook_runs_total", playbook="halve", outcome="paged")
+    assert 1 == value("sentinel_playbook_guard_blocks_total", playbook="halve", guard="budget")
+    assert 1 == value("sentinel_playbook_budget_exhausted", playbook="halve")
+    assert 3 == value(
+        "sentinel_playbook_actions_total", action="triton.load_model", outcome="succeeded"
     )
     bed.triton.configs["other"] = dict(bed.triton.configs["digits"])
     blocked = await engine.run_manual("halve", {"model": "other"})  # a fresh budget
-    assert blocked.status == "blocked"
-    assert value("sentinel_breaker_open") == 1
+    assert "blocked" == blocked.status
+    assert 1 == value("sentinel_breaker_open")
     engine.reset_breaker("ops")
-    assert value("sentinel_breaker_open") == 0
+    assert 0 == value("sentinel_breaker_open")

@@ -42,9 +42,9 @@ async def test_eviction_waits_out_the_pdb(bed: Bed, write_playbook: Loader, kube
     result = await drive(
         bed.clock, engine.run_manual("evict", {"model": "digits"}), step=1.0, real_pause=0.01
     )
-    assert result.status == "succeeded"
-    assert result.steps[0]["attempts"] == 3
-    assert server.evicted == ["inference/triton-0"]
+    assert "succeeded" == result.status
+    assert 3 == result.steps[0]["attempts"]
+    assert ["inference/triton-0"] == server.evicted
 
 
 async def test_eviction_refused_for_good_is_a_failure(
@@ -61,9 +61,9 @@ async def test_eviction_refused_for_good_is_a_failure(
     result = await drive(
         bed.clock, engine.run_manual("evict", {"model": "digits"}), step=1.0, real_pause=0.01
     )
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "disruption budget" in result.steps[0]["reason"]
-    assert server.evicted == []
+    assert [] == server.evicted
 
 
 async def test_rollout_restart_stamps_the_template(
@@ -79,11 +79,11 @@ async def test_rollout_restart_stamps_the_template(
     engine = bed.engine([lp], **settings)
     ok = await engine.run_manual("rr", {"model": "digits"})
     missing = await engine.run_manual("rr", {"model": "other"}, {"deployment": "nope"})
-    assert ok.status == "succeeded"
+    assert "succeeded" == ok.status
     stamp = server.annotations["triton"]["kubectl.kubernetes.io/restartedAt"]
     assert stamp == ok.steps[0]["output"]["restarted_at"]
-    assert server.content_types[0] == "application/strategic-merge-patch+json"
-    assert missing.status == "failed"
+    assert "application/strategic-merge-patch+json" == server.content_types[0]
+    assert "failed" == missing.status
     assert "404" in missing.steps[0]["reason"]
 
 
@@ -102,9 +102,9 @@ async def test_scale_is_undone_when_verification_fails(
     result = await drive(
         bed.clock, engine.run_manual("scale", {"model": "digits"}), step=1.0, real_pause=0.01
     )
-    assert result.steps[0]["output"]["previous"] == before
+    assert before == result.steps[0]["output"]["previous"]
     assert ("rollback", "rolled_back") in [(s["phase"], s["status"]) for s in result.steps]
-    assert server.replicas["triton"] == before
+    assert before == server.replicas["triton"]
 
 
 async def test_outside_a_cluster_the_action_says_so(
@@ -118,5 +118,5 @@ async def test_outside_a_cluster_the_action_says_so(
     )
     engine = bed.engine([lp])
     result = await engine.run_manual("evict", {"model": "digits"})
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "not in a cluster" in result.steps[0]["reason"]

@@ -32,15 +32,15 @@ async def test_lease_restores_after_the_healthy_period(bed: Bed, shipped: Loader
     engine, original = await _reduce(bed, shipped)
     assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
     await bed.clock.advance(HALF_HOUR - 120)
-    assert await engine.leases.tick() == []
+    assert [] == await engine.leases.tick()
     assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
     await bed.clock.advance(120)
     events = await drive(bed.clock, engine.leases.tick())
-    assert [e["event"] for e in events] == ["restored"]
+    assert ["restored"] == [e["event"] for e in events]
     assert original == bed.triton.configs["digits"]["max_batch_size"]
     await bed.clock.advance(HALF_HOUR)
-    assert [e["event"] for e in await engine.leases.tick()] == ["closed"]
-    assert engine.history.leases() == []
+    assert ["closed"] == [e["event"] for e in await engine.leases.tick()]
+    assert [] == engine.history.leases()
 
 
 async def test_fault_returning_after_restore_reapplies_with_backoff(
@@ -68,10 +68,10 @@ async def test_restore_that_fails_verification_reapplies(bed: Bed, shipped: Load
     bed.canary.agreement = lambda c: 0.5 if c["max_batch_size"] == original else 1.0
     await bed.clock.advance(HALF_HOUR)
     events = await drive(bed.clock, engine.leases.tick())
-    assert [e["event"] for e in events] == ["verify_failed"]
+    assert ["verify_failed"] == [e["event"] for e in events]
     assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
     [lease] = engine.history.leases()
-    assert lease["restore_after"] == 2 * HALF_HOUR
+    assert 2 * HALF_HOUR == lease["restore_after"]
 
 
 async def test_keeper_runs_on_the_clock(bed: Bed, shipped: Loader) -> None:

@@ -174,9 +174,9 @@ async def test_int8_drift_is_fixed_by_fp16_and_the_incident_clears(
     finally:
         await engine.stop()
     [run] = engine.history.runs(5)
-    assert (run["playbook"], run["status"]) == ("int8-to-fp16", "succeeded")
+    assert ("int8-to-fp16", "succeeded") == (run["playbook"], run["status"])
     assert run["incident_id"] == resolved.id
-    assert live_config(rig.server)["parameters"]["precision"]["string_value"] == "fp16"
+    assert "fp16" == live_config(rig.server)["parameters"]["precision"]["string_value"]
     [verify_row] = [s for s in run["steps"] if s["phase"] == "verify"]
     assert verify_row["output"]["rounds"][-1]["agreement_min"] >= 0.99
 
@@ -191,19 +191,19 @@ async def test_reduce_batch_lease_restores_after_health(rig: Rig, digits: ModelH
     rig.clock.jump(600)
     engine = rig.engine(playbook("reduce-batch-size"), facts=facts)
     [run] = await engine.consider(latency_incident(rig.clock.now()))
-    assert run.status == "succeeded"
-    assert live_config(rig.server)["max_batch_size"] == original // 2
+    assert "succeeded" == run.status
+    assert original // 2 == live_config(rig.server)["max_batch_size"]
 
     # an operator removes the slowness meanwhile; the lease keeps that and restores the batch
     digits.load(digits.config_with(max_batch_size=original // 2, slow_above_batch=0, delay_ms=0))
     rig.clock.jump(25 * 60)
-    assert await engine.leases.tick() == []
+    assert [] == await engine.leases.tick()
     rig.clock.jump(5 * 60)
     events = await engine.leases.tick()
-    assert [e["event"] for e in events] == ["restored"]
+    assert ["restored"] == [e["event"] for e in events]
     restored = live_config(rig.server)
-    assert restored["max_batch_size"] == original
-    assert restored["parameters"]["delay_ms"]["string_value"] == "0"
+    assert original == restored["max_batch_size"]
+    assert "0" == restored["parameters"]["delay_ms"]["string_value"]
 
 
 async def test_lease_reapplies_when_the_fault_is_still_there(rig: Rig, digits: ModelHandle) -> None:
@@ -216,13 +216,13 @@ async def test_lease_reapplies_when_the_fault_is_still_there(rig: Rig, digits: M
     rig.clock.jump(600)
     engine = rig.engine(playbook("reduce-batch-size"), facts=facts)
     [run] = await engine.consider(latency_incident(rig.clock.now()))
-    assert run.status == "succeeded"
+    assert "succeeded" == run.status
     rig.clock.jump(30 * 60)
     events = await engine.leases.tick()
-    assert [e["event"] for e in events] == ["verify_failed"]
-    assert live_config(rig.server)["max_batch_size"] == original // 2
+    assert ["verify_failed"] == [e["event"] for e in events]
+    assert original // 2 == live_config(rig.server)["max_batch_size"]
     [lease] = engine.history.leases()
-    assert (lease["restore_after"], lease["reapplied"]) == (2 * 30 * 60, 1)
+    assert (2 * 30 * 60, 1) == (lease["restore_after"], lease["reapplied"])
 
 
 async def test_dry_run_leaves_the_live_config_byte_for_byte(rig: Rig, digits: ModelHandle) -> None:
@@ -237,9 +237,9 @@ async def test_dry_run_leaves_the_live_config_byte_for_byte(rig: Rig, digits: Mo
     for name in sorted(playbooks):
         result = await engine.run_manual(name, {"model": "digits"}, dry_run=True, actor="t")
         statuses.append(result.status)
-    assert statuses == ["planned"] * len(playbooks)
-    assert live_config_bytes(rig.server) == before
-    assert rig.teller.notices == []
+    assert ["planned"] * len(playbooks) == statuses
+    assert before == live_config_bytes(rig.server)
+    assert [] == rig.teller.notices
 
 
 async def test_failing_verification_rolls_back_live(rig: Rig, digits: ModelHandle) -> None:
@@ -250,10 +250,10 @@ async def test_failing_verification_rolls_back_live(rig: Rig, digits: ModelHandl
     incident = latency_incident(rig.clock.now())
     incident.kind = "accuracy_drift"
     [run] = await engine.consider(incident)
-    assert run.status == "failed"
+    assert "failed" == run.status
     phases = [(s["phase"], s["status"]) for s in run.steps]
     assert ("rollback", "rolled_back") in phases
-    assert live_config(rig.server) == before
+    assert before == live_config(rig.server)
     [page] = rig.teller.of(PageRequest)
     assert page.reason.startswith("digits: switching INT8")
 
@@ -272,17 +272,17 @@ async def test_budget_and_breaker_with_live_reloads(rig: Rig, digits: ModelHandl
         result = await engine.run_manual("toggle", {"model": "digits"}, actor="t")
         statuses.append(result.status)
         sizes.append(live_config(rig.server)["max_batch_size"])
-    assert statuses == ["succeeded", "succeeded", "succeeded", "paged"]
-    assert sizes == [16, 32, 16, 16]
+    assert ["succeeded", "succeeded", "succeeded", "paged"] == statuses
+    assert [16, 32, 16, 16] == sizes
     other = rig.engine(lp, breaker_max_actions=3)  # the same state: 3 actions already ran
     other.ports.pod = "pod-b"  # another target, so the budget is not what stops it
     blocked = await other.run_manual("toggle", {"model": "digits"}, actor="t")
-    assert (blocked.status, live_config(rig.server)["max_batch_size"]) == ("blocked", 16)
+    assert ("blocked", 16) == (blocked.status, live_config(rig.server)["max_batch_size"])
     again = await other.run_manual("toggle", {"model": "digits"}, actor="t")
-    assert again.status == "blocked"
+    assert "blocked" == again.status
     other.reset_breaker("alice")
     after = await other.run_manual("toggle", {"model": "digits"}, actor="t")
-    assert (after.status, live_config(rig.server)["max_batch_size"]) == ("succeeded", 32)
+    assert ("succeeded", 32) == (after.status, live_config(rig.server)["max_batch_size"])
 
 
 def load_playbook_text(text: str, rig: Rig) -> dict[str, Any]:
@@ -303,10 +303,10 @@ async def test_triton_refusing_a_config_leaves_the_model_serving(
     )
     engine = rig.engine(lp)
     result = await engine.run_manual("toggle", {"model": "digits"}, actor="t")
-    assert result.status == "failed"
+    assert "failed" == result.status
     assert "Triton refused the config for digits" in result.steps[0]["reason"]
     assert await rig.triton.model_ready("digits")
-    assert live_config_bytes(rig.server) == before
+    assert before == live_config_bytes(rig.server)
 
 
 async def test_restart_server_signals_the_real_server(
@@ -327,7 +327,7 @@ async def test_restart_server_signals_the_real_server(
     finally:
         await rig.close()
     steps = [(s["phase"], s["name"], s["status"]) for s in result.steps]
-    assert result.status == "succeeded", steps
+    assert "succeeded" == result.status, steps
     assert ("step", "restart", "succeeded") in steps
     assert ("verify", "wait_ready", "verified") in steps
     assert server.pid not in (None, old_pid)

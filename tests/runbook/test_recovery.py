@@ -96,8 +96,8 @@ async def test_sigkill_mid_run_is_interrupted_not_rerun(tmp_path: Path) -> None:
         await engine.stop()
         [run] = engine.history.runs(10)
         steps = [(s["name"], s["status"]) for s in run["steps"]]
-        assert (run["status"], run["actor"]) == ("interrupted", "child")
-        assert steps == [("first", "succeeded"), ("second", "interrupted")]
+        assert ("interrupted", "child") == (run["status"], run["actor"])
+        assert [("first", "succeeded"), ("second", "interrupted")] == steps
         assert None is engine.history.conn.execute("SELECT run_id FROM runbook_locks").fetchone()
     finally:
         conn.close()

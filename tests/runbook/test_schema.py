@@ -35,7 +35,7 @@ def test_shipped_playbooks_are_valid() -> None:
     """Every playbook shipped in playbooks/ validates, under its own file name."""
     found, problems = load_dirs([ROOT / "playbooks"])
     names = sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml"))
-    assert [str(p) for p in problems] == []
+    assert [] == [str(p) for p in problems]
     assert names == sorted(found)
 
 
@@ -43,14 +43,14 @@ def test_durations_are_parsed_to_seconds(tmp_path: Path) -> None:
     """'30s' in a trigger's for: becomes 30.0 seconds."""
     path = tmp_path / "p.yaml"
     path.write_text(GOOD, encoding="utf-8")
-    assert load_playbook(path).playbook.triggers[0].for_ == 30.0
+    assert 30.0 == load_playbook(path).playbook.triggers[0].for_
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     """A YAML syntax error is reported with its file and line."""
     text = GOOD + "  - name: [unclosed\n"
     problems = problems_of(tmp_path, text)
-    assert len(problems) == 1
+    assert 1 == len(problems)
     assert problems[0].startswith(f"{tmp_path / 'p.yaml'}:")
     assert "invalid YAML" in problems[0]
 
@@ -70,7 +70,7 @@ def test_template_syntax_error_is_caught_at_validation(tmp_path: Path) -> None:
     """A broken template fails validation, not the run."""
     text = GOOD.replace("{{ target.model }}", "{{ target.model ")
     problems = problems_of(tmp_path, text)
-    assert len(problems) == 1
+    assert 1 == len(problems)
     assert "steps.0.with" in problems[0]
     assert "bad template" in problems[0]
 
@@ -83,17 +83,17 @@ def test_mutating_step_needs_a_way_back(tmp_path: Path) -> None:
         "action: process.signal\n    with: {signal: SIGTERM}",
     )
     problems = problems_of(tmp_path, text)
-    assert len(problems) == 1
+    assert 1 == len(problems)
     assert "cannot undo itself" in problems[0]
     path = tmp_path / "ok.yaml"
     path.write_text(text + "    rollback: none\n", encoding="utf-8")
-    assert load_playbook(path).playbook.steps[0].rollback == "none"
+    assert "none" == load_playbook(path).playbook.steps[0].rollback
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     """A misspelt key is an error with a 'did you mean' hint."""
     problems = problems_of(tmp_path, GOOD.replace("    for: 30s", "    fro: 30s"))
-    assert len(problems) == 1
+    assert 1 == len(problems)
     assert "did you mean 'for'" in problems[0]
 
 
@@ -106,7 +106,7 @@ def test_duplicate_step_names_are_refused(tmp_path: Path) -> None:
 def test_bad_duration_is_refused(tmp_path: Path) -> None:
     """'soon' is not a duration."""
     problems = problems_of(tmp_path, GOOD.replace("for: 30s", "for: soon"))
-    assert len(problems) == 1
+    assert 1 == len(problems)
     assert "triggers.0.for" in problems[0]
 
 

@@ -10,12 +10,12 @@ from sentinel.runbook.templating import TemplateFailure, condition, render
 def test_single_expression_keeps_its_type() -> None:
     """'{{ config.max_batch_size // 2 }}' renders to an int, not a string."""
     context = {"config": {"max_batch_size": 32}}
-    assert render("{{ config.max_batch_size // 2 }}", context) == 32 // 2
+    assert 32 // 2 == render("{{ config.max_batch_size // 2 }}", context)
 
 
 def test_mixed_text_renders_to_a_string() -> None:
     """Text around an expression gives a string."""
-    assert render("model {{ m }}", {"m": "digits"}) == "model digits"
+    assert "model digits" == render("model {{ m }}", {"m": "digits"})
 
 
 def test_nested_values_are_rendered() -> None:
@@ -55,7 +55,7 @@ def test_templates_cannot_mutate_the_context() -> None:
     context = {"config": {"max_batch_size": 4}}
     with pytest.raises(TemplateFailure, match="sandbox"):
         render("{{ config.update({'max_batch_size': 1}) }}", context)
-    assert context["config"] == {"max_batch_size": 4}
+    assert {"max_batch_size": 4} == context["config"]
 
 
 def test_conditions_and_bit_tests() -> None:
