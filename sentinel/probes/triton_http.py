@@ -86,7 +86,7 @@ class HttpTriton(TritonAdapter):
             )
         except httpx.TimeoutException:
             raise TritonTimeout(f"{what}: no answer from {self.url} in {seconds:g} s") from None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise TritonUnreachable(f"{what}: {self.url}: {exc or type(exc).__name__}") from None
         if response.status_code >= 400:
             message = self._error_text(response)

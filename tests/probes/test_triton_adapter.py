@@ -249,3 +249,14 @@ async def test_error_answer_without_json_keeps_status(
         assert caught.value.status == "500"
     finally:
         await adapter.close()
+
+
+@pytest.mark.parametrize("adapter_type", [GrpcTriton, HttpTriton])
+async def test_malformed_url_is_unreachable(adapter_type: type[TritonAdapter]) -> None:
+    """A URL that cannot be parsed is TritonUnreachable naming it, not a crash."""
+    adapter = adapter_type("triton:port", 1.0)  # type: ignore[call-arg]
+    try:
+        with pytest.raises(TritonUnreachable, match="port"):
+            await adapter.model_config("digits")
+    finally:
+        await adapter.close()
