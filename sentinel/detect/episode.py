@@ -10,6 +10,7 @@ opens a pending episode, which fires once it has lasted ``min_duration_s`` and
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +96,7 @@ class Episode:
                     started_at=self.started_at,
                     detected_at=ts,
                     summary=summary,
-                    evidence=evidence,
+                    evidence=json_safe(evidence),
                     detector=self.detector,
                 )
                 return self.finding
@@ -129,7 +130,7 @@ class Episode:
             started_at=ts,
             detected_at=ts,
             summary=summary,
-            evidence=evidence,
+            evidence=json_safe(evidence),
             detector=self.detector,
         )
         return self.finding
@@ -143,7 +144,7 @@ class Episode:
             kind=self.kind,
             subject=self.subject,
             cleared_at=ts,
-            evidence={"started_at": self.started_at, **evidence},
+            evidence=json_safe({"started_at": self.started_at, **evidence}),
             detector=self.detector,
         )
         self._reset()
@@ -175,3 +176,18 @@ class Episodes:
 
     def open(self) -> list[Episode]:
         return [e for e in self._by_key.values() if e.is_open]
+
+
+def json_safe(evidence: dict[str, Any]) -> dict[str, Any]:
+    """Evidence as strict JSON: non-finite numbers (from odd probe readings) become None."""
+    return {str(k): _safe(v) for k, v in evidence.items()}
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value

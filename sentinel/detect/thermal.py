@@ -8,6 +8,7 @@ the board or PSU that no action on the server can fix.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sentinel.detect.base import rnd
@@ -60,11 +61,10 @@ class ThermalDetector:
             thermal_set.add("SwPowerCap")
         thermal = sorted(reasons & thermal_set)
         brake = sorted(reasons & set(s.power_brake_reasons))
-        slowdown = sample.temperature_slowdown_c or s.fallback_slowdown_c
+        slowdown = _finite(sample.temperature_slowdown_c) or s.fallback_slowdown_c
+        temperature = _finite(sample.temperature_c)
         margin = (
-            slowdown - sample.temperature_c
-            if slowdown is not None and sample.temperature_c is not None
-            else None
+            slowdown - temperature if slowdown is not None and temperature is not None else None
         )
         near = s.min_margin_c is not None and margin is not None and margin <= s.min_margin_c
         subject = Subject(gpu_uuid=sample.uuid)
@@ -162,3 +162,8 @@ def _facts(
         "power_w": sample.power_w,
         "power_limit_w": sample.power_limit_w,
     }
+
+
+def _finite(x: float | None) -> float | None:
+    """A reading, or None when the probe gave nothing usable (None, NaN, infinity)."""
+    return x if x is not None and math.isfinite(x) else None

@@ -218,6 +218,8 @@ class CounterRate:
         self._last_raw: float | None = None
 
     def add(self, ts: float, raw: float) -> None:
+        if not math.isfinite(raw):
+            return
         if self._last_raw is not None and raw < self._last_raw:
             self._base += self._last_raw
         self._last_raw = raw

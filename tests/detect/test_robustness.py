@@ -86,7 +86,7 @@ streams = st.lists(st.one_of(canaries, gpus, events, healths), max_size=120)
 
 
 @given(streams)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_any_sample_stream_is_survived(samples: list[Sample]) -> None:
     """Random, even nonsensical samples in any order never raise, and every judgement's
     evidence serialises as strict JSON (no NaN or infinity)."""
