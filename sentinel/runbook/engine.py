@@ -75,8 +75,9 @@ class Engine:
             fleet=fleet or AllowAll(),
             pod=pod,
             metrics=RunbookMetrics(registry) if registry is not None else None,
+            dry_run=dry_run or settings.dry_run,
         )
-        self.executor = Executor(self.ports, global_dry_run=dry_run)
+        self.executor = Executor(self.ports)
         self.leases = LeaseKeeper(self.ports, self.model_unhealthy)
         self.problems: list[Problem] = []
         self.playbooks: dict[str, LoadedPlaybook] = {}

@@ -57,6 +57,8 @@ class Ports:
     fleet: FleetGuard | None = None
     pod: str = ""
     metrics: RunbookMetrics | None = None
+    dry_run: bool = False
+    """Global dry run (config ``dry_run`` or ``playbooks.dry_run``): nothing acts, leases too."""
 
 
 @dataclass(slots=True)
@@ -110,14 +112,13 @@ class _Abort(Exception):
 class Executor:
     """Runs playbooks; one instance per daemon (stateless between runs but for SQLite)."""
 
-    def __init__(self, ports: Ports, global_dry_run: bool = False) -> None:
+    def __init__(self, ports: Ports) -> None:
         self.p = ports
-        self.global_dry_run = global_dry_run
 
     # -- the run ------------------------------------------------------------
     async def execute(self, req: RunRequest) -> RunResult:
         pb = req.loaded.playbook
-        dry = self.global_dry_run or self.p.settings.dry_run or req.dry_run or pb.mode == "shadow"
+        dry = self.p.dry_run or self.p.settings.dry_run or req.dry_run or pb.mode == "shadow"
         run_id = uuid.uuid4().hex[:12]
         key = target_key(self.p.pod, req.target)
         params = {**pb.params, **req.params}
@@ -373,6 +374,8 @@ class Executor:
         attempt = 0
         while True:
             attempt += 1
+            if action.spec.side_effects and self._dry_everywhere():
+                raise ActionError("refused: a dry run never calls an action with side effects")
             try:
                 out = await self._timed(action.run(actx, params), step.timeout)
                 return out, attempt
@@ -501,14 +504,24 @@ class Executor:
             rid = h.start_step(
                 run_id, "rollback", step.name, rb.action, "started", True, rb_params, now()
             )
-            call: Awaitable[Any] = REGISTRY[rb.action].run(actx, rb_params)
+            rb_action = REGISTRY[rb.action]
+
+            def call() -> Awaitable[Any]:
+                return rb_action.run(actx, rb_params)
+
         else:
             rid = h.start_step(
                 run_id, "rollback", step.name, step.action, "started", True, params, now()
             )
-            call = REGISTRY[step.action].undo(actx, params, output)
+            action = REGISTRY[step.action]
+
+            def call() -> Awaitable[Any]:
+                return action.undo(actx, params, output)
+
         try:
-            await self._timed(call, step.timeout)
+            if self._dry_everywhere():
+                raise ActionError("refused: a dry run never calls an action with side effects")
+            await self._timed(call(), step.timeout)
         except Exception as exc:
             h.finish_step(rid, "failed", now(), reason=str(exc))
             await self._page(req, run_id, f"rollback of {step.name} failed: {exc}", {}, False)
@@ -553,6 +566,10 @@ class Executor:
         )
 
     # -- helpers ------------------------------------------------------------
+    def _dry_everywhere(self) -> bool:
+        """The global dry run: a second, structural check where actions are called."""
+        return self.p.dry_run or self.p.settings.dry_run
+
     def _count(self, playbook: str, outcome: str, guard: str) -> None:
         m = self.p.metrics
         if m is None:

@@ -95,7 +95,7 @@ class LeaseKeeper:
         triton, now = self.p.triton, self.p.clock.now()
         if triton is None:
             return "no_triton"
-        if self.p.settings.dry_run:
+        if self.p.dry_run:
             return "dry_run"
         try:
             current = await triton.model_config(lease["model"])
@@ -129,6 +129,9 @@ class LeaseKeeper:
         )
 
     async def _reapply(self, lease: dict[str, Any], why: str) -> None:
+        if self.p.dry_run:
+            log.info("lease_reapply_skipped", lease=lease["id"], reason="dry run")
+            return
         now = self.p.clock.now()
         tries = int(lease["reapplied"]) + 1
         try:

@@ -92,3 +92,14 @@ async def test_keeper_runs_on_the_clock(bed: Bed, shipped: Loader) -> None:
 async def _until(predicate: Callable[[], bool], bed: Bed) -> None:
     while not predicate():
         await bed.clock.sleep(1)
+
+
+async def test_global_dry_run_keeps_leases_from_acting(bed: Bed, shipped: Loader) -> None:
+    """A daemon restarted in dry-run mode does not restore a lease."""
+    _, original = await _reduce(bed, shipped)
+    dry = bed.engine([shipped("reduce-batch-size")], dry_run=True)
+    await bed.clock.advance(HALF_HOUR)
+    events = await dry.leases.tick()
+    assert ["dry_run"] == [e["event"] for e in events]
+    assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    assert 1 == len(bed.triton.mutations())  # only the original halving
