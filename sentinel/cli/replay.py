@@ -92,6 +92,11 @@ def replay(args: argparse.Namespace) -> tuple[list[Episode], TimeForm]:
     if is_csv and detector == "thermal" and settings.thermal.fallback_slowdown_c is None:
         thermal = settings.thermal.model_copy(update={"fallback_slowdown_c": SERIES_SLOWDOWN_C})
         settings = settings.model_copy(update={"thermal": thermal})
+        print(
+            f"sentinel replay: assuming a slowdown threshold of {SERIES_SLOWDOWN_C:g} C "
+            "(--set fallback_slowdown_c=N to change)",
+            file=sys.stderr,
+        )
     only = None if detector == "all" else (detector,)
     suite = DetectorSuite(settings, only=only)
     if is_csv:

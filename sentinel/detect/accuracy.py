@@ -46,6 +46,8 @@ class AccuracyDetector:
     def observe(self, sample: Sample) -> list[Judgement]:
         if not isinstance(sample, CanaryResult) or sample.agreement is None:
             return []
+        if sample.target != "triton":
+            return []  # engine-file checks belong to the runbook, not to the served model
         a = sample.agreement
         if not (math.isfinite(a.top1) and math.isfinite(a.cosine)):
             return []

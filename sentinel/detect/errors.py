@@ -51,7 +51,7 @@ class ErrorDetector:
         """Latest not-ready verdict per model and source ('canary', 'triton')."""
 
     def observe(self, sample: Sample) -> list[Judgement]:
-        if isinstance(sample, CanaryResult):
+        if isinstance(sample, CanaryResult) and sample.target == "triton":
             return self._canary_result(sample)
         if isinstance(sample, TritonHealth):
             return self._health(sample)

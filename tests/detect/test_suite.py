@@ -51,3 +51,15 @@ def test_tick_reaches_detectors() -> None:
     suite = DetectorSuite()
     suite.observe(GpuEvent(ts=T0, uuid=GPU, kind="xid", xid=79, cause="hardware"))
     assert ["xid_hardware"] == [c.kind for c in suite.tick(T0 + 7200)]
+
+
+def test_direct_engine_canaries_do_not_judge_the_service() -> None:
+    """Canaries run straight against a TensorRT engine never open latency or error findings."""
+    from dataclasses import replace
+
+    suite = DetectorSuite()
+    out = []
+    for i in range(200):
+        c = canary(T0 + 5 * i, 2.0 if i > 100 else 0.02, outcome="ok" if i < 150 else "timeout")
+        out += suite.observe(replace(c, target="tensorrt"))
+    assert [] == out
