@@ -27,7 +27,8 @@ class LatencySettings(Section):
     min_samples: int = Field(5, ge=1)
     """Samples the short window needs before it is judged."""
     baseline_window_s: float = Field(3600.0, gt=0)
-    """Span of the long window whose median and IQR make the baseline."""
+    """Span of the long window whose median and IQR make the baseline; it learns only from
+    samples taken while no breach is pending or open, so a spike cannot raise its own bar."""
     baseline_min_samples: int = Field(30, ge=3)
     """Baseline samples needed before the relative rule applies (the SLO rule needs none)."""
     ratio: float = Field(2.0, gt=1)
