@@ -206,7 +206,14 @@ class Session:
     ) -> dict[str, Any] | None:
         """The daemon's answer, or the local engine's; None (and ``code``) on failure."""
         if self.local:
-            return asyncio.run(self._local(local, needs_triton))
+            try:
+                return asyncio.run(self._local(local, needs_triton))
+            except KeyError as exc:
+                print(f"no playbook named {exc.args[0]!r}", file=sys.stderr)
+            except ValueError as exc:
+                print(exc, file=sys.stderr)
+            self.code = 2
+            return None
         return self._http(method, path, body)
 
     async def _local(

@@ -21,9 +21,12 @@ class PlaybookService:
         dry_run: bool,
         actor: str,
     ) -> dict[str, Any]:
-        """Run a playbook now; raises KeyError (UnknownPlaybook) for an unknown name."""
+        """Run a playbook now; KeyError (UnknownPlaybook) for an unknown name, ValueError
+        for a target without a model."""
         if name not in self.engine.playbooks:
             raise UnknownPlaybook(name)
+        if not target.get("model"):
+            raise ValueError("target: needs model=NAME (the model on this server to act on)")
         result = await self.engine.run_manual(name, target, params, dry_run, actor)
         return result.as_dict()
 

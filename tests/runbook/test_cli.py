@@ -129,6 +129,8 @@ def test_bad_target_and_missing_daemon(
     """A target without '=' exits 2; without --local and no daemon, exit 3 says so."""
     cfg = ["--config", str(config_file)]
     assert 2 == main(["playbook", "run", "halve", "--target", "digits", *cfg])
+    assert 2 == main(["playbook", "run", "halve", "--target", "version=1", *cfg, "--local"])
+    assert "target: needs model=NAME" in capsys.readouterr().err
     assert 3 == main(["playbook", "run", "halve", "--target", "model=digits", *cfg])
     assert "no sentinel daemon answered" in capsys.readouterr().err
 
