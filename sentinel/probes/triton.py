@@ -116,7 +116,7 @@ def is_not_ready_message(message: str) -> bool:
     return any(word in text for word in _NOT_READY_WORDS)
 
 
-def _shape(value: Any, what: str) -> tuple[int, ...]:
+def parse_shape(value: Any, what: str) -> tuple[int, ...]:
     """A shape list (ints, or int strings as gRPC's JSON form writes int64)."""
     if not isinstance(value, list):
         raise TritonBadResponse(f"{what}: shape is not a list: {value!r:.80}")
@@ -142,7 +142,7 @@ def _tensor_specs(value: Any, what: str) -> tuple[TensorSpec, ...]:
             TensorSpec(
                 name=item["name"],
                 datatype=str(item.get("datatype", "")),
-                shape=_shape(item.get("shape"), f"metadata {what}[{i}]"),
+                shape=parse_shape(item.get("shape"), f"metadata {what}[{i}]"),
             )
         )
     return tuple(specs)
@@ -172,7 +172,7 @@ def parse_json_output(item: Any) -> tuple[str, Array]:
     dtype = DATATYPES.get(str(item.get("datatype")))
     if dtype is None:
         raise TritonBadResponse(f"output {name}: unsupported datatype {item.get('datatype')!r}")
-    shape = _shape(item.get("shape"), f"output {name}")
+    shape = parse_shape(item.get("shape"), f"output {name}")
     data = item.get("data")
     if not isinstance(data, list):
         raise TritonBadResponse(f"output {name}: data is not a list")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+import numpy as np
 
 from sentinel.probes.triton import (
+    DATATYPES,
     Array,
     InferResult,
     ModelMetadata,
@@ -23,7 +26,10 @@ from sentinel.probes.triton import (
     parse_json_body,
     parse_json_output,
     parse_metadata,
+    parse_shape,
 )
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 def _base_url(url: str) -> str:
@@ -70,12 +76,25 @@ class HttpTriton(TritonAdapter):
         body: Any = None,
         timeout_s: float | None = None,
         model: str | None = None,
+        binary: tuple[bytes, int] | None = None,
     ) -> httpx.Response:
-        """One request; transport failures and error answers become TritonErrors."""
+        """One request; transport failures and error answers become TritonErrors.
+
+        ``binary`` is a binary-tensor request: the bytes and the JSON header's length.
+        """
         seconds = self.timeout_s if timeout_s is None else timeout_s
         what = f"{method} {path}"
-        content = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if content is not None else None
+        headers: dict[str, str] | None = None
+        content: bytes | None = None
+        if binary is not None:
+            content = binary[0]
+            headers = {
+                "Content-Type": "application/octet-stream",
+                HEADER_LENGTH: str(binary[1]),
+            }
+        elif body is not None:
+            content = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"}
         try:
             response = await self._deadline(
                 self._http().request(
@@ -169,22 +188,76 @@ class HttpTriton(TritonAdapter):
         version: str = "",
         timeout_s: float | None = None,
     ) -> InferResult:
-        body = {
-            "inputs": [
-                {
-                    "name": name,
-                    "shape": list(array.shape),
-                    "datatype": datatype_of(array),
-                    "data": array.ravel().tolist(),
-                }
-                for name, array in inputs.items()
-            ],
-            "outputs": [{"name": name} for name in outputs],
-        }
+        """Tensors travel as raw bytes (binary tensor extension), not JSON number lists."""
         path = f"{_model_path(model, version)}/infer"
-        response = await self._call("POST", path, body, timeout_s=timeout_s, model=model)
-        answer = parse_json_body(response.content, f"POST {path}")
-        if not isinstance(answer, dict) or not isinstance(answer.get("outputs"), list):
-            raise TritonBadResponse(f"inference answer has no outputs list: {answer!r:.120}")
-        tensors = dict(parse_json_output(item) for item in answer["outputs"])
-        return InferResult(model_version=str(answer.get("model_version", "")), outputs=tensors)
+        request = encode_binary_request(inputs, outputs)
+        response = await self._call("POST", path, timeout_s=timeout_s, model=model, binary=request)
+        return decode_infer_response(
+            response.content, response.headers.get(HEADER_LENGTH), f"POST {path}"
+        )
+
+
+def encode_binary_request(inputs: Mapping[str, Array], outputs: Sequence[str]) -> tuple[bytes, int]:
+    """A KServe v2 binary-tensor request: JSON header, then each input's raw bytes."""
+    arrays = {
+        name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in inputs.items()
+    }
+    header = {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(array.shape),
+                "datatype": datatype_of(array),
+                "parameters": {"binary_data_size": array.nbytes},
+            }
+            for name, array in arrays.items()
+        ],
+        "outputs": [{"name": name, "parameters": {"binary_data": True}} for name in outputs],
+    }
+    head = json.dumps(header).encode()
+    return head + b"".join(a.tobytes() for a in arrays.values()), len(head)
+
+
+def decode_infer_response(content: bytes, header_length: str | None, what: str) -> InferResult:
+    """Outputs of an inference answer, binary or JSON, each checked against its shape."""
+    raw = b""
+    if header_length is not None:
+        try:
+            n = int(header_length)
+        except ValueError:
+            raise TritonBadResponse(f"{what}: bad {HEADER_LENGTH} {header_length!r:.40}") from None
+        if not 0 <= n <= len(content):
+            raise TritonBadResponse(f"{what}: {HEADER_LENGTH} {n} beyond the {len(content)} bytes")
+        content, raw = content[:n], content[n:]
+    answer = parse_json_body(content, what)
+    if not isinstance(answer, dict) or not isinstance(answer.get("outputs"), list):
+        raise TritonBadResponse(f"{what}: answer has no outputs list: {answer!r:.120}")
+    tensors: dict[str, Array] = {}
+    offset = 0
+    for item in answer["outputs"]:
+        params = item.get("parameters") if isinstance(item, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            name, array = parse_json_output(item)
+        else:
+            name, array = parse_binary_output(item, size, raw[offset:])
+            offset += int(size)
+        tensors[name] = array
+    return InferResult(model_version=str(answer.get("model_version", "")), outputs=tensors)
+
+
+def parse_binary_output(item: dict[str, Any], size: Any, raw: bytes) -> tuple[str, Array]:
+    """One binary output: ``size`` bytes at the start of ``raw``, as its shape says."""
+    name = item.get("name")
+    if not isinstance(name, str):
+        raise TritonBadResponse(f"output without a name: {item!r:.80}")
+    dtype = DATATYPES.get(str(item.get("datatype")))
+    if dtype is None:
+        raise TritonBadResponse(f"output {name}: unsupported datatype {item.get('datatype')!r}")
+    shape = parse_shape(item.get("shape"), f"output {name}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > len(raw):
+        raise TritonBadResponse(f"output {name}: binary_data_size {size!r:.40} does not fit")
+    if any(d < 0 for d in shape) or size != math.prod(shape) * dtype.itemsize:
+        raise TritonBadResponse(f"output {name}: {size} bytes do not fill shape {shape}")
+    array = np.frombuffer(raw[:size], dtype=dtype.newbyteorder("<")).reshape(shape)
+    return name, array.astype(dtype)

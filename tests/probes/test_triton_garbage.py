@@ -1,13 +1,17 @@
-"""Whatever JSON a server sends, the response parsers raise only TritonBadResponse."""
+"""Whatever a server sends, the response parsers raise only TritonBadResponse."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentinel.probes.triton import TritonBadResponse, parse_json_output, parse_metadata
+from sentinel.probes.triton_http import decode_infer_response
 
 json_values = st.recursive(
     st.none()
@@ -59,3 +63,56 @@ def test_metadata_parser_only_raises_bad_response(body: Any) -> None:
     except TritonBadResponse:
         return
     assert metadata.name == body["name"]
+
+
+def _binary_answer(size: object, shape: list[int], payload: bytes) -> tuple[bytes, str]:
+    head = json.dumps(
+        {
+            "outputs": [
+                {
+                    "name": "LOGITS",
+                    "datatype": "FP32",
+                    "shape": shape,
+                    "parameters": {"binary_data_size": size},
+                }
+            ]
+        }
+    ).encode()
+    return head + payload, str(len(head))
+
+
+def test_binary_answer_round_trips() -> None:
+    """A well-formed binary answer decodes to the very floats that were sent."""
+    values = np.arange(20, dtype=np.float32).reshape(2, 10)
+    content, length = _binary_answer(80, [2, 10], values.tobytes())
+    result = decode_infer_response(content, length, "test")
+    np.testing.assert_array_equal(values, result.outputs["LOGITS"])
+
+
+@pytest.mark.parametrize(
+    ("content", "length", "message"),
+    [
+        (*_binary_answer(80, [2, 10], b"\0" * 40), "binary_data_size 80 does not fit"),
+        (*_binary_answer(40, [2, 10], b"\0" * 40), "40 bytes do not fill shape"),
+        (*_binary_answer("80", [2, 10], b"\0" * 80), "binary_data_size '80' does not fit"),
+        (b"{}", "99", "beyond the 2 bytes"),
+        (b"{}", "lots", "bad Inference-Header-Content-Length"),
+    ],
+)
+def test_malformed_binary_answers_are_bad_responses(
+    content: bytes, length: str, message: str
+) -> None:
+    """Sizes that do not add up, and bad header lengths, raise TritonBadResponse."""
+    with pytest.raises(TritonBadResponse, match=message):
+        decode_infer_response(content, length, "test")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.one_of(st.none(), st.integers(-5, 80).map(str)))
+def test_any_bytes_decode_or_raise_bad_response(content: bytes, length: str | None) -> None:
+    """Arbitrary bytes and header lengths never raise anything but TritonBadResponse."""
+    try:
+        result = decode_infer_response(content, length, "test")
+    except TritonBadResponse:
+        return
+    assert all(isinstance(name, str) for name in result.outputs)
