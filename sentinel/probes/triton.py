@@ -2,10 +2,11 @@
 
 Two transports behind one interface (:class:`TritonAdapter`, which implements
 ``sentinel.ports.TritonControl``): gRPC through ``tritonclient.grpc.aio`` and HTTP
-through plain KServe v2 JSON calls with ``httpx`` (``tritonclient.http.aio``
-would pull in gevent). Every call has a deadline. Whatever goes wrong ends as one
-of the :class:`TritonError` subclasses, so callers classify failures without
-knowing the transport:
+through plain KServe v2 calls with ``httpx`` (``tritonclient.http.aio`` would pull
+in gevent; tensors travel as raw bytes through the binary tensor extension).
+Every call has a deadline. Whatever goes wrong ends as one of the
+:class:`TritonError` subclasses, so callers classify failures without knowing
+the transport:
 
 * :class:`TritonUnreachable` (a ``ConnectionError``) -- nothing answered;
 * :class:`TritonTimeout` (a ``TimeoutError``) -- no answer before the deadline;

@@ -1,4 +1,8 @@
-"""Triton over KServe v2 HTTP/REST, with plain ``httpx`` calls (JSON tensors)."""
+"""Triton over KServe v2 HTTP/REST with plain ``httpx`` calls.
+
+Inference uses the binary tensor extension (a JSON header, then raw little-endian
+bytes), so large inputs do not become JSON number lists; JSON answers are read too.
+"""
 
 from __future__ import annotations
 
