@@ -256,6 +256,7 @@ async def build(
             fleet=fleet,
             pod=config.pod,
             dry_run=config.dry_run,
+            registry=registry,
         )
         pipeline = Pipeline(
             facts=facts,

@@ -68,6 +68,11 @@ class PagerDutyNotifier:
                 return []
             return [Message("change", self._change(notice), _id(notice), key)]
         inc = notice.incident
+        if isinstance(notice, PageRequest) and notice.action in ("acknowledge", "resolve"):
+            # a playbook's pagerduty.acknowledge/resolve step: only for a page we sent
+            if not history.queued(NAME, inc.id, "trigger"):
+                return []
+            return [Message(notice.action, {"dedup_key": inc.key}, inc.id, key)]
         if self._policy.pages(notice):
             return [Message("trigger", self._trigger(notice), inc.id, key)]
         if not isinstance(notice, IncidentChanged) or not history.queued(NAME, inc.id, "trigger"):

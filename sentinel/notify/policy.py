@@ -22,7 +22,11 @@ class PagingPolicy:
     def pages(self, notice: Notice) -> bool:
         """Whether this notice should trigger (or re-trigger) PagerDuty."""
         if isinstance(notice, PageRequest):
-            return self.settings.page_on_request and not notice.incident.muted
+            return (
+                notice.action == "trigger"
+                and self.settings.page_on_request
+                and not notice.incident.muted
+            )
         if isinstance(notice, IncidentChanged):
             inc = notice.incident
             return (
@@ -46,7 +50,8 @@ def notice_key(notice: Notice) -> str:
         return f"{inc.id}/{notice.change}/{inc.updated_at:.3f}"
     if isinstance(notice, PageRequest):
         digest = hashlib.sha256(notice.reason.encode()).hexdigest()[:10]
-        return f"{notice.incident.id}/page/{notice.incident.updated_at:.3f}/{digest}"
+        page = "page" if notice.action == "trigger" else notice.action
+        return f"{notice.incident.id}/{page}/{notice.incident.updated_at:.3f}/{digest}"
     digest = hashlib.sha256(notice.text.encode()).hexdigest()[:10]
     return f"run/{notice.run_id}/{notice.step or '-'}/{notice.status}/{digest}"
 

@@ -107,6 +107,8 @@ def reply_text(notice: Notice) -> str:
         ev = f"\n```{json.dumps(notice.evidence, default=str)[:2500]}```" if notice.evidence else ""
         return f"`{notice.playbook}`{step} *{notice.status}*{dry}: {notice.text}{ev}"
     ev = f"\n```{json.dumps(notice.evidence, default=str)[:2500]}```" if notice.evidence else ""
+    if notice.action != "trigger":
+        return f":pager: PagerDuty page *{notice.action}d*: {notice.reason}{ev}"
     return f":rotating_light: *paging a human*: {notice.reason}{muted_note(notice)}{ev}"
 
 

@@ -146,3 +146,25 @@ async def test_page_requests_are_audited_even_when_silenced(
         (muted.incident.key, f"suppressed: silenced by {s.id}"),
         (loud.incident.key, "paged"),
     } == audited
+
+
+async def test_playbook_acknowledge_and_resolve_follow_a_page(
+    conn: sqlite3.Connection,
+    clock: FakeClock,
+    pd: PagerDutyServer,
+    notify_settings: NotifySettings,
+) -> None:
+    """A playbook's pagerduty.acknowledge/resolve acts on the incident's page, never alone."""
+    manager = IncidentManager(conn, IncidentSettings(), POD, clock)
+    stack = build_notify(conn, notify_settings, POD, clock)
+    [opened] = manager.ingest(finding("resnet", clock.now(), severity=Severity.WARNING))
+    await stack.teller.tell(PageRequest(opened.incident, "before any page", action="resolve"))
+    await drain(stack.dispatcher, clock)
+    assert [] == pd.actions()
+    await stack.teller.tell(PageRequest(opened.incident, "restart blocked"))
+    await stack.teller.tell(PageRequest(opened.incident, "taken", action="acknowledge"))
+    await stack.teller.tell(PageRequest(opened.incident, "fixed", action="resolve"))
+    await drain(stack.dispatcher, clock)
+    await stack.dispatcher.stop()
+    key = opened.incident.key
+    assert [("trigger", key), ("acknowledge", key), ("resolve", key)] == pd.actions()
