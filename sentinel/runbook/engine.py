@@ -91,7 +91,7 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------
     def reload(self) -> list[Problem]:
         """Re-read the playbook folders; bad files are reported and left out."""
-        found, problems = load_dirs(list(self.settings.dirs))
+        found, problems = load_dirs(list(self.settings.dirs), self.settings.overrides)
         self.playbooks, self.problems = found, problems
         for p in problems:
             log.error("playbook_invalid", problem=str(p))

@@ -9,16 +9,18 @@ snapshots and undoes itself, or an explicit ``rollback: none``).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sentinel.detect.findings import Severity
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.templating import check_expression, check_templates
-from sentinel.yamlsource import InvalidFile, Problem, load_yaml, validate
+from sentinel.yamlsource import InvalidFile, Problem, load_yaml, plain, validate
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -237,8 +239,37 @@ class LoadedPlaybook(BaseModel):
     sha256: str
 
 
-def load_playbook(path: str | Path) -> LoadedPlaybook:
-    """Read and validate one playbook file; :class:`InvalidFile` names file, line and field."""
+def apply_override(data: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge a site's override over a playbook's YAML (plain data).
+
+    Mappings merge key by key; other values (lists included) replace. ``steps``
+    (and ``on_failure``) take a mapping keyed by step name, merged into the step
+    of that name, so one step's ``restore_after`` can change without restating the
+    ladder. An override naming a step that does not exist is an error.
+    """
+    merged = dict(data)
+    for key, value in override.items():
+        if key in ("steps", "on_failure") and isinstance(value, dict):
+            steps = [dict(step) for step in merged.get(key) or []]
+            names = [step.get("name") for step in steps]
+            for name, patch in value.items():
+                if name not in names:
+                    raise ValueError(f"{key}.{name}: no step of that name to override")
+                i = names.index(name)
+                steps[i] = apply_override(steps[i], patch)
+            merged[key] = steps
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = apply_override(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_playbook(path: str | Path, override: dict[str, Any] | None = None) -> LoadedPlaybook:
+    """Read and validate one playbook file; :class:`InvalidFile` names file, line and field.
+
+    ``override`` is the site's patch for this playbook (``playbooks.overrides``).
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -251,12 +282,26 @@ def load_playbook(path: str | Path) -> LoadedPlaybook:
     data = load_yaml(text, str(p))
     if not isinstance(data, dict):
         raise InvalidFile([Problem(str(p), 1, "", "a playbook must be a mapping")])
+    digest = hashlib.sha256(raw)
+    if override:
+        try:
+            data = apply_override(plain(data), override)
+        except ValueError as exc:
+            raise InvalidFile([Problem(str(p), 1, "overrides", str(exc))]) from exc
+        digest.update(json.dumps(override, sort_keys=True, default=str).encode())
     pb = validate(Playbook, data, str(p))
-    return LoadedPlaybook(playbook=pb, path=str(p), sha256=hashlib.sha256(raw).hexdigest())
+    return LoadedPlaybook(playbook=pb, path=str(p), sha256=digest.hexdigest())
 
 
-def load_dirs(dirs: list[Path]) -> tuple[dict[str, LoadedPlaybook], list[Problem]]:
-    """Every `*.yaml`/`*.yml` in the folders; bad files are reported, good ones kept."""
+def load_dirs(
+    dirs: list[Path], overrides: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, LoadedPlaybook], list[Problem]]:
+    """Every `*.yaml`/`*.yml` in the folders; bad files are reported, good ones kept.
+
+    ``overrides`` maps a playbook's name to its site patch (see :func:`apply_override`).
+    """
+    overrides = overrides or {}
+    named: set[str] = set()
     found: dict[str, LoadedPlaybook] = {}
     problems: list[Problem] = []
     for d in dirs:
@@ -264,8 +309,10 @@ def load_dirs(dirs: list[Path]) -> tuple[dict[str, LoadedPlaybook], list[Problem
             problems.append(Problem(str(d), 0, "", "playbook folder not found"))
             continue
         for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            name = _name_in(f) or ""
+            named.add(name)
             try:
-                lp = load_playbook(f)
+                lp = load_playbook(f, overrides.get(name))
             except InvalidFile as exc:
                 problems.extend(exc.problems)
                 continue
@@ -274,7 +321,19 @@ def load_dirs(dirs: list[Path]) -> tuple[dict[str, LoadedPlaybook], list[Problem
                 problems.append(Problem(str(f), 1, "name", f"also defined in {other}"))
                 continue
             found[lp.playbook.name] = lp
+    for name in sorted(set(overrides) - named):
+        problems.append(Problem("config", 0, f"playbooks.overrides.{name}", "no such playbook"))
     return found, problems
+
+
+def _name_in(path: Path) -> str | None:
+    """The playbook's `name:` read without validation (overrides are keyed by it)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def json_schema() -> dict[str, Any]:

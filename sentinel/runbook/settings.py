@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -12,6 +13,11 @@ from sentinel.settings import RelPath, Section
 class RunbookSettings(Section):
     """Where playbooks live and the executor's global guards."""
 
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Site patches by playbook name, deep-merged over the shipped file before validation
+    (tune a shipped playbook without forking it). Mappings merge, lists replace, and
+    ``steps`` takes a mapping by step name, e.g.
+    ``{reduce-batch-size: {guards: {cooldown: 5m}, steps: {halve_batch: {restore_after: 2h}}}}``."""
     enabled: bool = True
     """Run playbooks automatically on incidents; False still allows manual runs."""
     dirs: list[RelPath] = Field(default_factory=lambda: [Path("playbooks")])
