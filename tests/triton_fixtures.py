@@ -123,16 +123,37 @@ class ModelHandle:
         except (urllib.error.URLError, OSError):
             return False
 
+    def served_config(self) -> dict[str, Any] | None:
+        """The config Triton serves now (None when the model is not loaded)."""
+        url = f"http://{self.server.http_url}/v2/models/{self.name}/config"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                config: dict[str, Any] = json.loads(resp.read())
+                return config
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def is_default(self) -> bool:
+        """Ready, with the on-disk batch size and knobs."""
+        served = self.served_config()
+        return (
+            served is not None
+            and self.is_ready()
+            and served.get("max_batch_size") == self.default_config.get("max_batch_size")
+            and served.get("parameters") == self.default_config.get("parameters")
+        )
+
     def restore(self) -> None:
         """Back to the on-disk config (also reloads a model a test unloaded)."""
-        if self.server.is_running():
+        if self.server.is_running() and not self.is_default():
             self.load(self.default_config)
 
 
 @pytest.fixture
 def digits(triton_server: LocalTriton) -> Iterator[ModelHandle]:
-    """The session server's ``digits`` model; its default config is restored afterwards."""
+    """The session server's ``digits`` model, in its default config before and after."""
     handle = ModelHandle(triton_server, "digits")
+    handle.restore()  # whatever an earlier test (of any module) left behind
     try:
         yield handle
     finally:
@@ -176,10 +197,10 @@ def make_adapter(server: LocalTriton, protocol: str, timeout_s: float = 5.0) -> 
 
 @pytest.fixture(params=["grpc", "http"])
 async def triton_adapter(
-    request: pytest.FixtureRequest, triton_server: LocalTriton
+    request: pytest.FixtureRequest, digits: ModelHandle
 ) -> AsyncIterator[TritonAdapter]:
-    """The session server through sentinel's adapter, once per protocol."""
-    adapter = make_adapter(triton_server, str(request.param))
+    """The session server through sentinel's adapter, once per protocol (digits in default)."""
+    adapter = make_adapter(digits.server, str(request.param))
     try:
         yield adapter
     finally:

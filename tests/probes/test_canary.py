@@ -25,9 +25,10 @@ pytestmark = pytest.mark.triton
 
 
 @pytest.fixture
-async def adapter(triton_server: LocalTriton) -> AsyncIterator[TritonAdapter]:
-    """The session server over gRPC (both protocols are covered in test_triton_adapter)."""
-    grpc = make_adapter(triton_server, "grpc")
+async def adapter(digits: ModelHandle) -> AsyncIterator[TritonAdapter]:
+    """The session server over gRPC, digits in its default config (both protocols are
+    covered in test_triton_adapter)."""
+    grpc = make_adapter(digits.server, "grpc")
     try:
         yield grpc
     finally:
