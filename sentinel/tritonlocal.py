@@ -137,6 +137,7 @@ class LocalTriton:
         load_models: Sequence[str] = ("*",),
         extra_args: Sequence[str] = (),
         exit_timeout_s: int = 5,
+        pid_file: str | Path | None = None,
     ) -> None:
         self.model_repository = Path(model_repository).resolve()
         if not self.model_repository.is_dir():
@@ -152,6 +153,8 @@ class LocalTriton:
         self.load_models = tuple(load_models)
         self.extra_args = tuple(extra_args)
         self.exit_timeout_s = exit_timeout_s
+        self.pid_file = Path(pid_file) if pid_file is not None else None
+        """Rewritten with the server's pid at every start (sentinel's process.signal reads it)."""
         self.restarts = 0
         """How many times the supervisor brought the server back."""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -357,6 +360,8 @@ class LocalTriton:
             )
         finally:
             log.close()
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{self._proc.pid}\n", encoding="utf-8")
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen[bytes]) -> None:
