@@ -257,6 +257,7 @@ async def build(
             pod=config.pod,
             dry_run=config.dry_run,
             registry=registry,
+            models=[c.model for c in config.canaries],
         )
         pipeline = Pipeline(
             facts=facts,

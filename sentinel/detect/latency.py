@@ -144,7 +144,7 @@ class LatencyDetector:
             bar = f"SLO {fmt_s(v['threshold'])}"
         else:
             bar = f"{fmt_s(v['threshold'])} (baseline median {fmt_s(v['baseline_median'])})"
-        summary = f"{q} latency {fmt_s(v['value'])} > {bar} for {ts - started:.0f} s"
+        summary = f"{q} latency over {bar} for {ts - started:.0f} s (now {fmt_s(v['value'])})"
         evidence = {
             "quantile": s.quantile,
             "value_s": rnd(v["value"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -59,9 +60,12 @@ class Engine:
         fleet: FleetGuard | None = None,
         pod: str = "",
         dry_run: bool = False,
+        models: Sequence[str] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.models = list(dict.fromkeys(models))
+        """Models this sidecar serves (the target of server- and GPU-wide incidents)."""
         self.history = History(conn)
         self.ports = Ports(
             clock=clock,
@@ -138,6 +142,9 @@ class Engine:
         if self.settings.enabled:
             self._spawn(self._consider_later(incident.id))
 
+    def _target_of(self, incident: Incident) -> dict[str, str]:
+        return _target_of(incident, self.models)
+
     def model_unhealthy(self, model: str) -> bool:
         """An incident is open on this model (the leases' health signal)."""
         return any(i.subject.model == model for i in self._open.values())
@@ -157,7 +164,7 @@ class Engine:
         results: list[RunResult] = []
         for lp, _ in self.matching(incident):
             result = await self.executor.execute(
-                RunRequest(lp, incident, _target_of(incident), actor="automatic")
+                RunRequest(lp, incident, self._target_of(incident), actor="automatic")
             )
             results.append(result)
             if result.status not in _NOT_ACTED:
@@ -217,8 +224,12 @@ class Engine:
         log.warning("breaker_reset", actor=actor)
 
 
-def _target_of(incident: Incident) -> dict[str, str]:
+def _target_of(incident: Incident, served: Sequence[str] = ()) -> dict[str, str]:
+    """The model a playbook acts on: the incident's, or -- for a server- or GPU-wide
+    incident -- the model this sidecar serves, when it serves exactly one."""
     target: dict[str, str] = {}
+    if incident.subject.model is None and len(served) == 1:
+        target["model"] = served[0]
     if incident.subject.model:
         target["model"] = incident.subject.model
     if incident.subject.version:
