@@ -56,6 +56,7 @@ def build_context(
     wanted = incident.subject.gpu_uuid
     gpu = next((g for g in gpus if g["uuid"] == wanted), gpus[0] if gpus else dict(_NO_GPU))
     return {
+        "cause": cause_facts(incident, gpu),
         "incident": incident_data(incident),
         "subject": subject_data(incident),
         "evidence": incident.evidence,
@@ -68,6 +69,29 @@ def build_context(
         "steps": {},
         "now": now,
         "dry_run": dry_run,
+    }
+
+
+def cause_facts(incident: Incident, gpu: dict[str, Any]) -> dict[str, Any]:
+    """What the evidence says caused the incident, for cause-aware guards.
+
+    The detector saw the GPU when it fired; by the time a playbook runs the
+    condition may have eased (an OOM frees memory, a brake releases). Each fact
+    is true when the finding's evidence or the GPU's current state says so.
+    """
+    ev = incident.evidence
+    foreign_now = int(gpu.get("foreign_memory_bytes") or 0)
+    foreign_then = int(ev.get("other_bytes") or 0) if ev.get("cause") == "other_process" else 0
+    hardware_now = bool(
+        gpu.get("hw_slowdown") or gpu.get("hw_thermal_slowdown") or gpu.get("hw_power_brake")
+    )
+    hardware_then = bool(ev.get("hardware")) or incident.kind == "power_brake"
+    return {
+        "foreign_memory": foreign_now > 0 or foreign_then > 0,
+        "foreign_memory_bytes": max(foreign_now, foreign_then),
+        "foreign_processes": ev.get("other_processes") or gpu.get("foreign_processes") or [],
+        "hardware_throttle": hardware_now or hardware_then,
+        "reasons": ev.get("reasons") or gpu.get("clock_event_names") or [],
     }
 
 

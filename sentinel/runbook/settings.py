@@ -46,8 +46,10 @@ class RunbookSettings(Section):
         default_factory=lambda: ["tritonserver", "triton_python_backend_stub"]
     )
     """Process names that belong to the server (the rest on its GPU are 'foreign')."""
-    allowed_signals: list[str] = Field(default_factory=lambda: ["SIGTERM", "SIGINT", "SIGHUP"])
-    """Signals process.signal may send."""
+    allowed_signals: list[str] = Field(
+        default_factory=lambda: ["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"]
+    )
+    """Signals process.signal may send (SIGKILL also allows `kill_after_s` escalation)."""
     commands: dict[str, list[str]] = Field(default_factory=dict)
     """Allowlist for process.exec: a name -> an argv list (never run through a shell)."""
     k8s_api_url: str | None = None

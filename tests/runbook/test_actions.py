@@ -113,9 +113,39 @@ async def test_signal_reaches_the_server_by_pid_file(bed: Bed, tmp_path: Path) -
 
 
 async def test_signal_outside_the_allowlist_is_refused(bed: Bed, tmp_path: Path) -> None:
-    """SIGKILL is not allowed unless the settings list it."""
+    """A signal (or SIGKILL escalation) is refused unless the settings list it."""
     with pytest.raises(ActionError, match=r"not in playbooks\.allowed_signals"):
-        await REGISTRY["process.signal"].run(ctx(bed), {"signal": "SIGKILL"})
+        await REGISTRY["process.signal"].run(ctx(bed), {"signal": "SIGUSR1"})
+    strict = ctx(bed, allowed_signals=["SIGTERM"])
+    with pytest.raises(ActionError, match=r"SIGKILL is not in playbooks\.allowed_signals"):
+        await REGISTRY["process.signal"].run(strict, {"signal": "SIGTERM", "kill_after_s": 5})
+
+
+async def test_signal_escalates_to_sigkill_for_a_server_that_ignores_sigterm(
+    bed: Bed, tmp_path: Path
+) -> None:
+    """A hung server that ignores SIGTERM is killed after kill_after_s (a kubelet's grace)."""
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", stubborn)
+    try:
+        await asyncio.sleep(0.3)  # let it install its handler
+        pid_file = tmp_path / "triton.pid"
+        pid_file.write_text(f"{child.pid}\n")
+        out = await drive(
+            bed.clock,
+            REGISTRY["process.signal"].run(
+                ctx(bed, server_pid_file=pid_file),
+                {"signal": "SIGTERM", "kill_after_s": 2, "wait_exit_s": 10},
+            ),
+            step=0.5,
+            real_pause=0.01,
+        )
+        assert (child.pid, 2.0) == (out["pid"], out["killed_after_s"])
+        assert -9 == await asyncio.wait_for(child.wait(), 10)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
 
 
 async def test_exec_runs_only_allowlisted_argv(bed: Bed) -> None:

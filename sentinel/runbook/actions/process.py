@@ -5,6 +5,7 @@ allowlisted argv command. Never a shell."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -51,6 +52,10 @@ class Signal(NoUndo):
             signum = signal.Signals[name]
         except KeyError as exc:
             raise ActionError(f"with.signal: unknown signal {name}") from exc
+        wait_exit = param(params, "wait_exit_s", float, 0.0)
+        kill_after = param(params, "kill_after_s", float, 0.0)
+        if kill_after > 0 and "SIGKILL" not in ctx.settings.allowed_signals:
+            raise ActionError("with.kill_after_s: SIGKILL is not in playbooks.allowed_signals")
         pid = find_server_pid(ctx.settings.server_pid_file, ctx.settings.server_process_names)
         if pid in (os.getpid(), 0, 1):
             raise ActionError(f"refusing to signal pid {pid}")
@@ -60,12 +65,19 @@ class Signal(NoUndo):
             raise ActionError(f"server pid {pid} is gone") from exc
         except PermissionError as exc:
             raise ActionError(f"not allowed to signal pid {pid}: {exc}") from exc
-        wait_exit = param(params, "wait_exit_s", float, 0.0)
-        if wait_exit > 0:
+        out: dict[str, Any] = {"pid": pid, "signal": name}
+        if kill_after > 0:
+            # a hung (or stopped) server ignores SIGTERM: escalate like a kubelet's grace period
+            try:
+                out["exited_after_s"] = await _wait_gone(ctx, pid, kill_after)
+            except ActionError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                out["killed_after_s"] = kill_after
+        if wait_exit > 0 and "exited_after_s" not in out:
             # a server shutting down still answers 'ready' for a while: wait until it is gone
-            waited = await _wait_gone(ctx, pid, wait_exit)
-            return {"pid": pid, "signal": name, "exited_after_s": waited}
-        return {"pid": pid, "signal": name}
+            out["exited_after_s"] = await _wait_gone(ctx, pid, wait_exit)
+        return out
 
 
 def alive(pid: int, proc: Path = Path("/proc")) -> bool:
