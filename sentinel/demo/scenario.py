@@ -83,11 +83,13 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
 
 DEMO_DETECTORS: dict[str, Any] = {
     "latency": {
-        "short_window_s": 3,
+        "quantile": 0.5,  # the median of a short window: a reload's one slow call is no spike
+        "short_window_s": 4,
         "min_samples": 3,
         "baseline_min_samples": 8,
-        "min_duration_s": 1.5,
+        "min_duration_s": 1,
         "clear_duration_s": 3,
+        "min_increase_s": 0.05,  # a model reload's brief blip is not a spike
         "slo_s": 0.25,
     },
     "accuracy": {
@@ -108,12 +110,18 @@ DEMO_DETECTORS: dict[str, Any] = {
     },
     "thermal": {"min_samples": 3, "clear_samples": 3},
 }
-DEMO_INCIDENTS: dict[str, Any] = {}
+DEMO_INCIDENTS: dict[str, Any] = {"resolve_hold_s": 2, "refire_window_s": 10}
 DEMO_PLAYBOOK_OVERRIDES: dict[str, Any] = {
-    # leases restore within the demo rather than after 30 minutes / 6 hours
-    "reduce-batch-size": {"triggers": [{"kinds": ["latency_spike", "gpu_oom_predicted"]}]},
-    # the demo's server is seconds old: allow a restart of a young server here
-    "restart-server": {"params": {"min_uptime_s": 5}},
+    # act within seconds of the detector (it already waited its min_duration)
+    "reduce-batch-size": {
+        "triggers": [{"kinds": ["latency_spike", "gpu_oom_predicted"], "for": "1s"}],
+        "steps": {"halve_batch": {"restore_after": "10s"}},  # the lease restores in the demo
+    },
+    "restart-server": {
+        "triggers": [{"kinds": ["server_unhealthy"], "for": "1s", "min_severity": "critical"}],
+        "params": {"min_uptime_s": "5"},  # the demo's server is only seconds old
+        "steps": {"restart": {"with": {"kill_after_s": 3}}},  # a frozen server: kill soon
+    },
 }
 
 
@@ -298,7 +306,7 @@ class Demo:
                 self.say(f"trace {path.name} is missing; skipped")
                 continue
             source = ReplaySource(
-                path, self.clock, speed=10.0, retime=True, types={"gpu", "gpu_event"}
+                path, self.clock, speed=3.0, retime=True, types={"gpu", "gpu_event"}
             )
             await source.run(s.pipeline.accept)
         await self.until("pages from the GPU playbooks", lambda: len(self.tap.pages) >= p0 + 2, 20)
@@ -334,6 +342,8 @@ class Demo:
                 on_judgement=self.tap.judgement,
                 on_notice=self.tap.notice,
             ) as s:
+                for _ in range(3):  # warm the model up: its first inferences are slow
+                    await s.canaries[0].check()
                 daemon = asyncio.create_task(s.daemon.run())
                 try:
                     await s.daemon.started.wait()

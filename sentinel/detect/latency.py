@@ -141,7 +141,7 @@ class LatencyDetector:
         q = f"p{s.quantile * 100:g}"
         severity = Severity.CRITICAL if v["rule"] == "slo" else Severity.WARNING
         if v["rule"] == "slo":
-            bar = f"SLO {fmt_s(v['threshold'])}"
+            bar = f"SLO {fmt_s(s.slo_s if s.slo_s is not None else v['threshold'])}"
         else:
             bar = f"{fmt_s(v['threshold'])} (baseline median {fmt_s(v['baseline_median'])})"
         summary = f"{q} latency over {bar} for {ts - started:.0f} s (now {fmt_s(v['value'])})"
