@@ -219,26 +219,27 @@ def test_rules_evaluate_on_real_scrapes_of_sentinel_and_triton(
             for job, target in targets.items()
         ],
     }
+    # the dashboard's canary and Triton panels, filtered as a user would pick them
+    values = {"namespace": "ops", "pod": ".*", "model": "digits", "__rate_interval": "1m"}
+    panels = panel_queries(DASHBOARDS / "sentinel-overview.json", values)
     with running_prometheus(tmp_path, yaml.safe_dump(config)) as prometheus:
-        deadline = time.monotonic() + 30
-        while True:
+        deadline = time.monotonic() + 40
+        while True:  # until both targets were scraped a few times and every rule ran
             _, slow = query(prometheus, 'sentinel:canary_slow:ratio_rate5m{model="digits"}')
             _, loaded = get_json(f"{prometheus}/api/v1/rules")
             evaluated = [
                 r for g in loaded["data"]["groups"] for r in g["rules"] if r.get("lastEvaluation")
             ]
-            done = slow["data"]["result"] and len(evaluated) == len(rules())
+            with_data = {
+                title: [bool(query(prometheus, q)[1]["data"]["result"]) for q in panels[title]]
+                for title in DATA_PANELS
+            }
+            everything = all(all(v) for v in with_data.values())
+            done = slow["data"]["result"] and len(evaluated) == len(rules()) and everything
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         _, up = query(prometheus, "up")
-        # the dashboard's canary and Triton panels, filtered as a user would pick them
-        values = {"namespace": "ops", "pod": ".*", "model": "digits", "__rate_interval": "1m"}
-        panels = panel_queries(DASHBOARDS / "sentinel-overview.json", values)
-        with_data = {
-            title: [bool(query(prometheus, q)[1]["data"]["result"]) for q in panels[title]]
-            for title in DATA_PANELS
-        }
     health = sorted({(r["name"], r["health"], r.get("lastError", "")) for r in evaluated})
     names = sorted(str(r.get("alert") or r.get("record")) for r in rules())
     assert [(name, "ok", "") for name in names] == health
