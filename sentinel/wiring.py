@@ -26,7 +26,7 @@ from sentinel.detect.suite import DetectorSuite
 from sentinel.fleet import build_fleet_guard
 from sentinel.incidents.manager import IncidentManager
 from sentinel.logging import redactor
-from sentinel.metrics import new_registry
+from sentinel.metrics import FindingMetrics, new_registry
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
 from sentinel.notify.events import Notice, Teller
 from sentinel.notify.teller import NotifyStack, build_notify
@@ -266,7 +266,7 @@ async def build(
             teller=teller,
             actor=engine,
             observers=[probe_metrics.observe, telemetry.observe, *observers],
-            on_judgement=on_judgement,
+            on_judgement=_both(FindingMetrics(registry).observe, on_judgement),
         )
 
         async def on_alerts(alerts: list[ExternalAlert]) -> None:
@@ -322,6 +322,19 @@ async def build(
                 await close()
             except Exception:
                 log.exception("close_failed", closer=repr(close))
+
+
+def _both(
+    first: Callable[[Judgement], None], second: Callable[[Judgement], None] | None
+) -> Callable[[Judgement], None]:
+    if second is None:
+        return first
+
+    def both(judgement: Judgement) -> None:
+        first(judgement)
+        second(judgement)
+
+    return both
 
 
 def _aclose(fn: Callable[[], None]) -> Callable[[], Any]:
