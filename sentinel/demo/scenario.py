@@ -179,6 +179,7 @@ class Demo:
         self.timeline = Timeline(self.clock.now(), stream)
         self.tap = Tap(self.timeline, self.clock)
         self.faults: list[FaultWindow] = []
+        self.interrupted = False
 
     # -- helpers --------------------------------------------------------------
 
@@ -320,6 +321,20 @@ class Demo:
 
     # -- the whole run --------------------------------------------------------
 
+    async def faults_in_turn(self, s: Sentinel, server: LocalTriton) -> None:
+        await s.daemon.started.wait()
+        metrics = s.daemon.metrics_server
+        port = metrics.port if metrics is not None else 0
+        self.say(
+            f"sentinel is watching (metrics: http://127.0.0.1:{port}/metrics); "
+            "learning the healthy baseline"
+        )
+        await asyncio.sleep(6)
+        await self.accuracy_drift(s)
+        await self.latency_spike(s)
+        await self.server_hang(s, server)
+        await self.gpu_replay(s)
+
     async def run(self) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="sentinel-demo-"))
         repo = workdir / "models"
@@ -345,15 +360,16 @@ class Demo:
                 for _ in range(3):  # warm the model up: its first inferences are slow
                     await s.canaries[0].check()
                 daemon = asyncio.create_task(s.daemon.run())
+                faults = asyncio.create_task(self.faults_in_turn(s, server))
+                stop = _on_signals(faults)
                 try:
-                    await s.daemon.started.wait()
-                    self.say("sentinel is watching; learning the healthy baseline")
-                    await asyncio.sleep(6)
-                    await self.accuracy_drift(s)
-                    await self.latency_spike(s)
-                    await self.server_hang(s, server)
-                    await self.gpu_replay(s)
+                    await faults
+                except asyncio.CancelledError:
+                    if not stop.is_set():
+                        raise
+                    self.interrupted = True
                 finally:
+                    _restore_signals()
                     self.timeline.current = None
                     s.daemon.request_stop()
                     await daemon
@@ -362,6 +378,13 @@ class Demo:
             log_file.close()
             if not self.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
+        if self.interrupted:
+            print(
+                "\nsentinel demo: interrupted; every process it started was stopped",
+                file=self.stream,
+                flush=True,
+            )
+            return 130
         report = write_report(self.out, self.timeline.events, self.faults)
         print("\n" + table(self.faults), file=self.stream, flush=True)
         print(f"\nreport: {report}", file=self.stream, flush=True)
@@ -376,3 +399,30 @@ def deploy_int8(config_path: Path) -> None:
         'key: "precision" value { string_value: "int8" }',
     )
     config_path.write_text(text, encoding="utf-8")
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _on_signals(task: asyncio.Task[None]) -> asyncio.Event:
+    """Ctrl-C or SIGTERM cancels the faults (again on every signal), then cleanup runs.
+
+    Installed on the loop explicitly, so it works even where SIGINT was ignored
+    (a background job) or a library swallowed one cancellation.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        stop.set()
+        task.cancel()
+
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, interrupt)
+    return stop
+
+
+def _restore_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.remove_signal_handler(sig)

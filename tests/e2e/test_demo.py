@@ -1,0 +1,66 @@
+"""`sentinel demo` end to end: four faults against a real tritonserver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+
+def tritonservers_of(workdir_prefix: str) -> list[str]:
+    """Command lines of live tritonservers whose model repository is under the prefix."""
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "tritonserver" in line and workdir_prefix in line]
+
+
+def test_demo_detects_and_mitigates_every_fault(tmp_path: Path) -> None:
+    """The demo exits 0, and its report shows every fault detected and handled."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "sentinel", "demo", "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-2000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ") and " ok |" in line]
+    assert ["int8-drift", "latency", "hang", "gpu-oom+thermal"] == [
+        r.split("|")[1].strip() for r in rows
+    ]
+    assert (tmp_path / "report" / "timeline.svg").read_text().startswith("<svg")
+    assert [] == tritonservers_of(str(tmp_path))
+
+
+def test_demo_cleans_up_on_interrupt(tmp_path: Path) -> None:
+    """SIGINT mid-demo stops it with exit 130 and leaves no tritonserver behind."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentinel", "demo", "--out", str(tmp_path / "report")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not tritonservers_of(str(tmp_path)):
+            assert time.monotonic() < deadline, "the demo never started its server"
+            time.sleep(0.2)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert 130 == proc.returncode, output[-2000:]
+    assert "interrupted" in output
+    assert [] == tritonservers_of(str(tmp_path))
