@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +157,8 @@ class LocalTriton:
         self.exit_timeout_s = exit_timeout_s
         self.pid_file = Path(pid_file) if pid_file is not None else None
         """Rewritten with the server's pid at every start (sentinel's process.signal reads it)."""
+        self.server_id = f"sentinel-local-{uuid.uuid4().hex[:12]}"
+        """Reported as the server's name by ``GET /v2``: how we know the port is ours."""
         self.restarts = 0
         """How many times the supervisor brought the server back."""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -214,6 +218,7 @@ class LocalTriton:
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as resp:
                     if resp.status == 200:
+                        self._check_identity()
                         return
             except (urllib.error.URLError, OSError):
                 pass
@@ -221,6 +226,15 @@ class LocalTriton:
         raise TritonStartError(
             f"tritonserver not ready after {timeout_s:.0f} s\n{self.log_problems()}"
         )
+
+    def _check_identity(self) -> None:
+        """The server answering on our port must be ours, not another test's or demo's."""
+        with urllib.request.urlopen(f"http://{self.http_url}/v2", timeout=2.0) as resp:
+            name = json.loads(resp.read()).get("name")
+        if name != self.server_id:
+            raise TritonStartError(
+                f"another server ({name!r}) answers on port {self.http_port}, not ours"
+            )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Graceful stop: SIGTERM, then SIGKILL after ``timeout_s``; supervision ends too."""
@@ -323,6 +337,10 @@ class LocalTriton:
             "--metrics-address=127.0.0.1",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--allow-gpu-metrics=false",
+            f"--id={self.server_id}",
+            # never share a port with another server: a collision must fail loudly
+            "--reuse-http-port=false",
+            "--reuse-grpc-port=false",
             *self.extra_args,
         ]
         return cmd
