@@ -217,7 +217,7 @@ class Bench:
             if usage is not None:
                 lifetime = time.time() - self.sentinel_started[fault]
                 self.sentinel_usage[fault] = (*usage, lifetime)
-        self.stop_anchor()
+        await asyncio.to_thread(self.stop_anchor)  # blocking waits: off the daemon's loop
 
     async def inject_anchor(self, fault: str) -> None:
         server = self.servers[f"anchor-{fault}"]
@@ -370,6 +370,10 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--reps", type=int, default=5, help="repetitions per fault class (default 5)")
@@ -382,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     bench = Bench(args.reps, args.skip_anchor, args.anchor_timeout)
     log_path = Path(tempfile.gettempdir()) / "ttm-sentinel.log"  # kept: it outlives the run
     log = log_path.open("w", encoding="utf-8")

@@ -9,6 +9,7 @@ playbook's ``verified`` update, then cleared before the next.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -25,6 +26,8 @@ from sentinel.probes.triton import TritonAdapter
 from sentinel.tritonlocal import LocalTriton
 from sentinel.wiring import Sentinel, build
 
+QUIET_S = 3.0
+"""Seconds without any finding (and nothing open or running) before the next fault."""
 CLASSES = ("accuracy", "latency", "hang")
 KIND = {"accuracy": "accuracy_drift", "latency": "latency_spike", "hang": "server_unhealthy"}
 PLAYBOOK = {"accuracy": "int8-to-fp16", "latency": "reduce-batch-size", "hang": "restart-server"}
@@ -185,7 +188,7 @@ class Repetitions:
         return rep
 
     async def restore(self, s: Sentinel, fault: str) -> None:
-        """Put the clean config back and wait until every incident has resolved."""
+        """Put the clean config back, then wait for a quiet sentinel before the next fault."""
         if fault == "hang":
             if self.server.pid is not None:
                 os.kill(self.server.pid, signal.SIGCONT)  # if the playbook did not restart it
@@ -194,8 +197,26 @@ class Repetitions:
             await s.triton.load_model(MODEL, self.clean)
         except Exception as exc:  # a restarting server: its on-disk config is the clean one
             self.say(f"restore after {fault}: {exc}")
-        await until(lambda: not self.rec.open_incidents, 45)
-        await asyncio.sleep(2)
+        for _ in range(3):  # warm the (re)loaded model: its first inferences are slow
+            await s.canaries[0].check()
+        await self.quiet(s, QUIET_S)
+
+    async def quiet(self, s: Sentinel, quiet_s: float, timeout_s: float = 60.0) -> None:
+        """Until no incident is open, no playbook runs and no finding came for ``quiet_s``.
+
+        Injecting the next fault while a leftover run acts on the model would time
+        that run, not the fault's own.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            await until(lambda: not self.rec.open_incidents, max(deadline - time.monotonic(), 0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(s.engine.idle(), max(deadline - time.monotonic(), 0.1))
+            last = self.rec.findings[-1][0] if self.rec.findings else 0.0
+            if not self.rec.open_incidents and time.time() - last >= quiet_s:
+                return
+            await asyncio.sleep(0.5)
+        self.say(f"sentinel not quiet after {timeout_s:.0f} s; going on")
 
 
 def _fmt(v: float | None) -> str:
