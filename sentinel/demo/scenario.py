@@ -99,7 +99,7 @@ DEMO_DETECTORS: dict[str, Any] = {
         "min_duration_s": 1.5,
         "clear_duration_s": 3,
     },
-    "errors": {"window_s": 3, "unhealthy_samples": 3, "healthy_samples": 2, "clear_duration_s": 3},
+    "errors": {"window_s": 3, "unhealthy_samples": 2, "healthy_samples": 2, "clear_duration_s": 3},
     "memory": {
         "high_min_duration_s": 3,
         "full_min_duration_s": 1,
@@ -118,9 +118,9 @@ DEMO_PLAYBOOK_OVERRIDES: dict[str, Any] = {
         "steps": {"halve_batch": {"restore_after": "10s"}},  # the lease restores in the demo
     },
     "restart-server": {
-        "triggers": [{"kinds": ["server_unhealthy"], "for": "1s", "min_severity": "critical"}],
+        "triggers": [{"kinds": ["server_unhealthy"], "for": "0s", "min_severity": "critical"}],
         "params": {"min_uptime_s": "5"},  # the demo's server is only seconds old
-        "steps": {"restart": {"with": {"kill_after_s": 3}}},  # a frozen server: kill soon
+        "steps": {"restart": {"with": {"kill_after_s": 1}}},  # a frozen server: kill soon
     },
 }
 
