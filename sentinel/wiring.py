@@ -23,12 +23,12 @@ from sentinel.config import Config
 from sentinel.daemon import Daemon, Probe, Wiring
 from sentinel.detect.findings import Judgement
 from sentinel.detect.suite import DetectorSuite
-from sentinel.fleet import build_fleet_guard
+from sentinel.fleet import FleetHalt, OnHalt, build_fleet_guard
 from sentinel.incidents.manager import IncidentManager
 from sentinel.logging import redactor
 from sentinel.metrics import FindingMetrics, new_registry
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
-from sentinel.notify.events import Notice, Teller
+from sentinel.notify.events import Notice, PageRequest, Teller
 from sentinel.notify.teller import NotifyStack, build_notify
 from sentinel.pipeline import LatestFacts, Observer, Pipeline
 from sentinel.ports import SampleSink
@@ -43,6 +43,7 @@ from sentinel.probes.samples import Sample
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.probes.xid import XidWatcher
 from sentinel.runbook.actions.process import find_server_pid
+from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
 
@@ -243,7 +244,8 @@ async def build(
             teller = TappedTeller(notify.teller, on_notice)
         incidents = IncidentManager(conn, config.incidents, config.pod, clock)
         incidents.recover()
-        fleet = build_fleet_guard(config.fleet, holder=config.pod, clock=clock)
+        on_halt = _page_fleet_halt(config, clock, teller)
+        fleet = build_fleet_guard(config.fleet, holder=config.pod, clock=clock, on_halt=on_halt)
         engine = Engine(
             settings=config.playbooks,
             conn=conn,
@@ -322,6 +324,22 @@ async def build(
                 await close()
             except Exception:
                 log.exception("close_failed", closer=repr(close))
+
+
+def _page_fleet_halt(config: Config, clock: Clock, teller: Teller) -> OnHalt:
+    """Most replicas degraded together: automation stops fleet-wide, and one page says so."""
+
+    async def on_halt(halt: FleetHalt) -> None:
+        incident = synthetic_incident(config.pod, {}, "fleet_halt", clock.now())
+        reason = (
+            f"{len(halt.degraded)} of {halt.replicas} replicas degraded together: sentinel "
+            "stopped automation fleet-wide (a bad push or a shared cause; a human must look)"
+        )
+        await teller.tell(
+            PageRequest(incident, reason, {"lease": halt.lease, "degraded": halt.degraded})
+        )
+
+    return on_halt
 
 
 def _both(

@@ -1,0 +1,34 @@
+"""Pieces of the wiring between stages."""
+
+from __future__ import annotations
+
+from sentinel.clock import FakeClock
+from sentinel.config import Config
+from sentinel.fleet import FleetHalt
+from sentinel.notify.events import Notice, PageRequest
+from sentinel.wiring import _page_fleet_halt
+
+
+class RecordingTeller:
+    """A stand-in teller that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[Notice] = []
+
+    async def tell(self, notice: Notice) -> None:
+        self.told.append(notice)
+
+
+async def test_fleet_halt_pages_once_with_the_degraded_replicas() -> None:
+    """A fleet-wide stop becomes one page naming how many replicas degraded together."""
+    teller = RecordingTeller()
+    on_halt = _page_fleet_halt(Config(pod="triton-0"), FakeClock(), teller)
+    await on_halt(FleetHalt("budget", ["triton-0", "triton-1", "triton-2"], 4, 10.0))
+    [page] = teller.told
+    assert isinstance(page, PageRequest)
+    assert ("fleet_halt", "trigger", ["triton-0", "triton-1", "triton-2"]) == (
+        page.incident.kind,
+        page.action,
+        page.evidence["degraded"],
+    )
+    assert page.reason.startswith("3 of 4 replicas degraded together")
