@@ -670,6 +670,8 @@ class Executor:
         """The model's live config for templates (a read; fine in a dry run)."""
         if not model or self.p.triton is None:
             return {}
+        if server_known_down(self.p.facts):
+            return {}  # a server the health probe just found dead would only time out
         try:
             return await self.p.triton.model_config(model)
         except Exception as exc:
@@ -736,3 +738,9 @@ def _outcome(ctx: dict[str, Any]) -> tuple[str, str]:
     if paged:
         return "paged", f"a human was paged ({', '.join(paged)})"
     return "succeeded", "all steps done"
+
+
+def server_known_down(facts: Facts | None) -> bool:
+    """The latest health sample says the server is not live (so calls to it would hang)."""
+    health = facts.triton() if facts is not None else None
+    return health is not None and not health.live

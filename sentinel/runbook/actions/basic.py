@@ -107,7 +107,10 @@ class DiagnosticsCapture(NoUndo):
             out["triton"] = dataclasses.asdict(health) if health is not None else None
             if model:
                 out["canaries"] = [dataclasses.asdict(c) for c in ctx.facts.canaries(model)[-last:]]
-        if ctx.triton is not None:
+        health = ctx.facts.triton() if ctx.facts is not None else None
+        if health is not None and not health.live:
+            out["statistics_error"] = f"skipped: the server is not live ({health.error})"
+        elif ctx.triton is not None:
             try:
                 out["statistics"] = await ctx.triton.statistics(model)
             except Exception as exc:  # diagnostics record failures, never raise
