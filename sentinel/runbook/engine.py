@@ -22,7 +22,14 @@ from sentinel.incidents.model import Incident, IncidentStatus
 from sentinel.notify.events import IncidentChanged, Teller
 from sentinel.ports import CanaryRunner, Facts, TritonControl
 from sentinel.runbook.context import synthetic_incident
-from sentinel.runbook.executor import Executor, Ports, RunRequest, RunResult
+from sentinel.runbook.executor import (
+    LOCKED,
+    Executor,
+    Ports,
+    RunRequest,
+    RunResult,
+    target_key,
+)
 from sentinel.runbook.guards import AllowAll, FleetGuard, IncidentMarker, trigger_matches
 from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
@@ -36,6 +43,10 @@ log = structlog.get_logger(__name__)
 # Statuses of a run that guards stopped before it acted (the next playbook may try).
 _NOT_ACTED = {"skipped"}
 _TRIGGERING = {"opened", "escalated", "reopened", "renotify"}
+
+
+LOCK_RETRY_S = 1.0
+"""How often an incident whose target is locked by another run tries again."""
 
 
 class UnknownPlaybook(KeyError):
@@ -185,7 +196,20 @@ class Engine:
         if latest is None:
             log.info("trigger_dropped", incident=incident_id, reason="cleared before for: elapsed")
             return []
-        return await self.consider(latest)
+        results = await self.consider(latest)
+        if results and all(r.status == "skipped" and LOCKED in r.reason for r in results):
+            # another run held the target (e.g. a latency fix while the model also
+            # drifted): this incident still deserves its own playbook once that run is over
+            key = target_key(self.ports.pod, self._target_of(latest))
+            give_up = self.ports.clock.monotonic() + self.settings.max_event_age_s
+            while self.history.lock_holder(key) is not None:
+                if self.ports.clock.monotonic() > give_up:
+                    return results  # too old to act on by now: the age guard would refuse
+                await self.ports.clock.sleep(LOCK_RETRY_S)
+            latest = self._open.get(incident_id)
+            if latest is not None:
+                results += await self.consider(latest)
+        return results
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

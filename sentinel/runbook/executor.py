@@ -153,7 +153,7 @@ class Executor:
             return await self._refuse(req, record, verdict, dry)
         holder = None if dry else self.p.history.try_lock(key, run_id, self.p.clock.now())
         if holder is not None:
-            verdict = Verdict("skipped", f"run {holder} is already acting on {key}", guard="lock")
+            verdict = Verdict("skipped", f"run {holder} {LOCKED} {key}", guard="lock")
             return await self._refuse(req, record, verdict, dry)
         self.p.history.start_run({**record, "status": "running", "counted": not dry})
         if self.p.metrics is not None and not dry:
@@ -738,6 +738,10 @@ def _outcome(ctx: dict[str, Any]) -> tuple[str, str]:
     if paged:
         return "paged", f"a human was paged ({', '.join(paged)})"
     return "succeeded", "all steps done"
+
+
+LOCKED = "is already acting on"
+"""The reason text of a run skipped because another run holds the target's lock."""
 
 
 def server_known_down(facts: Facts | None) -> bool:

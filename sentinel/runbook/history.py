@@ -272,6 +272,13 @@ class History:
             return str(row[0]) if row else "?"
         return None
 
+    def lock_holder(self, target_key: str) -> str | None:
+        """The run holding the target's lock, or None when it is free."""
+        row = self.conn.execute(
+            "SELECT run_id FROM runbook_locks WHERE target_key = ?", (target_key,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def unlock(self, target_key: str, run_id: str) -> None:
         with self.conn:
             self.conn.execute(

@@ -249,3 +249,30 @@ async def test_guard_decisions_are_counted_in_metrics(bed: Bed, write_playbook: 
     assert 1 == value("sentinel_breaker_open")
     engine.reset_breaker("ops")
     assert 0 == value("sentinel_breaker_open")
+
+
+async def test_incident_skipped_for_a_locked_target_runs_once_the_lock_frees(
+    bed: Bed, write_playbook: Loader
+) -> None:
+    """A drift that arrives while a latency run holds the model gets its own run afterwards."""
+    from sentinel.notify.events import IncidentChanged
+
+    slow = write_playbook(
+        "name: slow\ntriggers: [{kinds: [latency_spike]}]\nsteps:\n"
+        "  - name: pause\n    action: wait\n    with: {seconds: 30}\n"
+    )
+    fix = write_playbook(
+        "name: fix\ntriggers: [{kinds: [accuracy_drift]}]\nsteps:\n"
+        "  - name: fp16\n    action: triton.load_model\n"
+        "    with: {model: digits, patch: {precision: fp16}}\n"
+    )
+    engine = bed.engine([slow, fix])
+    await engine.handle(IncidentChanged(incident("latency_spike", bed.clock.now()), "opened"))
+    await bed.clock.advance(1)
+    await engine.handle(IncidentChanged(incident("accuracy_drift", bed.clock.now()), "opened"))
+    await bed.clock.advance(5)
+    assert [] == bed.triton.mutations(), "the drift waits while the latency run acts"
+    await drive(bed.clock, engine.idle())
+    runs = sorted((r["playbook"], r["status"]) for r in engine.history.runs(10))
+    assert [("fix", "skipped"), ("fix", "succeeded"), ("slow", "succeeded")] == runs
+    assert 1 == len(bed.triton.mutations())
