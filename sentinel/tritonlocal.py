@@ -355,6 +355,13 @@ class LocalTriton:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(self.install.site_packages), env.get("PYTHONPATH", "")) if p
         )
+        # The stub's embedded interpreter finds its prefix through PATH: without this
+        # interpreter's bin first (a venv that is used but not activated, e.g. from make)
+        # it loads the base install's numpy, whose ABI breaks the model's tensors.
+        bindir = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join(p for p in (bindir, env.get("PATH", "")) if p)
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
         return env
 
     def _make_backend_dir(self) -> Path:
