@@ -37,6 +37,7 @@ def _kill_leftovers(workdir_prefix: str) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+@pytest.mark.timeout(400)  # the demo itself takes about 100 s
 def test_demo_detects_and_mitigates_every_fault(tmp_path: Path) -> None:
     """The demo exits 0, and its report shows every fault detected and handled."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
