@@ -47,9 +47,9 @@ BENCH_OVERRIDES: dict[str, Any] = {
     },
     "restart-server": {
         "guards": NO_LIMITS,
-        "triggers": [{"kinds": ["server_unhealthy"], "for": "1s", "min_severity": "critical"}],
+        "triggers": [{"kinds": ["server_unhealthy"], "for": "0s", "min_severity": "critical"}],
         "params": {"min_uptime_s": "5"},
-        "steps": {"restart": {"with": {"kill_after_s": 3}}},
+        "steps": {"restart": {"with": {"kill_after_s": 1}}},  # as the demo: a frozen server
     },
 }
 

@@ -84,10 +84,10 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
 DEMO_DETECTORS: dict[str, Any] = {
     "latency": {
         "quantile": 0.5,  # the median of a short window: a reload's one slow call is no spike
-        "short_window_s": 3,
+        "short_window_s": 4,
         "min_samples": 3,
         "baseline_min_samples": 8,
-        "min_duration_s": 0.5,
+        "min_duration_s": 1,
         "clear_duration_s": 3,
         "min_increase_s": 0.05,  # a model reload's brief blip is not a spike
         "slo_s": 0.25,

@@ -130,9 +130,10 @@ def test_record_unwritable_out_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.triton
 async def test_record_with_real_triton_writes_canaries_and_health(
-    triton_server: LocalTriton, tmp_path: Path
+    dedicated_triton: LocalTriton, tmp_path: Path
 ) -> None:
     """A config with a canary records real canary results and Triton health (GPU off here)."""
+    triton_server = dedicated_triton  # a server of its own: no other test's knobs linger
     config = Config.model_validate(
         {
             "triton": {
