@@ -136,14 +136,16 @@ class ServerPids:
         self._config = config
         self.pids: set[int] = set()
 
-    def refresh(self) -> set[int]:
+    def refresh(self) -> bool:
+        """Look the server up again; True when its pid changed (e.g. after a restart)."""
         settings = self._config.playbooks
         try:
             pid = find_server_pid(settings.server_pid_file, settings.server_process_names)
-        except Exception:  # no server process visible from here: attribute nothing
-            return self.pids
+        except Exception:  # no server process visible from here: keep what we knew
+            return False
+        changed = self.pids != {pid}
         self.pids = {pid}
-        return self.pids
+        return changed
 
     def __call__(self) -> set[int]:
         return self.pids
@@ -278,12 +280,10 @@ async def build(
                     await pipeline.ingest_judgement(judgement)
 
         async def tick(now: float) -> None:
-            if server_pids.refresh() != set(suite_pids):
+            if server_pids.refresh():
                 suite.set_server_pids(server_pids.pids)
-                suite_pids[:] = list(server_pids.pids)
             await pipeline.tick(now)
 
-        suite_pids: list[int] = list(server_pids.pids)
         services: list[Callable[[], Any]] = [notify.dispatcher.run]
         if notify.alertmanager is not None:
             am = notify.alertmanager
