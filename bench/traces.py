@@ -41,7 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sentinel.config import CanarySettings
 from sentinel.detect.series import SAMPLE_FOR, SERIES_GPU, SERIES_MODEL
+from sentinel.detect.settings import DetectorSettings
+from sentinel.detect.suite import build_detector
 from sentinel.probes.samples import (
     Agreement,
     CanaryResult,
@@ -105,48 +108,72 @@ def _diurnal(ts: np.ndarray) -> np.ndarray:
     return 0.65 + 0.35 * np.sin(2 * math.pi * ((ts - T0) / DAY - 0.35))
 
 
+RECHECK_S: float = CanarySettings.model_fields["recheck_interval_s"].default
+MAX_RECHECKS: int = CanarySettings.model_fields["max_rechecks"].default
+
+
+def canary_schedule(
+    detector: str, start: float, end: float, interval: float, draw: Callable[[float], Sample]
+) -> list[Sample]:
+    """Canaries at the times sentinel's probe takes them: every ``interval``, and rechecks
+    (the CanarySettings defaults) while the detector, on its default settings, suspects
+    the model (see ``CanaryProbe.next_delay``). ``draw(t)`` is the canary taken at ``t``."""
+    judge = build_detector(detector, DetectorSettings())
+    out: list[Sample] = []
+    t, rechecks = start, 0
+    while t < end:
+        sample = draw(t)
+        out.append(sample)
+        judge.observe(sample)
+        if rechecks < MAX_RECHECKS and judge.suspects(SERIES_MODEL):
+            rechecks += 1
+            t += min(RECHECK_S, interval)
+        else:
+            rechecks = 0
+            t += interval
+    return out
+
+
 # -- latency ---------------------------------------------------------------------------
 
 
-def latency_values(rng: Rng, ts: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    base = 0.020 * (1 + 0.2 * np.sin(2 * math.pi * (ts - T0) / DAY))
-    jitter = rng.lognormal(0.0, 0.15, ts.size)
-    gc = np.where(rng.random(ts.size) < 1 / 180, rng.uniform(4, 12, ts.size), 1.0)
-    return base * jitter * gc * factor
+def latency_value(rng: Rng, t: float, factor: float) -> float:
+    base = 0.020 * (1 + 0.2 * math.sin(2 * math.pi * (t - T0) / DAY))
+    jitter = rng.lognormal(0.0, 0.15)
+    gc = rng.uniform(4, 12) if rng.random() < 1 / 180 else 1.0
+    return float(base * jitter * gc * factor)
 
 
 def latency_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> Trace:
     rng = np.random.default_rng(seed)
     interval = 5.0
     duration = days * DAY if fault is None else 1800.0 + 1500.0
-    ts = _times(T0, duration, interval)
-    factor = np.ones_like(ts)
     labels: list[Label] = []
     kinds = ("latency_spike",)
     at = T0 + 1800.0
+
+    def factor(t: float) -> float:
+        if fault in ("step3", "step2.5") and at <= t < at + 600:
+            return 3.0 if fault == "step3" else 2.5
+        if fault == "burst" and at <= t < at + 120:
+            return 6.0
+        if fault == "ramp" and at <= t < at + 900:
+            return 1 + 5 * min((t - at) / 600.0, 1.0)
+        return 1.0
+
     if fault in ("step3", "step2.5"):
-        m = 3.0 if fault == "step3" else 2.5
-        on = (ts >= at) & (ts < at + 600)
-        factor[on] = m
-        labels.append(Label(kinds, at, at, at + 600, f"step x{m}"))
+        labels.append(Label(kinds, at, at, at + 600, f"step x{factor(at):g}"))
     elif fault == "burst":
-        on = (ts >= at) & (ts < at + 120)
-        factor[on] = 6.0
         labels.append(Label(kinds, at, at, at + 120, "burst x6 for 2 min"))
     elif fault == "ramp":
-        ramp = np.clip((ts - at) / 600.0, 0, 1)
-        on = (ts >= at) & (ts < at + 900)
-        factor[on] = 1 + 5 * ramp[on]
         due = at + 600.0 * 1.5 / 5
         labels.append(Label(kinds, at, due, at + 900, "ramp 1x->6x over 10 min"))
-    values = latency_values(rng, ts, factor)
-    return Trace(
-        name,
-        "latency",
-        interval,
-        labels,
-        series=list(zip(ts.tolist(), values.tolist(), strict=True)),
+    make = SAMPLE_FOR["latency"]
+    samples = canary_schedule(
+        "latency", T0, T0 + duration, interval, lambda t: make(t, latency_value(rng, t, factor(t)))
     )
+    series = [(s.ts, s.latency_s or 0.0) for s in samples if isinstance(s, CanaryResult)]
+    return Trace(name, "latency", interval, labels, series=series)
 
 
 # -- memory ----------------------------------------------------------------------------
@@ -271,41 +298,39 @@ def accuracy_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -
     rng = np.random.default_rng(seed)
     interval = 5.0
     duration = days * DAY if fault is None else (900.0 + 9000.0 if fault == "slide" else 1800.0)
-    ts = _times(T0, duration, interval)
-    p = np.full(ts.size, 0.985)
-    cos = np.full(ts.size, 0.995)
-    version = np.full(ts.size, "1", dtype=object)
+    end = T0 + duration
     at = T0 + 900.0
     labels: list[Label] = []
     kinds = ("accuracy_drift",)
-    if fault == "deploy":
-        on = ts >= at
-        p[on], cos[on], version[on] = 0.80, 0.97, "2"
-        labels.append(Label(kinds, at, at, ts[-1], "sudden: deployment of version 2"))
-    elif fault == "drop":
-        p[ts >= at] = 0.90
-        labels.append(Label(kinds, at, at, ts[-1], "sudden: drop to 0.90"))
-    elif fault == "slide":
-        slide = np.clip((ts - at) / 7200.0, 0, 1)
-        p = 0.985 - (0.985 - 0.75) * slide
-        due = at + 7200.0 * (0.985 - 0.935) / (0.985 - 0.75)
-        labels.append(Label(kinds, at, due, ts[-1], "gradual: 0.985 -> 0.75 over 2 h"))
-    top1 = rng.binomial(64, p) / 64
-    cosine = np.clip(cos + rng.normal(0, 0.001, ts.size), -1, 1)
-    records: list[Sample] = [
-        CanaryResult(
+
+    def canary(t: float) -> Sample:
+        p, cos, version = 0.985, 0.995, "1"
+        if fault == "deploy" and t >= at:
+            p, cos, version = 0.80, 0.97, "2"
+        elif fault == "drop" and t >= at:
+            p = 0.90
+        elif fault == "slide":
+            p = 0.985 - (0.985 - 0.75) * min(max((t - at) / 7200.0, 0.0), 1.0)
+        top1 = float(rng.binomial(64, p)) / 64
+        cosine = min(max(cos + float(rng.normal(0, 0.001)), -1.0), 1.0)
+        return CanaryResult(
             ts=t,
             model=SERIES_MODEL,
-            version=str(v),
+            version=version,
             batch_size=64,
             outcome="ok",
             latency_s=0.02,
-            agreement=Agreement(max_abs_error=0.01, cosine=round(c, 5), top1=a),
+            agreement=Agreement(max_abs_error=0.01, cosine=round(cosine, 5), top1=top1),
         )
-        for t, a, c, v in zip(
-            ts.tolist(), top1.tolist(), cosine.tolist(), version.tolist(), strict=True
-        )
-    ]
+
+    if fault == "deploy":
+        labels.append(Label(kinds, at, at, end, "sudden: deployment of version 2"))
+    elif fault == "drop":
+        labels.append(Label(kinds, at, at, end, "sudden: drop to 0.90"))
+    elif fault == "slide":
+        due = at + 7200.0 * (0.985 - 0.935) / (0.985 - 0.75)
+        labels.append(Label(kinds, at, due, end, "gradual: 0.985 -> 0.75 over 2 h"))
+    records = canary_schedule("accuracy", T0, end, interval, canary)
     return Trace(name, "accuracy", interval, labels, records=records)
 
 
@@ -319,27 +344,30 @@ def errors_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
     labels: list[Label] = []
     if fault in ("burst100", "burst70"):
         p_fail = 1.0 if fault == "burst100" else 0.7
-        ts = _times(T0, duration, 5.0)
-        fail = rng.random(ts.size) < 0.003
-        on = (ts >= at) & (ts < at + 180)
-        fail[on] = rng.random(int(on.sum())) < p_fail
+        make = SAMPLE_FOR["errors"]
+
+        def failed(t: float) -> float:
+            p = p_fail if at <= t < at + 180 else 0.003
+            return 1.0 if rng.random() < p else 0.0
+
+        samples = canary_schedule("errors", T0, T0 + duration, 5.0, lambda t: make(t, failed(t)))
         labels.append(Label(("error_burst",), at, at, at + 180, f"{p_fail:.0%} errors 3 min"))
-        series = list(zip(ts.tolist(), fail.astype(float).tolist(), strict=True))
+        series = [(s.ts, 0.0 if s.outcome == "ok" else 1.0) for s in samples]
         return Trace(name, "errors", 5.0, labels, series=series)
-    records: list[Sample] = []
-    for t in _times(T0, duration, 5.0).tolist():
+
+    def canary(t: float) -> Sample:
         timeout = rng.random() < 0.003
-        records.append(
-            CanaryResult(
-                ts=t,
-                model=SERIES_MODEL,
-                version="1",
-                batch_size=1,
-                outcome="timeout" if timeout else "ok",
-                latency_s=None if timeout else 0.02,
-                error="deadline exceeded" if timeout else None,
-            )
+        return CanaryResult(
+            ts=t,
+            model=SERIES_MODEL,
+            version="1",
+            batch_size=1,
+            outcome="timeout" if timeout else "ok",
+            latency_s=None if timeout else 0.02,
+            error="deadline exceeded" if timeout else None,
         )
+
+    records = canary_schedule("errors", T0, T0 + duration, 5.0, canary)
     success = failure = 0.0
     for t in _times(T0 + 1.0, duration, 2.0).tolist():
         ready = not (fault == "notready" and at <= t < at + 60)

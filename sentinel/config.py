@@ -61,6 +61,14 @@ class CanarySettings(Section):
     """`.npz` with the model's inputs, `reference__<OUTPUT>` outputs and optional `labels`."""
     interval_s: float = Field(5.0, gt=0)
     """Time between canary rounds."""
+    recheck_interval_s: float | None = Field(1.0, gt=0)
+    """After a round a detector finds suspicious (an error, a slow or disagreeing answer,
+    with no finding open yet), the next round comes this soon (at most ``interval_s``):
+    the suspicion is confirmed or dispelled in seconds, not in several intervals.
+    None turns rechecks off."""
+    max_rechecks: int = Field(5, ge=0)
+    """Rechecks in a row at most; then rounds go back to ``interval_s`` (the window
+    decides a persistent fault, and a sick server is not hammered)."""
     batch_sizes: list[int] = Field(default_factory=lambda: [1])
     """Each round sends one request per batch size (rows taken from the golden set)."""
     timeout_s: float = Field(2.0, gt=0)

@@ -226,6 +226,8 @@ async def build(
         server_pids = ServerPids(config)
         server_pids.refresh()
         suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
+        for canary in canaries:
+            canary.suspects = suite.suspects  # judge -> observe: recheck a suspect model soon
 
         probe_metrics = ProbeMetrics(registry)
         telemetry = GpuTelemetry(clock)

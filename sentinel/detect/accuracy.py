@@ -33,6 +33,8 @@ class _Model:
     last_healthy_version: str | None = None
     version: str = ""
     last: dict[str, Any] = field(default_factory=dict)
+    suspect: bool = False
+    """The latest canary agreed too little (or a breach is pending) and nothing is open."""
 
 
 class AccuracyDetector:
@@ -61,6 +63,7 @@ class AccuracyDetector:
         m.cosine.add(sample.ts, a.cosine)
         m.baseline.expire(sample.ts)
         if len(m.top1) < s.min_samples:
+            m.suspect = False
             self._learn(m, sample.ts, a.top1)
             return []
         verdict = self._judge(m)
@@ -78,11 +81,19 @@ class AccuracyDetector:
                 "mean_cosine": rnd(verdict["cosine"], 4),
             },
         )
+        # one canary under the bar is worth a recheck, not yet drift
+        m.suspect = not ep.is_open and (
+            ep.is_active or a.top1 < verdict["top1_bar"] or a.cosine < s.cosine_floor
+        )
         self._learn(m, sample.ts, a.top1)
         return [out] if out is not None else []
 
     def tick(self, now: float) -> list[Judgement]:
         return []
+
+    def suspects(self, model: str) -> bool:
+        m = self._models.get(model)
+        return m is not None and m.suspect
 
     def _get(self, sample: CanaryResult) -> _Model:
         m = self._models.get(sample.model)
@@ -112,24 +123,26 @@ class AccuracyDetector:
         top1 = m.top1.mean()
         cosine = m.cosine.mean()
         base = m.baseline.median() if len(m.baseline) >= s.baseline_min_samples else math.nan
+        base_known = math.isfinite(base)
         rules = []
         if top1 < s.top1_floor:
             rules.append("top1_floor")
         if cosine < s.cosine_floor:
             rules.append("cosine_floor")
-        if math.isfinite(base) and top1 < base - s.max_drop:
+        if base_known and top1 < base - s.max_drop:
             rules.append("baseline_drop")
         # recovered: back above every floor with half the margin again (hysteresis)
         top1_clear = s.top1_floor + (1.0 - s.top1_floor) / 2
         cos_clear = s.cosine_floor + (1.0 - s.cosine_floor) / 2
-        if math.isfinite(base):
+        if base_known:
             top1_clear = min(top1_clear, base - s.max_drop / 2)
         # healthy: where the slide has not started yet (used to tell sudden from gradual)
-        healthy_top1 = base - s.max_drop / 2 if math.isfinite(base) else top1_clear
+        healthy_top1 = base - s.max_drop / 2 if base_known else top1_clear
         return {
             "top1": top1,
             "cosine": cosine,
             "baseline": base,
+            "top1_bar": max(s.top1_floor, base - s.max_drop) if base_known else s.top1_floor,
             "rules": rules,
             "breached": bool(rules),
             "recovered": top1 >= top1_clear and cosine >= cos_clear,

@@ -85,6 +85,9 @@ class BacklogDetector:
         )
         return [j] if j is not None else []
 
+    def suspects(self, model: str) -> bool:
+        return False  # reads no canaries
+
     def tick(self, now: float) -> list[Judgement]:
         return []
 

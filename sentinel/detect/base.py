@@ -23,6 +23,11 @@ class Detector(Protocol):
         """Notice the passing of time without samples (e.g. a quiet period ending)."""
         ...
 
+    def suspects(self, model: str) -> bool:
+        """True while ``model``'s latest canary looked wrong and no finding is open for it
+        yet: a canary recheck now confirms (or dispels) the suspicion sooner."""
+        ...
+
 
 def fmt_s(seconds: float) -> str:
     """Latency for people: '412 ms' or '1.25 s'."""

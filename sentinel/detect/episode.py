@@ -174,6 +174,10 @@ class Episodes:
             self._by_key[key] = ep
         return ep
 
+    def find(self, kind: str, subject: Subject) -> Episode | None:
+        """The episode of (kind, subject) if one was ever created."""
+        return self._by_key.get((kind, subject))
+
     def open(self) -> list[Episode]:
         return [e for e in self._by_key.values() if e.is_open]
 

@@ -49,6 +49,8 @@ class ErrorDetector:
         """Latest error measures per model: 'canary' and 'triton' (counters)."""
         self._not_ready: dict[str, dict[str, bool]] = {}
         """Latest not-ready verdict per model and source ('canary', 'triton')."""
+        self._failed: dict[str, bool] = {}
+        """Whether each model's latest canary failed."""
 
     def observe(self, sample: Sample) -> list[Judgement]:
         if isinstance(sample, CanaryResult) and sample.target == "triton":
@@ -60,6 +62,12 @@ class ErrorDetector:
         if isinstance(sample, GpuSample):
             return self._gpu_back(sample)
         return []
+
+    def suspects(self, model: str) -> bool:
+        if not self._failed.get(model, False):
+            return False
+        burst = self._episodes.find(ERROR_BURST, Subject(model=model))
+        return burst is None or not burst.is_open
 
     def tick(self, now: float) -> list[Judgement]:
         out: list[Judgement] = []
@@ -78,6 +86,7 @@ class ErrorDetector:
     def _canary_result(self, sample: CanaryResult) -> list[Judgement]:
         s = self.settings
         out: list[Judgement] = []
+        self._failed[sample.model] = sample.outcome != "ok"
         if sample.outcome in ("ok", "model_not_ready"):
             state = self._not_ready.setdefault(sample.model, {})
             state["canary"] = sample.outcome == "model_not_ready"

@@ -30,6 +30,8 @@ class _Series:
     episode: Episode
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=3))
     last: dict[str, Any] = field(default_factory=dict)
+    suspect: bool = False
+    """The latest latency was over the bar (or a breach is pending) and nothing is open."""
 
 
 class LatencyDetector:
@@ -58,6 +60,7 @@ class LatencyDetector:
         series.short.add(sample.ts, value)
         series.baseline.expire(sample.ts)
         if len(series.short) < s.min_samples:
+            series.suspect = False
             self._learn(series, sample)
             return []
         value = series.short.quantile(s.quantile)
@@ -70,11 +73,18 @@ class LatencyDetector:
             fire=lambda started, ts: self._fire(series, started, ts),
             clear_evidence=lambda: self._clear_evidence(series),
         )
+        # judged on the raw latency: one slow answer is worth a recheck, not yet a spike
+        series.suspect = not ep.is_open and (
+            ep.is_active or sample.latency_s > verdict["threshold"]
+        )
         self._learn(series, sample)
         return [out] if out is not None else []
 
     def tick(self, now: float) -> list[Judgement]:
         return []
+
+    def suspects(self, model: str) -> bool:
+        return any(s.suspect for (m, _), s in self._series.items() if m == model)
 
     def _get(self, sample: CanaryResult) -> _Series:
         key = (sample.model, sample.batch_size)

@@ -59,6 +59,9 @@ class MemoryDetector:
             )
         return []
 
+    def suspects(self, model: str) -> bool:
+        return False  # reads no canaries
+
     def tick(self, now: float) -> list[Judgement]:
         return []
 

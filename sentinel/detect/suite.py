@@ -69,6 +69,10 @@ class DetectorSuite:
             out.extend(d.observe(sample))
         return out
 
+    def suspects(self, model: str) -> bool:
+        """Whether any detector wants ``model``'s canary rechecked soon (see Detector)."""
+        return any(d.suspects(model) for d in self.detectors)
+
     def tick(self, now: float) -> list[Judgement]:
         """Let detectors notice time passing without samples (call every few seconds)."""
         out: list[Judgement] = []

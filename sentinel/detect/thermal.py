@@ -97,6 +97,9 @@ class ThermalDetector:
             out.append(j)
         return out
 
+    def suspects(self, model: str) -> bool:
+        return False  # reads no canaries
+
     def tick(self, now: float) -> list[Judgement]:
         return []
 

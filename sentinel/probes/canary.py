@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,20 +215,42 @@ class CanaryProbe:
         *,
         clock: Clock | None = None,
         golden: GoldenSet | None = None,
+        suspects: Callable[[str], bool] | None = None,
     ) -> None:
         self.triton = triton
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.golden = golden or load_golden_set(settings.golden_set)
         self.name = f"canary:{settings.model}"
+        self.suspects = suspects
+        """Asked after each round (once the sink has judged it): recheck this model soon?"""
+        self.rechecks = 0
+        """Rechecks in a row so far."""
 
     async def run(self, sink: SampleSink, clock: Clock) -> None:
-        """A round every ``interval_s`` on ``clock``, results to ``sink``, until cancelled."""
+        """A round every ``interval_s`` on ``clock``, results to ``sink``, until cancelled;
+        sooner after a round the detectors find suspicious (see ``recheck_interval_s``)."""
         self.clock = clock
         while True:
             for sample in await self.once():
                 await sink(sample)
-            await clock.sleep(self.settings.interval_s)
+            await clock.sleep(self.next_delay())
+
+    def next_delay(self) -> float:
+        """Seconds until the next round: a recheck while suspected, within the limit."""
+        s = self.settings
+        recheck = (
+            s.recheck_interval_s is not None
+            and self.suspects is not None
+            and self.rechecks < s.max_rechecks
+            and self.suspects(s.model)
+        )
+        if not recheck or s.recheck_interval_s is None:
+            self.rechecks = 0
+            return s.interval_s
+        self.rechecks += 1
+        log.debug("canary_recheck", model=s.model, recheck=self.rechecks)
+        return min(s.recheck_interval_s, s.interval_s)
 
     async def once(self) -> list[Sample]:
         """One round; a golden set that no longer fits the model is a ``bad_response``."""

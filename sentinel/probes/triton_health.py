@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel.clock import Clock, SystemClock
 from sentinel.ports import SampleSink
 from sentinel.probes.samples import Sample, TritonHealth
-from sentinel.probes.triton import TritonAdapter, TritonError
+from sentinel.probes.triton import TritonAdapter, TritonError, TritonTimeout, TritonUnreachable
 
 log = structlog.get_logger(__name__)
 
@@ -106,19 +106,27 @@ class TritonHealthProbe:
         if live:
             ready, ready_error = await self._check(self.triton.check_ready())
             error = error or ready_error
+        versions: dict[str, tuple[str, ...]] = {}
+        models_ready: dict[str, bool] = {}
+        counters = None
+        try:
+            if live:
+                versions = await self._ready_versions()
+                models_ready = {m: await self._model_ready(m) for m in self.models}
+                counters = await self._scrape()
+        except (TritonTimeout, TritonUnreachable) as exc:
+            # it froze or died after answering 'live': as good as a failed live check,
+            # and saying so now saves the rest of a round of deadlines
+            live, error = False, f"stopped answering after the live check: {exc}"
         uptime = self._uptime(live, ts)
         if not live:
             return [
                 TritonHealth(ts=ts, live=False, ready=False, model=m, error=error, uptime_s=uptime)
                 for m in self.models or (None,)
             ]
-        versions = await self._ready_versions()
-        counters = await self._scrape()
         samples = []
         for model in self.models or (None,):
-            model_ready: bool | None = None
-            if model is not None:
-                model_ready = await self.triton.model_ready(model)
+            model_ready = None if model is None else models_ready[model]
             c = counters.get(model) if counters is not None and model is not None else None
             if c is None and counters is not None and model is not None:
                 c = ModelCounters()  # scraped fine, model has no series (not loaded)
@@ -160,9 +168,21 @@ class TritonHealthProbe:
             return False, str(exc)
         return True, None
 
+    async def _model_ready(self, model: str) -> bool:
+        """Ready or not; a timeout or lost connection is the server's, raised."""
+        try:
+            await self.triton.check_model_ready(model)
+        except (TritonTimeout, TritonUnreachable):
+            raise
+        except TritonError:
+            return False
+        return True
+
     async def _ready_versions(self) -> dict[str, tuple[str, ...]]:
         try:
             index = await self.triton.repository_index()
+        except (TritonTimeout, TritonUnreachable):
+            raise
         except TritonError as exc:
             self._warn("triton_index_unreadable", str(exc))
             return {}

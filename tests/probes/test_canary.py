@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from triton_fixtures import GOLDEN_DIGITS, ModelHandle, make_adapter
 
 from sentinel.clock import SystemClock
 from sentinel.config import CanarySettings
+from sentinel.detect.settings import DetectorSettings
+from sentinel.detect.suite import DetectorSuite
 from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.samples import CanaryResult, Sample, TritonHealth
@@ -317,3 +321,85 @@ async def test_stopped_server_turns_up_to_zero_and_back(
     assert down[0].error is not None
     ready = registry.get_sample_value("sentinel_triton_model_ready", {"model": "digits"})
     assert ready == 1.0
+
+
+async def test_a_server_frozen_after_answering_live_is_down_in_that_round(
+    dedicated_triton: LocalTriton, dedicated_adapter: TritonAdapter
+) -> None:
+    """A server that freezes between the live check and the rest of a health round is
+    reported not live by that round (not by the next), with a reason saying so."""
+    pid = dedicated_triton.pid
+    assert pid is not None
+    check_live = dedicated_adapter.check_live
+
+    async def live_then_freeze() -> None:
+        await check_live()
+        os.kill(pid, signal.SIGSTOP)
+
+    dedicated_adapter.check_live = live_then_freeze  # type: ignore[method-assign]
+    probe = TritonHealthProbe(
+        dedicated_adapter, ["digits"], metrics_url=dedicated_triton.metrics_url, interval_s=1
+    )
+    try:
+        samples = await probe.sample()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert [("digits", False, False)] == [(s.model, s.live, s.ready) for s in samples]
+    assert (samples[0].error or "").startswith("stopped answering after the live check")
+
+
+class _Enough(Exception):
+    """Ends a probe's run loop after the rounds a test wants."""
+
+
+class _CountingClock(SystemClock):
+    """Real time, but each sleep is recorded and returns at once (the n-th ends the run)."""
+
+    def __init__(self, rounds: int) -> None:
+        self.sleeps: list[float] = []
+        self.rounds = rounds
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if len(self.sleeps) >= self.rounds:
+            raise _Enough
+
+
+async def _schedule(adapter: TritonAdapter, rounds: int) -> list[float]:
+    """The delays a canary (interval 5 s, rechecks 1 s) chooses, judged by the real suite."""
+    settings = CanarySettings.model_validate(
+        {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "batch_sizes": [1], "timeout_s": 5}
+    )
+    suite = DetectorSuite(DetectorSettings())
+    probe = CanaryProbe(adapter, settings, suspects=suite.suspects)
+
+    async def sink(sample: Sample) -> None:
+        suite.observe(sample)
+
+    clock = _CountingClock(rounds)
+    with pytest.raises(_Enough):
+        await probe.run(sink, clock)
+    return clock.sleeps
+
+
+async def test_failing_canaries_are_rechecked_until_the_burst_is_found(
+    adapter: TritonAdapter, digits: ModelHandle
+) -> None:
+    """A failing model is rechecked after 1 s, not 5 s, until error_burst opens (3 canaries);
+    a healthy one keeps the interval."""
+    healthy = await _schedule(adapter, 3)
+    digits.reconfigure(error_rate=1)
+    failing = await _schedule(adapter, 4)
+    assert ([5.0, 5.0, 5.0], [1.0, 1.0, 5.0, 5.0]) == (healthy, failing)
+
+
+async def test_rechecks_in_a_row_are_capped(adapter: TritonAdapter, digits: ModelHandle) -> None:
+    """A model suspected round after round is rechecked max_rechecks times, then waits the
+    interval (and may be rechecked again after it)."""
+    settings = CanarySettings.model_validate(
+        {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "max_rechecks": 2}
+    )
+    probe = CanaryProbe(adapter, settings, suspects=lambda model: model == "digits")
+    assert [1.0, 1.0, 5.0, 1.0] == [probe.next_delay() for _ in range(4)]
+    probe.settings = settings.model_copy(update={"recheck_interval_s": None})
+    assert 5.0 == probe.next_delay()
