@@ -144,9 +144,19 @@ class ModelHandle:
         )
 
     def restore(self) -> None:
-        """Back to the on-disk config (also reloads a model a test unloaded)."""
+        """Back to the on-disk config (also reloads a model a test unloaded), checked: a
+        knob left behind (a hang, say) fails the test that set it, not a later one."""
+        problem = ""
+        for _ in range(3):
+            if not self.server.is_running() or self.is_default():
+                return
+            try:
+                self.load(self.default_config)
+            except (OSError, RuntimeError) as exc:  # e.g. a reload queued behind a hang
+                problem = str(exc)
+                time.sleep(1.0)
         if self.server.is_running() and not self.is_default():
-            self.load(self.default_config)
+            raise RuntimeError(f"{self.name} could not be restored to its default: {problem}")
 
 
 @pytest.fixture
