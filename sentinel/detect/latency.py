@@ -110,8 +110,11 @@ class LatencyDetector:
         return series
 
     def _learn(self, series: _Series, sample: CanaryResult) -> None:
-        if not series.episode.is_active and sample.latency_s is not None:
-            series.baseline.add(sample.ts, sample.latency_s)
+        """Baseline from scheduled canaries only: a recheck follows a slow answer, and
+        learning from it would raise the bar toward the suspicion."""
+        if series.episode.is_active or sample.recheck or sample.latency_s is None:
+            return
+        series.baseline.add(sample.ts, sample.latency_s)
 
     def _judge(self, series: _Series, value: float) -> dict[str, Any]:
         s = self.settings

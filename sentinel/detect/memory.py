@@ -132,8 +132,8 @@ class MemoryDetector:
                 continue
             slope_h = fit.slope * 3600
             ok = slope_h >= s.min_slope_per_h and fit.r2 >= s.min_r2
-            now_value = fit.value_at(ts)
-            eta = (1.0 - now_value) / fit.slope if fit.slope > 0 else float("inf")
+            eta = _eta(fit, ts, s.eta_confidence_z)
+            line_eta = _eta(fit, ts, 0.0)
             gpu.fits.append(
                 {
                     "window_s": trend.span_s,
@@ -141,6 +141,7 @@ class MemoryDetector:
                     "r2": rnd(fit.r2, 4),
                     "samples": fit.n,
                     "eta_s": rnd(eta, 1) if eta != float("inf") else None,
+                    "line_eta_s": rnd(line_eta, 1) if line_eta != float("inf") else None,
                     "qualifies": ok,
                 }
             )
@@ -184,6 +185,7 @@ class MemoryDetector:
             "slope_per_h": rnd(fit.slope * 3600, 5),
             "r2": rnd(fit.r2, 4),
             "eta_s": rnd(eta, 1),
+            "eta_confidence_z": s.eta_confidence_z,
             "horizon_s": s.horizon_s,
             "window_s": rnd(fit.span_s, 1),
             "samples": fit.n,
@@ -297,3 +299,14 @@ def _cause_text(evidence: dict[str, Any]) -> str:
         f"{o['name'] or '?'} (pid {o['pid']})" for o in evidence.get("other_processes", [])
     )
     return f"; memory held by another process: {others}"
+
+
+def _eta(fit: Fit, ts: float, z: float) -> float:
+    """Seconds until the line reaches 100 %, read from the fit's upper confidence band
+    (``z`` standard errors on the value now and on the slope): the earliest exhaustion
+    the samples allow, so noise in the fit makes the warning earlier, never later."""
+    value = fit.value_at(ts) + z * fit.value_se_at(ts)
+    slope = fit.slope + z * fit.slope_se
+    if value >= 1.0:
+        return 0.0
+    return (1.0 - value) / slope if slope > 0 else float("inf")

@@ -84,6 +84,10 @@ class MemorySettings(Section):
     """Ignore growth slower than this fraction of total memory per hour."""
     horizon_s: float = Field(3600.0, gt=0)
     """``gpu_oom_predicted`` when the fit reaches 100 % within this many seconds."""
+    eta_confidence_z: float = Field(2.0, ge=0)
+    """The time to 100 % is read from the fit's upper confidence band, this many standard
+    errors above the line (2: about 98 %, one-sided), so a noisy fit warns early rather
+    than late; 0 reads the line itself."""
     predict_min_duration_s: float = Field(60.0, ge=0)
     """The prediction must hold this long before a finding."""
     oom_patterns: list[str] = Field(
@@ -152,12 +156,21 @@ class AccuracySettings(Section):
     cosine_floor: float = Field(0.95, ge=-1, le=1)
     """Mean cosine similarity below this is drift."""
     baseline_window_s: float = Field(86400.0, gt=0)
-    """Long window whose median top-1 is this model's normal level (long, so that a slow
-    slide does not drag the baseline down with it)."""
+    """Long window whose per-row top-1 agreement is this model's normal level, learned from
+    scheduled canaries (not rechecks) while the window is healthy and no drop is pending,
+    open or gathering evidence (long, so that a slow slide does not drag the baseline down
+    with it)."""
     baseline_min_samples: int = Field(60, ge=3)
     """Baseline samples needed before the relative rule applies."""
     max_drop: float = Field(0.05, ge=0, le=1)
-    """Relative rule: mean top-1 more than this below the baseline median is drift."""
+    """Relative rule: top-1 more than this below the baseline is drift."""
+    evidence_log_odds: float | None = Field(13.8, gt=0)
+    """Sequential rule (a CUSUM over the canaries' rows): also drift once the canaries
+    since agreement began to fall are this much likelier (a natural log of the odds) at
+    the bar (the baseline minus ``max_drop``, or the floor) than at the model's normal
+    per-row agreement, and their own agreement is under the bar. 13.8 is a million to
+    one. A drop then shows within a few canaries, before the window's mean, which still
+    holds the canaries from before, crosses the bar. None turns it off."""
     min_duration_s: float = Field(20.0, ge=0)
     """The breach must hold this long before a finding."""
     sudden_max_s: float = Field(120.0, gt=0)
@@ -177,8 +190,18 @@ class ErrorSettings(Section):
     """Span of the window canary error rates and Triton failure rates are taken over."""
     min_samples: int = Field(3, ge=1)
     """Canaries the window needs before an error rate is judged."""
-    max_error_rate: float = Field(0.5, gt=0, le=1)
+    max_error_rate: float = Field(0.5, gt=0, lt=1)
     """Canary error rate at or above this is an ``error_burst``."""
+    normal_error_rate: float = Field(0.01, gt=0, lt=1)
+    """Canary error rate taken as normal by the sequential rule below."""
+    evidence_log_odds: float | None = Field(13.8, gt=0)
+    """Sequential rule (a CUSUM): also an ``error_burst`` once the canaries since errors
+    began are this much likelier under ``max_error_rate`` than under
+    ``normal_error_rate`` (a natural log of the odds), and at least ``max_error_rate`` of
+    them failed. 13.8 is a million to one: four failures in a row, or five among seven,
+    give it; on normal canaries it comes at most once in a million canaries. It finds a
+    partial burst (70 % failing) within seconds of rechecks, where the window's rate still
+    holds the good canaries from before. None turns it off."""
     max_failure_ratio: float = Field(0.05, gt=0, le=1)
     """Triton failures / requests over the window at or above this is an ``error_burst``."""
     min_requests: float = Field(20.0, ge=1)
@@ -197,6 +220,12 @@ class ErrorSettings(Section):
     """Consecutive NVML samples of a lost GPU that clear ``gpu_lost``."""
     xid_clear_after_s: float = Field(3600.0, gt=0)
     """``xid_hardware`` clears after this long without another hardware Xid."""
+
+    @model_validator(mode="after")
+    def _rates(self) -> ErrorSettings:
+        if self.normal_error_rate >= self.max_error_rate:
+            raise ValueError("normal_error_rate must be < max_error_rate")
+        return self
 
 
 class BacklogSettings(Section):

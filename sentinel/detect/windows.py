@@ -78,6 +78,10 @@ class RollingWindow:
     def newest(self) -> float | None:
         return self._items[-1][1] if self._items else None
 
+    def total(self) -> float:
+        """Sum of the values in the window (0 when empty)."""
+        return self._sum if self._items else 0.0
+
     def mean(self) -> float:
         """Arithmetic mean (NaN when empty)."""
         return self._sum / len(self._items) if self._items else math.nan
@@ -122,9 +126,23 @@ class Fit:
     n: int
     span_s: float
     """Time between the oldest and the newest sample in the fit."""
+    residual_var: float = 0.0
+    """Variance of the samples around the line (n - 2 degrees of freedom)."""
+    time_ss: float = math.inf
+    """Sum of squared time deviations from the window's mean time (s^2)."""
 
     def value_at(self, ts: float) -> float:
         return self.intercept + self.slope * (ts - self.intercept_at)
+
+    @property
+    def slope_se(self) -> float:
+        """Standard error of the slope."""
+        return math.sqrt(self.residual_var / self.time_ss)
+
+    def value_se_at(self, ts: float) -> float:
+        """Standard error of the line's value at ``ts``."""
+        dx = ts - self.intercept_at
+        return math.sqrt(self.residual_var * (1.0 / self.n + dx * dx / self.time_ss))
 
 
 class LinearTrend:
@@ -193,6 +211,7 @@ class LinearTrend:
             return None
         slope = vxy / vxx
         r2 = 1.0 if vyy <= 1e-18 else min(1.0, max(0.0, vxy * vxy / (vxx * vyy)))
+        residual_var = max(0.0, vyy - slope * vxy) / (n - 2) if n > 2 else 0.0
         return Fit(
             slope=slope,
             intercept_at=self._t0 + mx,
@@ -200,6 +219,8 @@ class LinearTrend:
             r2=r2,
             n=n,
             span_s=span,
+            residual_var=residual_var,
+            time_ss=vxx,
         )
 
 
@@ -237,3 +258,79 @@ class CounterRate:
 
     def covered_s(self) -> float:
         return self._items[-1][0] - self._items[0][0] if len(self._items) >= 2 else 0.0
+
+
+class Cusum:
+    """Page's CUSUM: evidence that a rate has changed, gathered sample by sample.
+
+    Each sample adds its log-likelihood ratio (how much likelier it is under the changed
+    rate than under the normal one); the sum never goes below zero, so it climbs only
+    while samples keep favouring the change, and a stray bad sample soon fades. Crossing
+    ``threshold`` (natural log of the odds) is the alarm. On normal data the mean run
+    between false alarms is at least ``e ** threshold`` samples (Lorden, 1971); on changed
+    data the alarm comes after about ``threshold / mean LLR`` samples, however the samples
+    are spaced in time. The climb also tallies its samples' hits and trials, so a caller
+    can judge the rate since the change began against its own threshold.
+    """
+
+    def __init__(self, threshold: float) -> None:
+        if threshold <= 0:
+            raise ValueError("threshold must be > 0")
+        self.threshold = threshold
+        self.value = 0.0
+        self.since: float | None = None
+        """Time of the first sample of the current climb (the change-point estimate)."""
+        self.hits = 0.0
+        self.trials = 0.0
+
+    def add(self, ts: float, llr: float, hits: float = 0.0, trials: float = 0.0) -> float:
+        """Add one sample's log-likelihood ratio (and its tallies); returns the new sum."""
+        if self.value == 0.0:
+            if llr <= 0:
+                return 0.0
+            self.since, self.hits, self.trials = ts, 0.0, 0.0
+        self.value = max(0.0, self.value + llr)
+        if self.value == 0.0:
+            self.reset()
+        else:
+            self.hits += hits
+            self.trials += trials
+        return self.value
+
+    SUSPICIOUS_LOG_ODDS = math.log(2.0)
+    """Two to one for the change: worth a closer look (a canary recheck), not an alarm;
+    a trace of evidence (a round whose batch sizes disagree a little each way) is not."""
+
+    @property
+    def alarmed(self) -> bool:
+        return self.value >= self.threshold
+
+    @property
+    def suspicious(self) -> bool:
+        return self.value >= self.SUSPICIOUS_LOG_ODDS
+
+    @property
+    def rate(self) -> float:
+        """Hits per trial since the climb began (NaN with no trials)."""
+        return self.hits / self.trials if self.trials else math.nan
+
+    def reset(self) -> None:
+        self.value = 0.0
+        self.since = None
+        self.hits = self.trials = 0.0
+
+
+def binomial_llr(hits: float, n: float, p_normal: float, p_changed: float) -> float:
+    """Log-likelihood ratio of ``hits`` successes in ``n`` trials: changed vs normal rate.
+
+    Rates are clamped into (0, 1) so that a rate of exactly 0 or 1 (a model that always
+    agrees) gives strong but finite evidence.
+    """
+    p0 = min(max(p_normal, _P_EPS), 1 - _P_EPS)
+    p1 = min(max(p_changed, _P_EPS), 1 - _P_EPS)
+    misses = n - hits
+    return hits * math.log(p1 / p0) + misses * math.log((1 - p1) / (1 - p0))
+
+
+_P_EPS = 1e-4
+"""Rates are kept this far from 0 and 1 (see :func:`binomial_llr`)."""

@@ -232,7 +232,13 @@ class CanaryProbe:
         sooner after a round the detectors find suspicious (see ``recheck_interval_s``)."""
         self.clock = clock
         while True:
-            for sample in await self.once():
+            samples = await self.once()
+            if self.rechecks:  # this round came early, after a suspicious one
+                samples = [
+                    dataclasses.replace(x, recheck=True) if isinstance(x, CanaryResult) else x
+                    for x in samples
+                ]
+            for sample in samples:
                 await sink(sample)
             await clock.sleep(self.next_delay())
 

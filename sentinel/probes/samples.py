@@ -52,6 +52,9 @@ class CanaryResult:
     agreement: Agreement | None = None
     target: str = "triton"
     """'triton' for canaries through the server, 'tensorrt' for direct engine runs."""
+    recheck: bool = False
+    """Taken sooner than the interval because a detector suspected the model: not a fair
+    sample of normal behaviour, so baselines do not learn from it."""
 
 
 @dataclass(frozen=True, slots=True)

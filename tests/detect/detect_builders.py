@@ -20,6 +20,7 @@ def canary(
     error: str | None = None,
     top1: float | None = None,
     cosine: float = 0.999,
+    recheck: bool = False,
 ) -> CanaryResult:
     agreement = None if top1 is None else Agreement(max_abs_error=0.0, cosine=cosine, top1=top1)
     return CanaryResult(
@@ -31,6 +32,7 @@ def canary(
         latency_s=latency,
         error=error,
         agreement=agreement,
+        recheck=recheck,
     )
 
 

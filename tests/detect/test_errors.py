@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from detect_builders import GPU, T0, canary, gpu, health
 
 from sentinel.detect.errors import ErrorDetector
 from sentinel.detect.findings import Cleared, Finding, Judgement, Severity
+from sentinel.detect.settings import ErrorSettings
 from sentinel.probes.samples import GpuEvent, Sample
 
 
@@ -113,3 +115,51 @@ def test_hardware_xid_is_critical_application_xid_is_not() -> None:
     cleared = d.tick(T0 + 1 + 3600)
     assert [("xid_hardware", GPU)] == [(c.kind, c.subject.gpu_uuid) for c in cleared]
     assert isinstance(cleared[0], Cleared)
+
+
+def _partial_burst() -> list[Sample]:
+    """20 good canaries 5 s apart, then rechecks 1 s apart: fail, fail, ok, fail, fail."""
+    samples: list[Sample] = [canary(T0 + 5 * i) for i in range(20)]
+    for i, outcome in enumerate(["timeout", "timeout", "ok", "timeout", "timeout"], start=1):
+        ok = outcome == "ok"
+        samples.append(canary(T0 + 95 + i, 0.02 if ok else None, outcome=outcome))
+    return samples
+
+
+def test_a_partial_burst_is_found_by_its_evidence_before_the_window_rate() -> None:
+    """Four failures in five rechecks are a burst on sequential evidence (a million to one
+    against the normal 1 %), while the 20 s window, still holding the good canaries from
+    before, shows only 44 %."""
+    out = _run(ErrorDetector(), _partial_burst())
+    f = out[0]
+    assert isinstance(f, Finding)
+    seq = f.evidence["canary"]["sequential"]
+    assert (["sequential"], T0 + 100, 0.4444, 4, 5) == (
+        f.evidence["rules"],
+        f.detected_at,
+        f.evidence["canary"]["error_rate"],
+        seq["errors_since"],
+        seq["canaries_since"],
+    )
+    assert seq["log_odds"] >= seq["threshold"]
+
+
+def test_without_the_sequential_rule_the_partial_burst_waits_for_the_window() -> None:
+    """evidence_log_odds: None leaves only the window's rate, still under 50 % here."""
+    assert [] == _run(ErrorDetector(ErrorSettings(evidence_log_odds=None)), _partial_burst())
+
+
+def test_a_steady_low_error_rate_is_no_burst() -> None:
+    """One canary in five failing for hours gathers evidence, but its rate (20 %) is under
+    max_error_rate: no burst, from either rule."""
+    samples = [
+        canary(T0 + 5 * i, 0.02 if i % 5 else None, outcome="ok" if i % 5 else "timeout")
+        for i in range(3000)
+    ]
+    assert [] == _run(ErrorDetector(), samples)
+
+
+def test_normal_rate_must_be_under_the_burst_rate() -> None:
+    """A normal error rate at or above max_error_rate is a settings error."""
+    with pytest.raises(ValueError, match="normal_error_rate must be < max_error_rate"):
+        ErrorSettings(normal_error_rate=0.5, max_error_rate=0.5)

@@ -107,3 +107,26 @@ def test_oom_error_text_opens_once_and_clears_after_quiet() -> None:
         f.subject.key(),
     )
     assert isinstance(out[1], Cleared)
+
+
+def _noisy_leak(settings: MemorySettings) -> Finding:
+    """A 10 %/h leak from 40 % with 0.05 % noise: the first gpu_oom_predicted."""
+    import numpy as np
+
+    noise = np.random.default_rng(3).normal(0, 5e-4, 5000)
+    fractions = [0.40 + 0.10 / 3600 * 5 * i + float(noise[i]) for i in range(5000)]
+    out = _run(MemoryDetector(settings), fractions)
+    f = out[0]
+    assert isinstance(f, Finding)
+    return f
+
+
+def test_a_noisy_fit_warns_from_its_upper_band() -> None:
+    """The time to 100 % is read from the fit's upper confidence band: the warning comes
+    sooner than from the line itself, and its evidence gives both readings."""
+    banded = _noisy_leak(MemorySettings())
+    line = _noisy_leak(MemorySettings(eta_confidence_z=0))
+    fit = next(x for x in banded.evidence["fits"] if x["qualifies"])
+    assert banded.detected_at < line.detected_at
+    assert fit["eta_s"] < fit["line_eta_s"]
+    assert 2.0 == banded.evidence["eta_confidence_z"]

@@ -12,7 +12,8 @@ from sentinel.detect.suite import DetectorSuite
 
 
 def test_a_failed_canary_is_suspect_until_the_burst_is_found() -> None:
-    """One failed canary makes its model suspect; once error_burst is open, rechecks stop."""
+    """One failed canary makes its model suspect, and it stays so while the evidence of a
+    burst has not faded; once error_burst is open, rechecks stop."""
     det = ErrorDetector()
     seen = []
     for i, outcome in enumerate(["ok", "ok", "ok", "server_error", "ok", "server_error"]):
@@ -20,8 +21,21 @@ def test_a_failed_canary_is_suspect_until_the_burst_is_found() -> None:
         seen.append(det.suspects("m"))
     for i in range(6, 12):  # a sustained burst opens the finding
         det.observe(canary(T0 + 5 * i, outcome="timeout"))
-    expected = [False, False, False, True, False, True]
+    expected = [False, False, False, True, True, True]
     assert (expected, False, False) == (seen, det.suspects("m"), det.suspects("other"))
+
+
+def test_good_rechecks_dispel_a_lone_error() -> None:
+    """After one failed canary, a few good ones wear its evidence away: no longer suspect."""
+    det = ErrorDetector()
+    det.observe(canary(T0, outcome="timeout", latency=None))
+    seen = []
+    for i in range(1, 8):
+        det.observe(canary(T0 + i))
+        seen.append(det.suspects("m"))
+    # each good canary takes ln(0.99/0.5) = 0.68 off the 3.9 of the error; under
+    # two to one (0.69) after 5 of them
+    assert [True] * 4 + [False] * 3 == seen
 
 
 def test_one_slow_canary_is_suspect_but_not_yet_a_spike() -> None:
@@ -69,3 +83,14 @@ def test_the_suite_suspects_a_model_any_canary_detector_suspects() -> None:
     calm = suite.suspects("m")
     suite.observe(canary(T0 + 1, outcome="unreachable", latency=None))
     assert (False, True) == (calm, suite.suspects("m"))
+
+
+def test_agreement_evidence_gathering_keeps_the_model_suspect() -> None:
+    """Canaries each above the bar but below the model's normal agreement gather evidence
+    of a drop, and the model stays suspect while they do."""
+    det = AccuracyDetector(AccuracySettings(min_samples=2, baseline_min_samples=5))
+    for i in range(10):
+        det.observe(canary(T0 + 5 * i, top1=62 / 64, batch=64))
+    calm = det.suspects("m")
+    det.observe(canary(T0 + 50, top1=59 / 64, batch=64))  # above the bar (0.919), below normal
+    assert (False, True) == (calm, det.suspects("m"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentinel.detect.windows import CounterRate, LinearTrend, RollingWindow
+from sentinel.detect.windows import CounterRate, Cusum, LinearTrend, RollingWindow, binomial_llr
 
 values = st.lists(
     st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=200
@@ -102,3 +102,56 @@ def test_counter_delta_survives_a_reset() -> None:
         c.add(ts, raw)
     assert 75.0 == c.delta()
     assert 30.0 == c.covered_s()
+
+
+@given(st.integers(min_value=4, max_value=300), st.floats(min_value=0.01, max_value=1.0))
+@settings(max_examples=40, deadline=None)
+def test_fit_standard_errors_match_numpy(n: int, noise: float) -> None:
+    """The slope's and the value's standard errors equal those of numpy's covariance."""
+    rng = np.random.default_rng(n)
+    t = LinearTrend(1e6)
+    ts = 1.7e9 + np.arange(n) * 5.0
+    ys = 0.4 + 1e-4 * (ts - ts[0]) + rng.normal(0, noise, n)
+    for a, b in zip(ts.tolist(), ys.tolist(), strict=True):
+        t.add(a, b)
+    (slope, value_now), cov = np.polyfit(ts - ts[-1], ys, 1, cov=True)
+    fit = t.fit()
+    assert fit is not None
+    assert (slope, value_now) == pytest.approx((fit.slope, fit.value_at(float(ts[-1]))))
+    assert math.sqrt(cov[0, 0]) == pytest.approx(fit.slope_se, rel=1e-6)
+    assert math.sqrt(cov[1, 1]) == pytest.approx(fit.value_se_at(float(ts[-1])), rel=1e-6)
+
+
+def test_cusum_climbs_on_evidence_and_fades_at_zero() -> None:
+    """The sum climbs with positive evidence, never goes below zero, marks where the climb
+    began, and tallies only the climb's own samples."""
+    c = Cusum(10.0)
+    c.add(0.0, -3.0, hits=1, trials=1)  # evidence for normal: nothing to climb from
+    assert (0.0, None, 0.0) == (c.value, c.since, c.trials)
+    for ts, llr in ((1.0, 4.0), (2.0, -1.0), (3.0, 4.0)):
+        c.add(ts, llr, hits=1 if llr > 0 else 0, trials=1)
+    assert (7.0, 1.0, False, 2 / 3) == (c.value, c.since, c.alarmed, c.rate)
+    c.add(4.0, 3.0, hits=1, trials=1)
+    assert (True, 3 / 4) == (c.alarmed, c.rate)
+    c.add(5.0, -20.0, trials=1)  # back to zero: the climb is over
+    assert (0.0, None, 0.0, True) == (c.value, c.since, c.trials, math.isnan(c.rate))
+
+
+@given(
+    st.floats(min_value=0.05, max_value=0.999),
+    st.floats(min_value=0.001, max_value=0.5),
+    st.integers(min_value=1, max_value=256),
+)
+@settings(max_examples=60, deadline=None)
+def test_binomial_evidence_at_the_normal_rate_favours_normal(
+    p_normal: float, drop: float, rows: int
+) -> None:
+    """Rows that agree exactly at the normal rate give negative evidence for any lower
+    changed rate (minus rows x the KL divergence), so a steady model never climbs."""
+    p_changed = max(p_normal - drop, 1e-3)
+    assert binomial_llr(p_normal * rows, rows, p_normal, p_changed) < 0
+
+
+def test_binomial_evidence_of_one_failure() -> None:
+    """One failed canary against a normal 1 % and a burst 50 %: ln(50), about 3.9."""
+    assert math.log(50) == pytest.approx(binomial_llr(1, 1, 0.01, 0.5))

@@ -365,8 +365,11 @@ class _CountingClock(SystemClock):
             raise _Enough
 
 
-async def _schedule(adapter: TritonAdapter, rounds: int) -> list[float]:
-    """The delays a canary (interval 5 s, rechecks 1 s) chooses, judged by the real suite."""
+async def _schedule(
+    adapter: TritonAdapter, rounds: int, seen: list[Sample] | None = None
+) -> list[float]:
+    """The delays a canary (interval 5 s, rechecks 1 s) chooses, judged by the real suite;
+    the samples it sent go to ``seen``."""
     settings = CanarySettings.model_validate(
         {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "batch_sizes": [1], "timeout_s": 5}
     )
@@ -375,6 +378,8 @@ async def _schedule(adapter: TritonAdapter, rounds: int) -> list[float]:
 
     async def sink(sample: Sample) -> None:
         suite.observe(sample)
+        if seen is not None:
+            seen.append(sample)
 
     clock = _CountingClock(rounds)
     with pytest.raises(_Enough):
@@ -391,6 +396,18 @@ async def test_failing_canaries_are_rechecked_until_the_burst_is_found(
     digits.reconfigure(error_rate=1)
     failing = await _schedule(adapter, 4)
     assert ([5.0, 5.0, 5.0], [1.0, 1.0, 5.0, 5.0]) == (healthy, failing)
+
+
+async def test_recheck_rounds_are_marked_as_rechecks(
+    adapter: TritonAdapter, digits: ModelHandle
+) -> None:
+    """Rounds that came early because the model was suspect say so (baselines skip them);
+    the scheduled rounds do not."""
+    digits.reconfigure(error_rate=1)
+    seen: list[Sample] = []
+    delays = await _schedule(adapter, 4, seen)
+    flags = [s.recheck for s in seen if isinstance(s, CanaryResult)]
+    assert ([1.0, 1.0, 5.0, 5.0], [False, True, True, False]) == (delays, flags)
 
 
 async def test_rechecks_in_a_row_are_capped(adapter: TritonAdapter, digits: ModelHandle) -> None:
