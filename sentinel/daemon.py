@@ -8,11 +8,10 @@ the event loop; the loop only routes samples through the pipeline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -24,6 +23,9 @@ from sentinel.ports import SampleSink
 from sentinel.probes.samples import Sample
 
 log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT_S = 10.0
+"""Default bound on each shutdown step (see ``Daemon.stop_timeout_s``)."""
 
 
 class Probe(Protocol):
@@ -66,8 +68,13 @@ class Daemon:
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
         serve_metrics: bool = True,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
         self.config = config
+        self.stop_timeout_s = stop_timeout_s
+        """On shutdown, how long each of the task group and every closer may take; what
+        overruns is logged by name and left behind, so SIGTERM always ends the process
+        (a pod's grace period is 30 s by default)."""
         self.wiring = wiring
         self.clock = clock or SystemClock()
         self.registry = registry or new_registry()
@@ -89,27 +96,30 @@ class Daemon:
             self.metrics_server.start()
             log.info("metrics_listening", port=self.metrics_server.port)
         tasks = [
-            asyncio.create_task(self._guarded(p.name, self._runner(p))) for p in self.wiring.probes
+            asyncio.create_task(self._guarded(p.name, self._runner(p)), name=p.name)
+            for p in self.wiring.probes
         ]
-        tasks += [
-            asyncio.create_task(self._guarded(getattr(s, "__name__", "service"), s))
-            for s in self.wiring.services
-        ]
-        tasks.append(asyncio.create_task(self._ticker()))
+        for service in self.wiring.services:
+            name = getattr(service, "__name__", "service")
+            tasks.append(asyncio.create_task(self._guarded(name, service), name=name))
+        tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         log.info("sentinel_started", probes=[p.name for p in self.wiring.probes])
         self.started.set()
         try:
             await self._stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for close in reversed(self.wiring.closers):
-                with contextlib.suppress(Exception):
-                    await close()
-            if self.metrics_server is not None:
-                self.metrics_server.stop()
-            log.info("sentinel_stopped")
+            await self._shut_down(tasks)
+
+    async def _shut_down(self, tasks: list[asyncio.Task[None]]) -> None:
+        for t in tasks:
+            t.cancel()
+        _, stuck = await asyncio.wait(tasks, timeout=self.stop_timeout_s)
+        for t in stuck:
+            log.error("task_did_not_stop", task=t.get_name(), waited_s=self.stop_timeout_s)
+        await close_in_turn(reversed(self.wiring.closers), self.stop_timeout_s)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        log.info("sentinel_stopped", left_behind=sorted(t.get_name() for t in stuck))
 
     async def once(self) -> list[Sample]:
         """One round of every probe, each sample through the pipeline; returns them."""
@@ -159,3 +169,16 @@ class Daemon:
                 log.exception("task_crashed", task=name, restart_in_s=backoff)
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+
+async def close_in_turn(closers: Iterable[Callable[[], Awaitable[Any]]], timeout_s: float) -> None:
+    """Run each closer, each within ``timeout_s``; one that fails or overruns is logged by
+    name and the rest still run."""
+    for close in closers:
+        name = getattr(close, "__qualname__", repr(close))
+        try:
+            await asyncio.wait_for(close(), timeout_s)
+        except TimeoutError:
+            log.error("close_timed_out", closer=name, waited_s=timeout_s)
+        except Exception:
+            log.exception("close_failed", closer=name)

@@ -20,7 +20,7 @@ from sentinel import db
 from sentinel.api import build_app, start_api
 from sentinel.clock import Clock, SystemClock
 from sentinel.config import Config
-from sentinel.daemon import Daemon, Probe, Wiring
+from sentinel.daemon import STOP_TIMEOUT_S, Daemon, Probe, Wiring, close_in_turn
 from sentinel.detect.findings import Judgement
 from sentinel.detect.suite import DetectorSuite
 from sentinel.fleet import FleetHalt, OnHalt, build_fleet_guard
@@ -321,11 +321,7 @@ async def build(
         daemon = Daemon(config, wiring, clock=clock, registry=registry, serve_metrics=serve_metrics)
         yield Sentinel(daemon, pipeline, engine, incidents, notify, facts, triton, canaries)
     finally:
-        for close in reversed(closers):
-            try:
-                await close()
-            except Exception:
-                log.exception("close_failed", closer=repr(close))
+        await close_in_turn(reversed(closers), STOP_TIMEOUT_S)
 
 
 def _page_fleet_halt(config: Config, clock: Clock, teller: Teller) -> OnHalt:

@@ -50,6 +50,10 @@ def test_demo_detects_and_mitigates_every_fault(tmp_path: Path) -> None:
             env=env,
         )
         left = tritonservers_of(str(tmp_path))
+    except subprocess.TimeoutExpired as exc:  # show where it stood, not just that it ran long
+        shown = (exc.stdout or b"")[-4000:]
+        text = shown.decode(errors="replace") if isinstance(shown, bytes) else shown
+        pytest.fail(f"the demo ran past 300 s; its timeline so far:\n{text}")
     finally:
         _kill_leftovers(str(tmp_path))  # only ever finds any if the demo failed to clean up
     assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-2000:]
