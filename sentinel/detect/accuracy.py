@@ -17,7 +17,7 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episode
-from sentinel.detect.findings import Finding, Judgement, Severity, Subject
+from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import AccuracySettings
 from sentinel.detect.windows import Cusum, RollingWindow, binomial_llr
 from sentinel.probes.samples import CanaryResult, Sample
@@ -93,8 +93,6 @@ class AccuracyDetector:
                 "mean_cosine": rnd(verdict["cosine"], 4),
             },
         )
-        if isinstance(out, Finding) and m.evidence is not None:
-            m.evidence.reset()  # spent on this finding: a later one needs evidence of its own
         # one canary under the bar, or evidence gathering, is worth a recheck, not yet drift
         gathering = m.evidence is not None and m.evidence.suspicious
         m.suspect = not ep.is_open and (
@@ -189,7 +187,7 @@ class AccuracyDetector:
         if m.evidence is None or sample.agreement is None or not normal > bar:
             return False
         if m.episode.is_open:
-            m.evidence.reset()  # evidence is for opening a finding; the window clears it
+            m.evidence.reset()  # spent on the open finding; the window clears it
             return False
         rows = _rows(sample)
         hits = sample.agreement.top1 * rows

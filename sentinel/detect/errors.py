@@ -137,7 +137,7 @@ class ErrorDetector:
             evidence = self._evidence[model] = Cusum(s.evidence_log_odds)
         burst = self._episodes.find(ERROR_BURST, Subject(model=model))
         if burst is not None and burst.is_open:
-            evidence.reset()  # evidence is for opening a burst; the window rates clear it
+            evidence.reset()  # spent on the open burst; the window rates clear it
             return evidence
         errors = 1.0 if failed else 0.0
         llr = binomial_llr(errors, 1.0, s.normal_error_rate, s.max_error_rate)
@@ -162,7 +162,6 @@ class ErrorDetector:
         triton = rates.get("triton")
         canary_rate = canary["error_rate"] if canary else 0.0
         ratio = triton["failure_ratio"] if triton else 0.0
-        evidence = self._evidence.get(model)
         sequential = self._sequential(model)
         ep = self._episodes.get(
             ERROR_BURST,
@@ -181,8 +180,6 @@ class ErrorDetector:
             fire=lambda started, now: self._fire_burst(model, canary, triton, started, now),
             clear_evidence=lambda: {"canary": canary, "triton": triton},
         )
-        if j is not None and evidence is not None:
-            evidence.reset()  # spent on this finding: a later one needs evidence of its own
         return [j] if j is not None else []
 
     def _fire_burst(
