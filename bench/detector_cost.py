@@ -19,7 +19,7 @@ import numpy as np
 
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.windows import RollingWindow
-from sentinel.probes.samples import CanaryResult
+from sentinel.vocabulary.samples import CanaryResult
 
 SIZES = (100, 1_000, 10_000, 100_000)
 

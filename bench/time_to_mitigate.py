@@ -39,11 +39,11 @@ import yaml
 from ttm_anchor import GROUP_WAIT_S, Monitoring, Target, Webhook, proc_usage, stop_process
 from ttm_reps import CLASSES, FAULT_PARAMS, Repetitions, reconfigure
 
-from sentinel import logging as sentinel_logging
-from sentinel.config import TritonSettings
+from sentinel.base import logging as sentinel_logging
 from sentinel.demo.scenario import EXAMPLES, MODEL, PLAYBOOKS, deploy_int8
 from sentinel.probes import triton as triton_adapter
-from sentinel.tritonlocal import LocalTriton, free_port
+from sentinel.probes.settings import TritonSettings
+from sentinel.testing.triton_local import LocalTriton, free_port
 
 # the alert each class raises in alerts/*.rules.yaml, and its own `for:`
 ANCHOR_ALERT = {

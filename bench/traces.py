@@ -42,11 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sentinel.config import CanarySettings
 from sentinel.detect.series import SAMPLE_FOR, SERIES_GPU, SERIES_MODEL
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import build_detector
-from sentinel.probes.samples import (
+from sentinel.probes.settings import CanarySettings
+from sentinel.vocabulary.samples import (
     Agreement,
     CanaryResult,
     GpuEvent,

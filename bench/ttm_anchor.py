@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from sentinel.tritonlocal import free_port
+from sentinel.testing.triton_local import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = sorted((ROOT / "alerts").glob("*.rules.yaml"))

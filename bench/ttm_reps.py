@@ -20,10 +20,10 @@ from typing import Any
 
 from sentinel.config import Config
 from sentinel.demo.scenario import MODEL, demo_config
-from sentinel.detect.findings import Finding, Judgement
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice
 from sentinel.probes.triton import TritonAdapter
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
+from sentinel.vocabulary.findings import Finding, Judgement
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice
 from sentinel.wiring import Sentinel, build
 
 QUIET_S = 3.0

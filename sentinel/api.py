@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
-from sentinel.audit import audit
-from sentinel.clock import Clock
+from sentinel.base.audit import audit
+from sentinel.base.clock import Clock
 from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 import structlog
 from prometheus_client import CollectorRegistry
 
-from sentinel.clock import Clock, SystemClock
+from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.metrics import MetricsServer, new_registry
 from sentinel.config import Config
-from sentinel.metrics import MetricsServer, new_registry
-from sentinel.ports import SampleSink
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import Sample
 
 log = structlog.get_logger(__name__)
 

@@ -35,8 +35,8 @@ from typing import Any, Protocol
 import httpx
 from pydantic import Field, model_validator
 
-from sentinel.clock import Clock
-from sentinel.settings import Section
+from sentinel.base.clock import Clock
+from sentinel.base.settings import Section
 
 log = logging.getLogger(__name__)
 

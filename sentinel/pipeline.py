@@ -13,9 +13,9 @@ from typing import Protocol
 
 import structlog
 
-from sentinel.detect.findings import Judgement
-from sentinel.notify.events import IncidentChanged, Teller
-from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
+from sentinel.vocabulary.findings import Judgement
+from sentinel.vocabulary.notices import IncidentChanged, Teller
+from sentinel.vocabulary.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
 
 log = structlog.get_logger(__name__)
 

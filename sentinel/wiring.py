@@ -1,7 +1,7 @@
 """Builds a whole sentinel from its config: every adapter, stage and service.
 
 This is the only place that knows every stage; each stage only knows the
-contracts (``sentinel/ports.py`` and friends). Tests and the demo build the
+contracts (``sentinel/vocabulary/ports.py`` and friends). Tests and the demo build the
 same way, swapping in a clock, a registry or an NVML stand-in.
 """
 
@@ -16,22 +16,21 @@ from typing import Any, TextIO
 import structlog
 from prometheus_client import CollectorRegistry
 
-from sentinel import db
 from sentinel.api import build_app, start_api
-from sentinel.clock import Clock, SystemClock
+from sentinel.base import db
+from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.logging import redactor
+from sentinel.base.metrics import new_registry
 from sentinel.config import Config
 from sentinel.daemon import STOP_TIMEOUT_S, Daemon, Probe, Wiring, close_in_turn
-from sentinel.detect.findings import Judgement
+from sentinel.detect.metrics import FindingMetrics
 from sentinel.detect.suite import DetectorSuite
 from sentinel.fleet import FleetHalt, OnHalt, build_fleet_guard
 from sentinel.incidents.manager import IncidentManager
-from sentinel.logging import redactor
-from sentinel.metrics import FindingMetrics, new_registry
+from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
-from sentinel.notify.events import Notice, PageRequest, Teller
 from sentinel.notify.teller import NotifyStack, build_notify
 from sentinel.pipeline import LatestFacts, Observer, Pipeline
-from sentinel.ports import SampleSink
 from sentinel.probes import triton as triton_adapter
 from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
@@ -39,17 +38,18 @@ from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplaySource
-from sentinel.probes.samples import Sample
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.probes.xid import XidWatcher
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
+from sentinel.vocabulary.findings import Judgement
+from sentinel.vocabulary.notices import Notice, PageRequest, Teller
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import Sample
 
 log = structlog.get_logger(__name__)
-
-DB_NAME = "sentinel.db"
 
 
 @dataclass
@@ -216,7 +216,7 @@ async def build(
     for secret in _notifier_secrets(config):
         redactor.add(secret)
 
-    conn = db.open_db(config.state_dir / DB_NAME)
+    conn = db.open_db(db.path_in(config.state_dir))
     triton = triton_adapter.connect(config.triton)
     closers: list[Callable[[], Any]] = [_aclose(conn.close), triton.close]
     try:
@@ -242,6 +242,7 @@ async def build(
             api_url=api_url,
             stream=console,
             registry=registry,
+            open_incidents=IncidentStore(conn).open,
         )
         teller: Teller = notify.teller
         if on_notice is not None:
@@ -289,7 +290,7 @@ async def build(
         services: list[Callable[[], Any]] = [notify.dispatcher.run]
         if notify.alertmanager is not None:
             am = notify.alertmanager
-            services.append(lambda: am.run_resender(conn, clock))
+            services.append(lambda: am.run_resender(IncidentStore(conn).open, clock))
 
         await engine.start()
         closers.append(engine.stop)

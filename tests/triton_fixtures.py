@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from sentinel.config import TritonSettings
+from sentinel.probes.settings import TritonSettings
 from sentinel.probes.triton import TritonAdapter, connect
-from sentinel.tritonlocal import LocalTriton, read_model_config
+from sentinel.testing.triton_local import LocalTriton, read_model_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = ROOT / "examples" / "model_repository"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
-from sentinel.yamlsource import InvalidFile
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     from sentinel.demo.scenario import Demo
-    from sentinel.tritonlocal import TritonNotInstalled
+    from sentinel.testing.triton_local import TritonNotInstalled
 
     demo = Demo(Path(args.out).resolve(), sys.stdout, keep=args.keep)
     try:

@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 
-from sentinel.clock import SystemClock
-from sentinel.config import GpuSettings, load_config
+from sentinel.base.clock import SystemClock
+from sentinel.base.yamlsource import InvalidFile
+from sentinel.config import load_config
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
-from sentinel.probes.samples import GpuSample, to_record
-from sentinel.yamlsource import InvalidFile
+from sentinel.probes.settings import GpuSettings
+from sentinel.vocabulary.samples import GpuSample, to_record
 
 EXIT_UNAVAILABLE = 3
 GIB = 1024**3

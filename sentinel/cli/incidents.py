@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import sentinel.audit
+import sentinel.base.audit
 import sentinel.incidents.silences  # noqa: F401 -- registers its tables
+from sentinel.base import db
+from sentinel.base.db import open_db
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import Config, load_config
-from sentinel.db import open_db
 from sentinel.incidents.store import IncidentStore
-from sentinel.yamlsource import InvalidFile
-
-DB_NAME = "sentinel.db"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,7 +38,7 @@ def load_or_report(path: str | None) -> Config | None:
 
 
 def state_db(config: Config) -> Path:
-    return Path(config.state_dir) / DB_NAME
+    return db.path_in(config.state_dir)
 
 
 def open_state(config: Config) -> sqlite3.Connection | None:

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sentinel.runbook import clisupport as common
+from sentinel.base.yamlsource import InvalidFile
+from sentinel.cli import support as common
 from sentinel.runbook.schema import json_schema, load_playbook
 from sentinel.runbook.service import PlaybookService
-from sentinel.yamlsource import InvalidFile
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,15 +19,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
-from sentinel.clock import Clock, SystemClock
+from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import Config, load_config
-from sentinel.ports import SampleSink
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter
-from sentinel.probes.samples import GpuEvent, Sample
 from sentinel.probes.xid import XidWatcher
-from sentinel.yamlsource import InvalidFile
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import GpuEvent, Sample
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 Probe = Coroutine[Any, Any, Any]

@@ -14,14 +14,14 @@ from typing import Any
 import pydantic
 import yaml
 
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
 from sentinel.detect.backtest import Episode, run
 from sentinel.detect.series import FIELDS, SAMPLE_FOR, SERIES_SLOWDOWN_C
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
 from sentinel.probes.recording import iter_recording
-from sentinel.probes.samples import Sample
-from sentinel.yamlsource import InvalidFile
+from sentinel.vocabulary.samples import Sample
 
 
 class BadInput(Exception):

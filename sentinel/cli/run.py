@@ -7,10 +7,10 @@ import asyncio
 import json
 import sys
 
-from sentinel import logging as sentinel_logging
+from sentinel.base import logging as sentinel_logging
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import Config, load_config
-from sentinel.probes.samples import to_record
-from sentinel.yamlsource import InvalidFile
+from sentinel.vocabulary.samples import to_record
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

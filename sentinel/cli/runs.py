@@ -7,7 +7,7 @@ import datetime
 import json
 from typing import Any
 
-from sentinel.runbook import clisupport as common
+from sentinel.cli import support as common
 from sentinel.runbook.service import PlaybookService
 
 

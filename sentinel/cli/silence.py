@@ -17,9 +17,9 @@ import sqlite3
 import sys
 import time
 
-from sentinel.audit import audit
+from sentinel.base.audit import audit
+from sentinel.base.db import open_db
 from sentinel.cli.incidents import load_or_report, state_db
-from sentinel.db import open_db
 from sentinel.incidents.silences import SilenceError, SilenceStore
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sentinel import logging as sentinel_logging
-from sentinel.clock import SystemClock
+from sentinel.base import logging as sentinel_logging
+from sentinel.base.clock import SystemClock
 from sentinel.config import Config
 from sentinel.demo.report import table, write_report
 from sentinel.demo.timeline import FaultWindow, Timeline
-from sentinel.detect.findings import Cleared, Finding, Judgement
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice, PageRequest
 from sentinel.probes.replay import ReplaySource
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
 from sentinel.wiring import Sentinel, build
 
 ROOT = Path(__file__).resolve().parents[2]

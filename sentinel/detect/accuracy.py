@@ -17,10 +17,10 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episode
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import AccuracySettings
 from sentinel.detect.windows import Cusum, RollingWindow, binomial_llr
-from sentinel.probes.samples import CanaryResult, Sample
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import CanaryResult, Sample
 
 KIND = "accuracy_drift"
 

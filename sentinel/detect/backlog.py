@@ -14,10 +14,10 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import BacklogSettings
 from sentinel.detect.windows import CounterRate, RollingWindow
-from sentinel.probes.samples import Sample, TritonHealth
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import Sample, TritonHealth
 
 KIND = "backlog"
 

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sentinel.detect.findings import Cleared, Finding, Judgement
 from sentinel.detect.settings import DetectorSettings
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement
+from sentinel.vocabulary.samples import Sample
 
 
 class Judge(Protocol):

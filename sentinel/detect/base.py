@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sentinel.detect.findings import Judgement
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.findings import Judgement
+from sentinel.vocabulary.samples import Sample
 
 
 class Detector(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.detect.findings import Cleared, Finding, Judgement, Severity, Subject
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity, Subject
 
 
 class Phase(enum.Enum):

@@ -14,10 +14,10 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import ErrorSettings
 from sentinel.detect.windows import CounterRate, Cusum, RollingWindow, binomial_llr
-from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import CanaryResult, GpuEvent, GpuSample, Sample, TritonHealth
 
 ERROR_BURST = "error_burst"
 SERVER_UNHEALTHY = "server_unhealthy"

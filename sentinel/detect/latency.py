@@ -15,10 +15,10 @@ from typing import Any
 
 from sentinel.detect.base import fmt_s, rnd
 from sentinel.detect.episode import Episode
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import LatencySettings
 from sentinel.detect.windows import RollingWindow
-from sentinel.probes.samples import CanaryResult, Sample
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import CanaryResult, Sample
 
 KIND = "latency_spike"
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import MemorySettings
 from sentinel.detect.windows import Fit, LinearTrend
-from sentinel.probes.samples import CanaryResult, GpuSample, Sample, TritonHealth
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import CanaryResult, GpuSample, Sample, TritonHealth
 
 HIGH = "gpu_oom"
 PREDICTED = "gpu_oom_predicted"

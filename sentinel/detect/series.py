@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sentinel.probes.samples import Agreement, CanaryResult, GpuSample, Sample, TritonHealth
+from sentinel.vocabulary.samples import Agreement, CanaryResult, GpuSample, Sample, TritonHealth
 
 SERIES_MODEL = "series"
 SERIES_GPU = "GPU-series"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from sentinel.settings import Section
+from sentinel.base.settings import Section
 
 
 class LatencySettings(Section):

@@ -8,12 +8,12 @@ from sentinel.detect.accuracy import AccuracyDetector
 from sentinel.detect.backlog import BacklogDetector
 from sentinel.detect.base import Detector
 from sentinel.detect.errors import ErrorDetector
-from sentinel.detect.findings import Judgement
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.memory import MemoryDetector
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.thermal import ThermalDetector
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.findings import Judgement
+from sentinel.vocabulary.samples import Sample
 
 DETECTOR_NAMES = ("latency", "memory", "thermal", "accuracy", "errors", "backlog")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
-from sentinel.detect.findings import Judgement, Severity, Subject
 from sentinel.detect.settings import ThermalSettings
-from sentinel.probes.samples import GpuSample, Sample
+from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.samples import GpuSample, Sample
 
 THERMAL = "thermal_throttle"
 POWER_BRAKE = "power_brake"

@@ -20,14 +20,14 @@ import dataclasses
 import sqlite3
 import uuid
 
-from sentinel.audit import audit
-from sentinel.clock import Clock
-from sentinel.detect.findings import Cleared, Finding, Judgement, Subject
-from sentinel.incidents.model import Incident, IncidentStatus
+from sentinel.base.audit import audit
+from sentinel.base.clock import Clock
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.incidents.silences import SilenceStore
 from sentinel.incidents.store import IncidentStore
-from sentinel.notify.events import IncidentChanged
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Subject
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged
 
 SERVER_DOWN_KINDS = frozenset({"server_unhealthy", "server_down", "server_not_ready"})
 """Causes that explain every canary symptom on the pod."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sentinel.settings import Section
+from sentinel.base.settings import Section
 
 
 class IncidentSettings(Section):

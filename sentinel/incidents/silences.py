@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sentinel import db
+from sentinel.base import db
 
 MIGRATIONS = [
     """

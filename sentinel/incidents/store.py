@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from sentinel import db
-from sentinel.incidents.model import Incident
+from sentinel.base import db
+from sentinel.vocabulary.incidents import Incident
 
 MIGRATIONS = [
     """

@@ -28,14 +28,14 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sentinel.clock import Clock
-from sentinel.detect.findings import Cleared, Finding, Judgement, Severity, Subject
-from sentinel.incidents.model import Incident
-from sentinel.incidents.store import IncidentStore
-from sentinel.notify.events import IncidentChanged, Notice
+from sentinel.base.clock import Clock
 from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
 from sentinel.notify.policy import notice_key
 from sentinel.notify.settings import AlertmanagerSettings
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity, Subject
+from sentinel.vocabulary.incidents import Incident
+from sentinel.vocabulary.notices import IncidentChanged, Notice
+from sentinel.vocabulary.ports import OpenIncidents
 
 log = structlog.get_logger(__name__)
 
@@ -125,13 +125,12 @@ class AlertmanagerNotifier:
             await self.post(alerts)
         return len(alerts)
 
-    async def run_resender(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    async def run_resender(self, open_incidents: OpenIncidents, clock: Clock) -> None:
         """Service: keep firing alerts alive in Alertmanager every resend_interval_s."""
-        store = IncidentStore(conn)
         while True:
             await clock.sleep(self._s.resend_interval_s)
             try:
-                await self.resend(store.open())
+                await self.resend(open_incidents())
             except DeliveryError as exc:
                 log.warning("alertmanager_resend_failed", error=exc.reason)
 

@@ -7,9 +7,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice
 from sentinel.notify.outbox import History, Message, Outbox, OutboxRow
 from sentinel.notify.policy import muted_note, notice_key
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice
 
 
 def render_line(notice: Notice) -> str:

@@ -15,11 +15,14 @@ from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from sentinel.incidents.store import IncidentStore
+from sentinel.vocabulary.ports import OpenIncidents
 
 
 class NotifyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, open_incidents: OpenIncidents | None = None
+    ) -> None:
+        self._open_incidents = open_incidents
         self.notifications = Counter(
             "sentinel_notifications",
             "Notification delivery attempts by notifier and outcome "
@@ -48,7 +51,9 @@ class NotifyMetrics:
             "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')"
         ).fetchone()
         self.outbox_pending.set(row[0])
-        tally = Tally((i.kind, i.severity.value) for i in IncidentStore(conn).open())
+        if self._open_incidents is None:
+            return
+        tally = Tally((i.kind, i.severity.value) for i in self._open_incidents())
         self.incidents_open.clear()
         for (kind, severity), n in tally.items():
             self.incidents_open.labels(kind=kind, severity=severity).set(n)

@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from sentinel import db
-from sentinel.clock import Clock
-from sentinel.notify.events import Notice
+from sentinel.base import db
+from sentinel.base.clock import Clock
 from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.settings import OutboxSettings
+from sentinel.vocabulary.notices import Notice
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import pagerduty
 
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice, PageRequest
 from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
 from sentinel.notify.policy import PagingPolicy, notice_key
 from sentinel.notify.settings import PagerDutySettings
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
 
 NAME = "pagerduty"
 _PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice, PageRequest
 from sentinel.notify.settings import PolicySettings
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
 
 PAGING_CHANGES = frozenset({"opened", "reopened", "escalated", "renotify"})
 

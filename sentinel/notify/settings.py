@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from sentinel.detect.findings import Severity
-from sentinel.settings import RelPath, Section, read_secret
+from sentinel.base.settings import RelPath, Section, read_secret
+from sentinel.vocabulary.findings import Severity
 
 
 class SlackSettings(Section):

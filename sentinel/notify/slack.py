@@ -20,11 +20,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.notify.events import ActionUpdate, IncidentChanged, Notice
 from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
 from sentinel.notify.policy import PagingPolicy, muted_note, notice_key
 from sentinel.notify.settings import SlackSettings
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice
 
 NAME = "slack"
 EVENT_TYPE = "sentinel_notice"

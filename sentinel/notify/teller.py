@@ -16,23 +16,24 @@ from typing import TextIO
 import structlog
 from prometheus_client import CollectorRegistry
 
-from sentinel.audit import audit
-from sentinel.clock import Clock
+from sentinel.base.audit import audit
+from sentinel.base.clock import Clock
 from sentinel.notify.alertmanager import AlertmanagerNotifier
 from sentinel.notify.console import ConsoleNotifier
-from sentinel.notify.events import Notice, PageRequest
 from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.outbox import Dispatcher, Notifier, Outbox
 from sentinel.notify.pagerduty import PagerDutyNotifier
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.slack import SlackNotifier
+from sentinel.vocabulary.notices import Notice, PageRequest
+from sentinel.vocabulary.ports import OpenIncidents
 
 log = structlog.get_logger(__name__)
 
 
 class OutboxTeller:
-    """Implements :class:`sentinel.notify.events.Teller` on the durable outbox."""
+    """Implements :class:`sentinel.vocabulary.notices.Teller` on the durable outbox."""
 
     def __init__(
         self, outbox: Outbox, notifiers: Sequence[Notifier], dispatcher: Dispatcher | None = None
@@ -93,6 +94,7 @@ def build_notify(
     api_url: str = "http://127.0.0.1:9309",
     stream: TextIO | None = None,
     registry: CollectorRegistry | None = None,
+    open_incidents: OpenIncidents | None = None,
 ) -> NotifyStack:
     """Build the enabled notifiers; ValueError names a misconfigured one (missing secret)."""
     policy = PagingPolicy(settings.policy)
@@ -111,7 +113,7 @@ def build_notify(
     if am is not None:
         notifiers.append(am)
     outbox = Outbox(conn, clock)
-    metrics = NotifyMetrics(registry) if registry is not None else None
+    metrics = NotifyMetrics(registry, open_incidents) if registry is not None else None
     dispatcher = Dispatcher(
         outbox, {n.name: n for n in notifiers}, clock, settings.outbox, metrics=metrics
     )

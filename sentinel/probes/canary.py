@@ -5,7 +5,7 @@ trusted FP32 outputs as ``reference__<OUTPUT>``, and optional integer ``labels``
 Each round the probe reads the model's live config (its ``max_batch_size`` caps
 the batch sizes, so a reduced batch size is still probed) and metadata (the
 golden set must still fit the model), then sends one request per batch size and
-records a :class:`~sentinel.probes.samples.CanaryResult` for each.
+records a :class:`~sentinel.vocabulary.samples.CanaryResult` for each.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from sentinel.clock import Clock, SystemClock
-from sentinel.config import CanarySettings
-from sentinel.ports import SampleSink
-from sentinel.probes.samples import Agreement, CanaryOutcome, CanaryResult, Sample
+from sentinel.base.clock import Clock, SystemClock
+from sentinel.probes.settings import CanarySettings
 from sentinel.probes.triton import (
     DATATYPES,
     Array,
@@ -36,6 +34,8 @@ from sentinel.probes.triton import (
     TritonTimeout,
     TritonUnreachable,
 )
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import Agreement, CanaryOutcome, CanaryResult, Sample
 
 log = structlog.get_logger(__name__)
 REFERENCE_PREFIX = "reference__"
@@ -270,7 +270,7 @@ class CanaryProbe:
             ]
 
     async def check(self, model: str = "", version: str = "") -> list[CanaryResult]:
-        """One round now, at every configured batch size (``sentinel.ports.CanaryRunner``).
+        """One round now, at every configured batch size (the ``CanaryRunner`` port).
 
         Raises GoldenSetError when the golden set does not fit the model's metadata.
         """

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.clock import Clock, SystemClock
-from sentinel.config import GpuSettings
-from sentinel.ports import SampleSink
+from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes import nvml as nv
-from sentinel.probes.samples import GpuEvent, GpuProcess, GpuSample, Sample
+from sentinel.probes.settings import GpuSettings
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample, Sample
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from sentinel.clock import Clock
+from sentinel.base.clock import Clock
 from sentinel.probes.nvml import KNOWN_REASON_NAMES
-from sentinel.probes.samples import GpuEvent, GpuSample, Sample
+from sentinel.vocabulary.samples import GpuEvent, GpuSample, Sample
 
 ServerPids = Callable[[], Iterable[int]] | Iterable[int]
 
@@ -54,7 +54,7 @@ class GpuTelemetry:
                 self.nvml_available = False
 
     async def sink(self, sample: Sample) -> None:
-        """:meth:`observe` as a :data:`~sentinel.ports.SampleSink`."""
+        """:meth:`observe` as a :data:`~sentinel.vocabulary.ports.SampleSink`."""
         self.observe(sample)
 
     def latest(self) -> list[GpuSample]:

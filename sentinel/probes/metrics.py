@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sentinel.probes.samples import CanaryResult, Sample, TritonHealth
+from sentinel.vocabulary.samples import CanaryResult, Sample, TritonHealth
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from sentinel.probes.samples import RecordError, Sample, from_record, to_record
+from sentinel.vocabulary.samples import RecordError, Sample, from_record, to_record
 
 OnBadLine = Callable[[int, str], None]
 """Called with (line number, problem) for every line that is not a valid sample."""

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentinel.clock import Clock
-from sentinel.ports import SampleSink
+from sentinel.base.clock import Clock
 from sentinel.probes.recording import iter_recording
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import Sample
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Triton adapter: KServe v2 health, metadata, inference and model control.
 
 Two transports behind one interface (:class:`TritonAdapter`, which implements
-``sentinel.ports.TritonControl``): gRPC through ``tritonclient.grpc.aio`` and HTTP
+``sentinel.vocabulary.ports.TritonControl``): gRPC through ``tritonclient.grpc.aio`` and HTTP
 through plain KServe v2 calls with ``httpx`` (``tritonclient.http.aio`` would pull
 in gevent; tensors travel as raw bytes through the binary tensor extension).
 Every call has a deadline. Whatever goes wrong ends as one of the
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.config import TritonSettings
+from sentinel.probes.settings import TritonSettings
 
 T = TypeVar("T")
 Array = npt.NDArray[Any]
@@ -192,7 +192,7 @@ def parse_json_output(item: Any) -> tuple[str, Array]:
 
 
 class TritonAdapter(abc.ABC):
-    """One Triton server (implements ``sentinel.ports.TritonControl``)."""
+    """One Triton server (implements ``sentinel.vocabulary.ports.TritonControl``)."""
 
     url: str
     timeout_s: float

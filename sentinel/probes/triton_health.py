@@ -16,10 +16,10 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentinel.clock import Clock, SystemClock
-from sentinel.ports import SampleSink
-from sentinel.probes.samples import Sample, TritonHealth
+from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes.triton import TritonAdapter, TritonError, TritonTimeout, TritonUnreachable
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import Sample, TritonHealth
 
 log = structlog.get_logger(__name__)
 

@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sentinel.clock import Clock, SystemClock
-from sentinel.ports import SampleSink
+from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes import nvml as nv
-from sentinel.probes.samples import GpuEvent
+from sentinel.vocabulary.ports import SampleSink
+from sentinel.vocabulary.samples import GpuEvent
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sentinel.incidents.model import Incident
-from sentinel.ports import Facts
-from sentinel.probes.samples import GpuSample, TritonHealth
 from sentinel.runbook.actions.basic import gpu_facts
+from sentinel.vocabulary.incidents import Incident
+from sentinel.vocabulary.ports import Facts
+from sentinel.vocabulary.samples import GpuSample, TritonHealth
 
 _NO_GPU = gpu_facts(GpuSample(ts=0.0, index=-1, uuid=""), [])
 _NO_TRITON = dataclasses.asdict(TritonHealth(ts=0.0, live=False, ready=False))
@@ -97,8 +97,8 @@ def cause_facts(incident: Incident, gpu: dict[str, Any]) -> dict[str, Any]:
 
 def synthetic_incident(pod: str, target: dict[str, str], kind: str, now: float) -> Incident:
     """An incident-shaped record for runs and pages not tied to a detected incident."""
-    from sentinel.detect.findings import Severity, Subject
-    from sentinel.incidents.model import IncidentStatus
+    from sentinel.vocabulary.findings import Severity, Subject
+    from sentinel.vocabulary.incidents import IncidentStatus
 
     model = target.get("model")
     subject = Subject(model=model, version=target.get("version") or None)

@@ -17,10 +17,8 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from sentinel.clock import Clock
-from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.notify.events import IncidentChanged, Teller
-from sentinel.ports import CanaryRunner, Facts, TritonControl
+from sentinel.base.clock import Clock
+from sentinel.base.yamlsource import Problem
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.executor import (
     LOCKED,
@@ -36,7 +34,9 @@ from sentinel.runbook.leases import LeaseKeeper
 from sentinel.runbook.metrics import RunbookMetrics
 from sentinel.runbook.schema import LoadedPlaybook, load_dirs
 from sentinel.runbook.settings import RunbookSettings
-from sentinel.yamlsource import Problem
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged, Teller
+from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from sentinel.clock import Clock
-from sentinel.incidents.model import Incident
-from sentinel.notify.events import ActionUpdate, IncidentChanged, PageRequest, Teller
-from sentinel.ports import CanaryRunner, Facts, TritonControl
+from sentinel.base.clock import Clock
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext, ActionError, TransientError, classify
 from sentinel.runbook.context import build_context
@@ -33,6 +30,9 @@ from sentinel.runbook.schema import LoadedPlaybook, Rollback, Step
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.runbook.templating import TemplateFailure, condition, render
 from sentinel.runbook.verify import baseline_p99, verify
+from sentinel.vocabulary.incidents import Incident
+from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, PageRequest, Teller
+from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sentinel.detect.findings import Severity
-from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.notify.events import IncidentChanged
 from sentinel.runbook.schema import Gate, Trigger
 from sentinel.runbook.templating import TemplateFailure, condition
+from sentinel.vocabulary.findings import Severity
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged
 
 
 class FleetGuard(Protocol):

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from sentinel import db
+from sentinel.base import db
 
 MIGRATIONS = [
     """

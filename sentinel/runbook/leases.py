@@ -16,12 +16,12 @@ from typing import Any
 
 import structlog
 
-from sentinel.notify.events import ActionUpdate, PageRequest
 from sentinel.runbook.actions.triton import apply_patch, revert_patch
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.executor import Ports
 from sentinel.runbook.schema import Verify
 from sentinel.runbook.verify import verify
+from sentinel.vocabulary.notices import ActionUpdate, PageRequest
 
 log = structlog.get_logger(__name__)
 MAX_REAPPLY = 5

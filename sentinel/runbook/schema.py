@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from sentinel.detect.findings import Severity
+from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, validate
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.templating import check_expression, check_templates
-from sentinel.yamlsource import InvalidFile, Problem, load_yaml, plain, validate
+from sentinel.vocabulary.findings import Severity
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sentinel.settings import RelPath, Section
+from sentinel.base.settings import RelPath, Section
 
 
 class RunbookSettings(Section):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentinel.clock import Clock
-from sentinel.ports import CanaryRunner, Facts
-from sentinel.probes.samples import CanaryResult
+from sentinel.base.clock import Clock
 from sentinel.runbook.actions.basic import summarize_canaries
 from sentinel.runbook.schema import Verify
+from sentinel.vocabulary.ports import CanaryRunner, Facts
+from sentinel.vocabulary.samples import CanaryResult
 
 
 def baseline_p99(facts: Facts | None, model: str, before: float) -> float | None:

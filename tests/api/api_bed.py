@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.notify.alertmanager import ExternalAlert
 
 TOKEN = "s3cret-api-token-0123"

@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 from api_bed import TOKEN, Api, RecordingPlaybooks
 
-import sentinel.audit
+import sentinel.base.audit
 import sentinel.incidents.silences
 import sentinel.incidents.store  # noqa: F401 -- registers the tables
 from sentinel.api import build_app, start_api
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.notify.alertmanager import ExternalAlert
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from api_bed import TOKEN, Api
 
-from sentinel.audit import entries
+from sentinel.base.audit import entries
 
 ACTING = [
     ("POST", "/v1/silences", {"matchers": ["model=a"], "duration_s": 60, "comment": "x"}),
@@ -142,9 +142,9 @@ async def test_alertmanager_webhook_becomes_alerts(api: Api) -> None:
 
 async def test_incidents_endpoints(api: Api) -> None:
     """Incidents are listed (open filter) and fetched by id; unknown ids are 404."""
-    from sentinel.detect.findings import Cleared, Finding, Severity, Subject
     from sentinel.incidents.manager import IncidentManager
     from sentinel.incidents.settings import IncidentSettings
+    from sentinel.vocabulary.findings import Cleared, Finding, Severity, Subject
 
     manager = IncidentManager(api.conn, IncidentSettings(resolve_hold_s=0), "pod-a", api.clock)
     t = api.clock.now()

@@ -116,7 +116,7 @@ def test_generated_configs_pass_promtool_and_amtool(
 def test_bench_config_opens_guards_and_keeps_the_demo_detectors(tmp_path: Path) -> None:
     """The repetitions' config is the demo's with no cooldown/budget and a wide breaker."""
     from sentinel.demo.scenario import DEMO_DETECTORS, EXAMPLES
-    from sentinel.tritonlocal import LocalTriton
+    from sentinel.testing.triton_local import LocalTriton
 
     repo = EXAMPLES / "model_repository"
     server = LocalTriton(repo, workdir=tmp_path / "triton")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
-from sentinel.yamlsource import InvalidFile
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "sentinel.yaml"
 

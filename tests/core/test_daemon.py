@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sentinel.config import Config
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
 from sentinel.wiring import build
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from sentinel.config import Config
 from sentinel.daemon import Daemon, Wiring
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.samples import Sample
 
 
 async def _sink(sample: Sample) -> None:

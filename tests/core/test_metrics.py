@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sentinel.detect.findings import Cleared, Finding, Severity, Subject
-from sentinel.metrics import FindingMetrics, new_registry
+from sentinel.base.metrics import new_registry
+from sentinel.detect.metrics import FindingMetrics
+from sentinel.vocabulary.findings import Cleared, Finding, Severity, Subject
 
 
 def test_findings_are_counted_by_kind_and_severity_and_clears_are_not() -> None:

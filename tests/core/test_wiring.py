@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.config import Config
 from sentinel.fleet import FleetHalt
-from sentinel.notify.events import Notice, PageRequest
+from sentinel.vocabulary.notices import Notice, PageRequest
 from sentinel.wiring import _page_fleet_halt
 
 

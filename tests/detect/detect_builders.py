@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sentinel.probes.samples import Agreement, CanaryResult, GpuProcess, GpuSample, TritonHealth
+from sentinel.vocabulary.samples import Agreement, CanaryResult, GpuProcess, GpuSample, TritonHealth
 
 T0 = 1_763_000_000.0
 GPU = "GPU-test"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from detect_builders import T0, canary
 
 from sentinel.detect.accuracy import AccuracyDetector
-from sentinel.detect.findings import Cleared, Finding, Judgement
 from sentinel.detect.settings import AccuracySettings
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement
 
 
 def _run(

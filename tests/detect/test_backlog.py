@@ -5,8 +5,8 @@ from __future__ import annotations
 from detect_builders import T0, health
 
 from sentinel.detect.backlog import BacklogDetector
-from sentinel.detect.findings import Finding, Judgement
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.findings import Finding, Judgement
+from sentinel.vocabulary.samples import Sample
 
 
 def _run(samples: list[Sample]) -> list[Judgement]:

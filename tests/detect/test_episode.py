@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sentinel.detect.episode import Episode
-from sentinel.detect.findings import Cleared, Finding, Severity, Subject
+from sentinel.vocabulary.findings import Cleared, Finding, Severity, Subject
 
 
 def _fire(started: float, ts: float) -> tuple[Severity, str, dict[str, Any]]:

@@ -6,9 +6,9 @@ import pytest
 from detect_builders import GPU, T0, canary, gpu, health
 
 from sentinel.detect.errors import ErrorDetector
-from sentinel.detect.findings import Cleared, Finding, Judgement, Severity
 from sentinel.detect.settings import ErrorSettings
-from sentinel.probes.samples import GpuEvent, Sample
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
+from sentinel.vocabulary.samples import GpuEvent, Sample
 
 
 def _run(d: ErrorDetector, samples: list[Sample]) -> list[Judgement]:

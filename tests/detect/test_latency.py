@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from detect_builders import T0, canary
 
-from sentinel.detect.findings import Cleared, Finding, Judgement, Severity
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.settings import LatencySettings
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
 
 
 def _feed(d: LatencyDetector, lat: list[float], start: float = T0, **kw: object) -> list[Judgement]:

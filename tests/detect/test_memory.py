@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from detect_builders import GPU, T0, canary, gpu
 
-from sentinel.detect.findings import Cleared, Finding, Judgement, Severity
 from sentinel.detect.memory import MemoryDetector
 from sentinel.detect.settings import MemorySettings
-from sentinel.probes.samples import GpuProcess
+from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
+from sentinel.vocabulary.samples import GpuProcess
 
 
 def _run(

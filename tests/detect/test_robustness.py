@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentinel.detect.findings import Cleared, Finding
 from sentinel.detect.suite import DetectorSuite
-from sentinel.probes.samples import (
+from sentinel.vocabulary.findings import Cleared, Finding
+from sentinel.vocabulary.samples import (
     Agreement,
     CanaryResult,
     GpuEvent,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from detect_builders import GPU, T0, canary, gpu
 
-from sentinel.detect.findings import Finding
 from sentinel.detect.settings import DetectorSettings, ThermalSettings
 from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
-from sentinel.probes.samples import GpuEvent, GpuProcess
+from sentinel.vocabulary.findings import Finding
+from sentinel.vocabulary.samples import GpuEvent, GpuProcess
 
 
 def test_every_detector_runs_by_default_and_disabled_ones_do_not() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from detect_builders import T0, gpu
 
-from sentinel.detect.findings import Finding, Judgement, Severity
 from sentinel.detect.settings import ThermalSettings
 from sentinel.detect.thermal import REASON_BITS, ThermalDetector
+from sentinel.vocabulary.findings import Finding, Judgement, Severity
 
 
 def _run(d: ThermalDetector, reasons: list[int], **kw: object) -> list[Judgement]:

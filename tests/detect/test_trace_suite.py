@@ -10,12 +10,12 @@ import pytest
 
 from sentinel.cli.replay import read_csv
 from sentinel.detect.backtest import Fault, allowed_delay, run, score
-from sentinel.detect.findings import Finding
 from sentinel.detect.series import SAMPLE_FOR
 from sentinel.detect.settings import DetectorSettings, MemorySettings, ThermalSettings
 from sentinel.detect.suite import build_detector
 from sentinel.probes.recording import iter_recording
-from sentinel.probes.samples import Sample
+from sentinel.vocabulary.findings import Finding
+from sentinel.vocabulary.samples import Sample
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TRACES = DATA / "traces"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import sentinel.audit
+import sentinel.base.audit
 import sentinel.incidents.silences
 import sentinel.incidents.store  # noqa: F401 -- registers the tables
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.audit import entries
+from sentinel.base.audit import entries
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.cli import main
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
-from sentinel.detect.findings import Finding, Severity, Subject
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
+from sentinel.vocabulary.findings import Finding, Severity, Subject
 
 
 @pytest.fixture

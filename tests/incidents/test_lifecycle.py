@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Cleared, Finding, Severity, Subject
+from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager, dedup_key
-from sentinel.incidents.model import IncidentStatus
 from sentinel.incidents.settings import IncidentSettings
+from sentinel.vocabulary.findings import Cleared, Finding, Severity, Subject
+from sentinel.vocabulary.incidents import IncidentStatus
 
 POD = "pod-a"
 
@@ -201,7 +201,7 @@ def test_related_findings_share_a_group(conn: sqlite3.Connection, clock: FakeClo
 
 def test_every_change_is_audited(conn: sqlite3.Connection, clock: FakeClock) -> None:
     """Each emitted change leaves an audit row naming the incident key."""
-    from sentinel.audit import entries
+    from sentinel.base.audit import entries
 
     m = manager(conn, clock, resolve_hold_s=0)
     [opened] = m.ingest(spike(clock.now()))

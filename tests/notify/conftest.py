@@ -10,12 +10,12 @@ import pytest
 from notify_servers import PagerDutyServer, SlackServer
 from pydantic import SecretStr
 
-import sentinel.audit
+import sentinel.base.audit
 import sentinel.incidents.silences
 import sentinel.incidents.store
 import sentinel.notify.outbox  # noqa: F401 -- registers the tables
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.notify.settings import (
     ConsoleSettings,
     NotifySettings,

@@ -10,11 +10,11 @@ import sys
 
 from pydantic import SecretStr
 
-import sentinel.audit
+import sentinel.base.audit
 import sentinel.incidents.silences
 import sentinel.incidents.store  # noqa: F401 -- registers the tables
-from sentinel.clock import SystemClock
-from sentinel.db import open_db
+from sentinel.base.clock import SystemClock
+from sentinel.base.db import open_db
 from sentinel.notify.settings import ConsoleSettings, NotifySettings, SlackSettings
 from sentinel.notify.teller import build_notify
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Cleared, Finding, Severity, Subject
+from sentinel.base.clock import FakeClock
 from sentinel.notify.outbox import Dispatcher
+from sentinel.vocabulary.findings import Cleared, Finding, Severity, Subject
 
 
 def finding(

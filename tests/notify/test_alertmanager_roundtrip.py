@@ -23,8 +23,7 @@ import pytest
 from notify_helpers import cleared, drain, finding
 
 from sentinel.api import build_app, start_api
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Finding
+from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.alertmanager import (
@@ -35,6 +34,7 @@ from sentinel.notify.alertmanager import (
 from sentinel.notify.outbox import Dispatcher, Outbox
 from sentinel.notify.settings import AlertmanagerSettings
 from sentinel.notify.teller import OutboxTeller
+from sentinel.vocabulary.findings import Finding
 
 AM_BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "am-webhook-token-0123"

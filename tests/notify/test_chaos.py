@@ -10,13 +10,13 @@ import pytest
 from notify_helpers import cleared, finding
 from notify_servers import Failure, PagerDutyServer, SlackServer
 
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
-from sentinel.notify.events import ActionUpdate, Notice
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.teller import build_notify
+from sentinel.vocabulary.notices import ActionUpdate, Notice
 
 POD = "pod-a"
 

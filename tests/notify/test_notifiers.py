@@ -13,12 +13,10 @@ from notify_helpers import drain, finding
 from notify_servers import Failure, PagerDutyServer, SlackServer
 from pydantic import SecretStr
 
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Cleared, Finding, Severity
+from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.alertmanager import AlertmanagerNotifier, ExternalAlert, alert_to_judgement
-from sentinel.notify.events import ActionUpdate
 from sentinel.notify.outbox import Dispatcher, Outbox
 from sentinel.notify.settings import (
     AlertmanagerSettings,
@@ -29,6 +27,8 @@ from sentinel.notify.settings import (
 )
 from sentinel.notify.slack import SlackNotifier
 from sentinel.notify.teller import OutboxTeller, build_notify
+from sentinel.vocabulary.findings import Cleared, Finding, Severity
+from sentinel.vocabulary.notices import ActionUpdate
 
 POD = "pod-a"
 

@@ -8,12 +8,13 @@ from notify_helpers import drain, finding
 from notify_servers import Failure, PagerDutyServer, SlackServer
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Severity
+from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
+from sentinel.incidents.store import IncidentStore
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.teller import build_notify
+from sentinel.vocabulary.findings import Severity
 
 
 def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
@@ -29,7 +30,14 @@ async def test_delivery_outcomes_backlog_and_open_incidents(
 ) -> None:
     """Sent/failed counts per notifier, the outbox backlog and open incidents by kind."""
     registry = CollectorRegistry()
-    stack = build_notify(conn, notify_settings, "pod-a", clock, registry=registry)
+    stack = build_notify(
+        conn,
+        notify_settings,
+        "pod-a",
+        clock,
+        registry=registry,
+        open_incidents=IncidentStore(conn).open,
+    )
     text = generate_latest(registry).decode()
     for name in (
         "sentinel_notifications_total",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
-from sentinel.yamlsource import InvalidFile
 
 
 @pytest.mark.parametrize(

@@ -7,15 +7,15 @@ import sqlite3
 from notify_helpers import drain, finding
 from notify_servers import PagerDutyServer, SlackServer
 
-from sentinel.audit import entries
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Severity
+from sentinel.base.audit import entries
+from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
-from sentinel.notify.events import ActionUpdate, PageRequest
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings, PolicySettings
 from sentinel.notify.teller import build_notify
+from sentinel.vocabulary.findings import Severity
+from sentinel.vocabulary.notices import ActionUpdate, PageRequest
 
 POD = "pod-a"
 

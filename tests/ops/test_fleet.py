@@ -11,7 +11,7 @@ import pydantic
 import pytest
 from lease_standin import LeaseApiStandIn
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.fleet import (
     STATE_ANNOTATION,
     AllowAllGuard,

@@ -33,7 +33,7 @@ from promql import (
 )
 from systools import free_port, get_json, query, running_prometheus
 
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "examples" / "golden" / "digits.npz"

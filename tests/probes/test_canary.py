@@ -14,16 +14,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from triton_fixtures import GOLDEN_DIGITS, ModelHandle, make_adapter
 
-from sentinel.clock import SystemClock
-from sentinel.config import CanarySettings
+from sentinel.base.clock import SystemClock
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DetectorSuite
 from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
 from sentinel.probes.metrics import ProbeMetrics
-from sentinel.probes.samples import CanaryResult, Sample, TritonHealth
+from sentinel.probes.settings import CanarySettings
 from sentinel.probes.triton import TritonAdapter
 from sentinel.probes.triton_health import TritonHealthProbe
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
+from sentinel.vocabulary.samples import CanaryResult, Sample, TritonHealth
 
 pytestmark = pytest.mark.triton
 

@@ -13,14 +13,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from triton_fixtures import GOLDEN_DIGITS
 
-from sentinel.clock import FakeClock
-from sentinel.config import CanarySettings
+from sentinel.base.clock import FakeClock
 from sentinel.probes.canary import CanaryProbe
 from sentinel.probes.metrics import ProbeMetrics
-from sentinel.probes.samples import Agreement, CanaryResult, Sample, TritonHealth
+from sentinel.probes.settings import CanarySettings
 from sentinel.probes.triton_health import TritonHealthProbe, parse_triton_metrics
 from sentinel.probes.triton_http import HttpTriton
-from sentinel.tritonlocal import free_port
+from sentinel.testing.triton_local import free_port
+from sentinel.vocabulary.samples import Agreement, CanaryResult, Sample, TritonHealth
 
 TRITON_METRICS = """\
 # HELP nv_inference_request_success Number of successful inference requests

@@ -11,7 +11,7 @@ from test_gpu_standin import GpuScript, NvmlStandIn
 import sentinel.cli.gpu as gpu_cli
 from sentinel.cli import main
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
-from sentinel.probes.samples import GpuSample, from_record
+from sentinel.vocabulary.samples import GpuSample, from_record
 
 
 def _nvml_here() -> bool:

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.replay import ReplaySource, load_samples
-from sentinel.probes.samples import GpuEvent, GpuProcess, GpuSample
+from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample
 
 TRACES = Path(__file__).parents[1] / "data" / "gpu"
 GIB = 1 << 30

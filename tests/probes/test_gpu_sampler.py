@@ -11,11 +11,11 @@ import pynvml
 import pytest
 from test_gpu_standin import ERROR_CLASSES, GIB, GpuScript, NvmlStandIn
 
-from sentinel.clock import FakeClock
-from sentinel.config import GpuSettings
+from sentinel.base.clock import FakeClock
 from sentinel.probes import nvml as nv
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
-from sentinel.probes.samples import GpuEvent, GpuProcess, GpuSample, Sample
+from sentinel.probes.settings import GpuSettings
+from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample, Sample
 
 SAMPLED_FUNCTIONS = (
     "nvmlDeviceGetMemoryInfo",

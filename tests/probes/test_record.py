@@ -11,14 +11,15 @@ import pytest
 from test_gpu_standin import GpuScript, NvmlStandIn
 from triton_fixtures import GOLDEN_DIGITS
 
+from sentinel.base.clock import SystemClock
 from sentinel.cli import main
 from sentinel.cli.record import parse_duration, record
-from sentinel.clock import SystemClock
-from sentinel.config import Config, GpuSettings
+from sentinel.config import Config
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter, iter_lines, iter_recording
-from sentinel.probes.samples import CanaryResult, GpuEvent, GpuSample, TritonHealth
-from sentinel.tritonlocal import LocalTriton
+from sentinel.probes.settings import GpuSettings
+from sentinel.testing.triton_local import LocalTriton
+from sentinel.vocabulary.samples import CanaryResult, GpuEvent, GpuSample, TritonHealth
 
 
 def _nvml_here() -> bool:

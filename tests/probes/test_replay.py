@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.probes.recording import RecordingWriter
 from sentinel.probes.replay import ReplaySource
-from sentinel.probes.samples import (
+from sentinel.vocabulary.samples import (
     Agreement,
     CanaryResult,
     GpuEvent,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from sentinel.base.clock import FakeClock
 from sentinel.cli import main
-from sentinel.clock import FakeClock
 from sentinel.probes.replay import ReplaySource, load_samples
-from sentinel.probes.samples import GpuEvent, GpuSample, Sample
+from sentinel.vocabulary.samples import GpuEvent, GpuSample, Sample
 
 TRACES = Path(__file__).parents[1] / "data" / "gpu"
 H200_UUID = "GPU-5c0bf24b-5f67-e6eb-7366-95e28a901d8e"

@@ -20,7 +20,7 @@ from sentinel.probes.triton import (
 )
 from sentinel.probes.triton_grpc import GrpcTriton
 from sentinel.probes.triton_http import HttpTriton
-from sentinel.tritonlocal import free_port
+from sentinel.testing.triton_local import free_port
 
 
 def _rows(n: int) -> np.ndarray:

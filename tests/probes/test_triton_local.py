@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from triton_fixtures import MODEL_REPOSITORY
 
-from sentinel.tritonlocal import (
+from sentinel.testing.triton_local import (
     LocalTriton,
     TritonNotInstalled,
     find_install,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from triton_fixtures import GOLDEN_DIGITS, MODEL_REPOSITORY, ModelHandle
 
-from sentinel.tritonlocal import LocalTriton, TritonStartError, read_model_config
+from sentinel.testing.triton_local import LocalTriton, TritonStartError, read_model_config
 
 pytestmark = pytest.mark.triton
 

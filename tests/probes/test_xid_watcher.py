@@ -10,10 +10,10 @@ import pynvml
 import pytest
 from test_gpu_standin import ERROR_CLASSES, GpuScript, NvmlStandIn
 
-from sentinel.clock import FakeClock
+from sentinel.base.clock import FakeClock
 from sentinel.probes.nvml import classify_xid
-from sentinel.probes.samples import GpuEvent, Sample
 from sentinel.probes.xid import XidWatcher
+from sentinel.vocabulary.samples import GpuEvent, Sample
 
 
 class Collected:

@@ -17,8 +17,8 @@ from runbook_standins import (
     StandInTriton,
 )
 
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import LoadedPlaybook, load_playbook
 from sentinel.runbook.settings import RunbookSettings

@@ -9,11 +9,11 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sentinel.clock import FakeClock
-from sentinel.detect.findings import Severity, Subject
-from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.notify.events import IncidentChanged, Notice
-from sentinel.probes.samples import Agreement, CanaryResult, GpuSample, TritonHealth
+from sentinel.base.clock import FakeClock
+from sentinel.vocabulary.findings import Severity, Subject
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged, Notice
+from sentinel.vocabulary.samples import Agreement, CanaryResult, GpuSample, TritonHealth
 
 T = TypeVar("T")
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import sentinel.audit  # noqa: F401 -- registers the API's audit table
+import sentinel.base.audit  # noqa: F401 -- registers the API's audit table
 from sentinel.api import build_app, start_api
+from sentinel.base.clock import SystemClock
+from sentinel.base.db import open_db
 from sentinel.cli import main
-from sentinel.clock import SystemClock
 from sentinel.config import load_config
-from sentinel.db import open_db
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
-from sentinel.tritonlocal import free_port
+from sentinel.testing.triton_local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cli-test-token-0123"

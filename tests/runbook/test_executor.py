@@ -7,10 +7,10 @@ from collections.abc import Callable
 from conftest import Bed
 from runbook_standins import DIGITS_CONFIG, drive, incident, precision_of
 
-from sentinel.notify.events import ActionUpdate, PageRequest
-from sentinel.probes.samples import CanaryResult
 from sentinel.runbook.actions.triton import apply_patch
 from sentinel.runbook.schema import LoadedPlaybook
+from sentinel.vocabulary.notices import ActionUpdate, PageRequest
+from sentinel.vocabulary.samples import CanaryResult
 
 Loader = Callable[[str], LoadedPlaybook]
 

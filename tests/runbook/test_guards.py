@@ -9,10 +9,10 @@ from conftest import Bed
 from prometheus_client import CollectorRegistry
 from runbook_standins import drive, incident
 
-from sentinel.incidents.model import IncidentStatus
-from sentinel.notify.events import PageRequest
-from sentinel.probes.samples import GpuProcess, GpuSample, TritonHealth
 from sentinel.runbook.schema import LoadedPlaybook
+from sentinel.vocabulary.incidents import IncidentStatus
+from sentinel.vocabulary.notices import PageRequest
+from sentinel.vocabulary.samples import GpuProcess, GpuSample, TritonHealth
 
 Loader = Callable[[str], LoadedPlaybook]
 
@@ -201,7 +201,7 @@ async def test_manual_run_needs_no_incident_but_obeys_budget(
 
 async def test_for_duration_waits_and_drops_cleared(bed: Bed, write_playbook: Loader) -> None:
     """A trigger's for: delays the run; an incident cleared meanwhile is not acted on."""
-    from sentinel.notify.events import IncidentChanged
+    from sentinel.vocabulary.notices import IncidentChanged
 
     lp = write_playbook(
         HALVE.replace("[{kinds: [latency_spike]}]", "[{kinds: [latency_spike], for: 60s}]")
@@ -255,7 +255,7 @@ async def test_incident_skipped_for_a_locked_target_runs_once_the_lock_frees(
     bed: Bed, write_playbook: Loader
 ) -> None:
     """A drift that arrives while a latency run holds the model gets its own run afterwards."""
-    from sentinel.notify.events import IncidentChanged
+    from sentinel.vocabulary.notices import IncidentChanged
 
     slow = write_playbook(
         "name: slow\ntriggers: [{kinds: [latency_spike]}]\nsteps:\n"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from conftest import Bed
 from runbook_standins import drive, incident
 
-from sentinel.incidents.model import IncidentStatus
-from sentinel.notify.events import IncidentChanged
 from sentinel.runbook.schema import LoadedPlaybook
+from sentinel.vocabulary.incidents import IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged
 
 Loader = Callable[[str], LoadedPlaybook]
 HALF_HOUR = 30 * 60

@@ -21,21 +21,21 @@ from runbook_standins import FixedFacts, RecordingTeller
 from triton_fixtures import GOLDEN_DIGITS, ModelHandle
 
 import sentinel.incidents.store  # noqa: F401 -- registers the incident tables
-from sentinel.config import CanarySettings, TritonSettings
-from sentinel.db import open_db
-from sentinel.detect.findings import Severity, Subject
+from sentinel.base.db import open_db
 from sentinel.detect.suite import DetectorSuite
 from sentinel.incidents.manager import IncidentManager
-from sentinel.incidents.model import Incident, IncidentStatus
 from sentinel.incidents.settings import IncidentSettings
-from sentinel.notify.events import PageRequest
 from sentinel.pipeline import LatestFacts, Pipeline
 from sentinel.probes.canary import CanaryGroup, CanaryProbe
+from sentinel.probes.settings import CanarySettings, TritonSettings
 from sentinel.probes.triton import TritonAdapter, connect
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import load_playbook
 from sentinel.runbook.settings import RunbookSettings
-from sentinel.tritonlocal import LocalTriton
+from sentinel.testing.triton_local import LocalTriton
+from sentinel.vocabulary.findings import Severity, Subject
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import PageRequest
 
 pytestmark = pytest.mark.triton
 ROOT = Path(__file__).resolve().parents[2]

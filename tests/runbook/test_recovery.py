@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from sentinel.clock import FakeClock
-from sentinel.db import open_db
+from sentinel.base.clock import FakeClock
+from sentinel.base.db import open_db
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import load_playbook
 from sentinel.runbook.settings import RunbookSettings
@@ -29,8 +29,8 @@ steps:
 
 CHILD = """
 import asyncio, sys
-from sentinel.clock import SystemClock
-from sentinel.db import open_db
+from sentinel.base.clock import SystemClock
+from sentinel.base.db import open_db
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import load_playbook
 from sentinel.runbook.settings import RunbookSettings

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.runbook.schema import json_schema, load_dirs, load_playbook
-from sentinel.yamlsource import InvalidFile
 
 ROOT = Path(__file__).resolve().parents[2]
 

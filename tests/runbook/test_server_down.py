@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sentinel.pipeline import LatestFacts
-from sentinel.probes.samples import TritonHealth
 from sentinel.runbook.executor import server_known_down
+from sentinel.vocabulary.samples import TritonHealth
 
 
 def facts_with(health: TritonHealth | None) -> LatestFacts:

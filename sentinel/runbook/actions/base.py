@@ -11,11 +11,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sentinel.clock import Clock
-from sentinel.incidents.model import Incident
-from sentinel.notify.events import Teller
-from sentinel.ports import CanaryRunner, Facts, TritonControl
+from sentinel.base.clock import Clock
 from sentinel.runbook.settings import RunbookSettings
+from sentinel.vocabulary.incidents import Incident
+from sentinel.vocabulary.notices import Teller
+from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
 
 
 class ActionError(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sentinel.probes.samples import CanaryResult, GpuSample
 from sentinel.runbook.actions.base import (
     ActionContext,
     ActionError,
@@ -14,6 +13,7 @@ from sentinel.runbook.actions.base import (
     classify,
     param,
 )
+from sentinel.vocabulary.samples import CanaryResult, GpuSample
 
 
 class Wait(NoUndo):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentinel.notify.events import ActionUpdate, PageRequest
 from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from sentinel.vocabulary.notices import ActionUpdate, PageRequest
 
 
 class SlackNote(NoUndo):

@@ -13,6 +13,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
+DB_NAME = "sentinel.db"
+"""The database's file name inside ``state_dir``."""
+
 _migrations: dict[str, list[str]] = {}
 _lock = threading.Lock()
 
@@ -21,6 +24,11 @@ def register(owner: str, migrations: list[str]) -> None:
     """Declare an owner's schema; append new statements, never edit old ones."""
     with _lock:
         _migrations[owner] = migrations
+
+
+def path_in(state_dir: Path | str) -> Path:
+    """Where the database lives under a state directory."""
+    return Path(state_dir) / DB_NAME
 
 
 def open_db(path: Path | str) -> sqlite3.Connection:

@@ -13,14 +13,12 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Info,
     disable_created_metrics,
     start_http_server,
 )
 
 from sentinel import __version__
-from sentinel.detect.findings import Finding, Judgement
 
 # `_created` series double every counter's exposition and no rule or dashboard uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -32,22 +30,6 @@ def new_registry() -> CollectorRegistry:
     info = Info("sentinel_build", "sentinel version and runtime.", registry=registry)
     info.info({"version": __version__, "python": platform.python_version()})
     return registry
-
-
-class FindingMetrics:
-    """``sentinel_findings_total{kind,severity}``: every finding the detectors raise."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.findings = Counter(
-            "sentinel_findings",
-            "Findings raised by detectors (or Alertmanager webhooks), by kind and severity.",
-            ["kind", "severity"],
-            registry=registry,
-        )
-
-    def observe(self, judgement: Judgement) -> None:
-        if isinstance(judgement, Finding):
-            self.findings.labels(judgement.kind, str(judgement.severity)).inc()
 
 
 class MetricsServer:

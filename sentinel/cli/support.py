@@ -17,19 +17,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from sentinel.clock import SystemClock
+from sentinel.base import db
+from sentinel.base.clock import SystemClock
+from sentinel.base.db import open_db
+from sentinel.base.logging import configure as configure_logging
+from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import Config, load_config
-from sentinel.db import open_db
-from sentinel.detect.findings import Severity, Subject
-from sentinel.incidents.model import Incident, IncidentStatus
-from sentinel.logging import configure as configure_logging
-from sentinel.notify.events import Notice
-from sentinel.ports import CanaryRunner, TritonControl
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
-from sentinel.yamlsource import InvalidFile
+from sentinel.vocabulary.findings import Severity, Subject
+from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.notices import Notice
+from sentinel.vocabulary.ports import CanaryRunner, TritonControl
 
-DB_NAME = "sentinel.db"
 """The state database's file name under ``state_dir`` (shared with the daemon)."""
 
 
@@ -182,7 +182,7 @@ class Session:
         canary: CanaryRunner | None = None,
     ) -> Engine:
         """A local engine on the state database (a scratch one for plans)."""
-        path = ":memory:" if self.scratch else self.config.state_dir / DB_NAME
+        path = ":memory:" if self.scratch else db.path_in(self.config.state_dir)
         if triton is None and model_config is not None:
             triton = SnapshotTriton(model_config)
         return Engine(

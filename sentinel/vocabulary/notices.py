@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sentinel.incidents.model import Incident
+from sentinel.vocabulary.incidents import Incident
 
 
 @dataclass(frozen=True, slots=True)

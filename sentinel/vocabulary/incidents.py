@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sentinel.detect.findings import Severity, Subject
+from sentinel.vocabulary.findings import Severity, Subject
 
 
 class IncidentStatus(StrEnum):

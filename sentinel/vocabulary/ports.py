@@ -6,13 +6,17 @@ can hand in a real server's adapter or a recording stand-in alike.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from sentinel.probes.samples import CanaryResult, GpuSample, Sample, TritonHealth
+from sentinel.vocabulary.incidents import Incident
+from sentinel.vocabulary.samples import CanaryResult, GpuSample, Sample, TritonHealth
 
 SampleSink = Callable[[Sample], Awaitable[None]]
 """Where probes put what they observe (the daemon's pipeline, or a recorder)."""
+
+OpenIncidents = Callable[[], Sequence[Incident]]
+"""The incidents open now (firing or mitigating), read from the incident store."""
 
 
 class TritonControl(Protocol):

@@ -426,9 +426,9 @@ class LocalTriton:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sentinel.tritonlocal``: serve a model repository until interrupted."""
+    """``python -m sentinel.testing.triton_local``: serve a model repository until interrupted."""
     parser = argparse.ArgumentParser(
-        prog="python -m sentinel.tritonlocal",
+        prog="python -m sentinel.testing.triton_local",
         description="Run a real local tritonserver (nvidia-pytriton wheel) on loopback.",
     )
     parser.add_argument(

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from typing import Any
 
-from sentinel import db
+from sentinel.base import db
 
 MIGRATIONS = [
     """

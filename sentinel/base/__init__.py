@@ -1,0 +1,1 @@
+"""Base utilities every layer may use: clock, SQLite, YAML, settings primitives, logging."""

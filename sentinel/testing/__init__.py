@@ -1,0 +1,1 @@
+"""Public test helpers for users testing their own playbooks and configs."""
