@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from sentinel.api import build_app, start_api
 from sentinel.base import db
 from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.errors import InputError
 from sentinel.base.logging import redactor
 from sentinel.base.metrics import new_registry
 from sentinel.config import Config
@@ -78,7 +79,7 @@ class TappedTeller:
         self._tap(notice)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """The config names something that cannot be built (e.g. a missing golden set)."""
 
 

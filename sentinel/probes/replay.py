@@ -10,17 +10,18 @@ are reported with their line number and skipped.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import structlog
 
 from sentinel.base.clock import Clock
 from sentinel.probes.recording import iter_recording
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import Sample
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class ReplaySource:
         if self._on_bad_line is not None:
             self._on_bad_line(lineno, problem)
         else:
-            log.warning("%s:%d: %s (line skipped)", self.path, lineno, problem)
+            log.warning("replay_line_skipped", file=str(self.path), line=lineno, problem=problem)
 
     async def run(self, sink: SampleSink) -> ReplayStats:
         """Send every sample to ``sink``; returns when the recording ends.
