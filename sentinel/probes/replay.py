@@ -98,6 +98,22 @@ class ReplaySource:
         return self.stats
 
 
+class ReplayProbe:
+    """A recording played into the pipeline as if live (``gpu.source: replay:FILE``)."""
+
+    name = "replay"
+
+    def __init__(self, path: str, speed: float, clock: Clock) -> None:
+        self.source = ReplaySource(path, clock, speed=speed, retime=True)
+
+    async def run(self, sink: SampleSink, clock: Clock) -> None:
+        stats = await self.source.run(sink)
+        log.info("replay_finished", samples=stats.samples, bad_lines=len(stats.bad_lines))
+
+    async def once(self) -> list[Sample]:
+        return []
+
+
 def load_samples(
     path: str | Path, on_bad_line: Callable[[int, str], None] | None = None
 ) -> list[Sample]:

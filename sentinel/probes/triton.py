@@ -12,7 +12,11 @@ the transport:
 * :class:`TritonTimeout` (a ``TimeoutError``) -- no answer before the deadline;
 * :class:`TritonModelNotReady` -- the model is unknown, unloaded or loading;
 * :class:`TritonServerError` -- Triton answered with an error (text kept verbatim);
+  :class:`TritonServerBusy` when its status says "later" (HTTP 429/503);
 * :class:`TritonBadResponse` -- the answer is not what the protocol says.
+
+The first two and :class:`TritonServerBusy` are
+:class:`~sentinel.base.errors.Retryable`; the rest are not.
 
 The health probe (``TritonHealthProbe``) lives in ``sentinel.probes.triton_health``.
 """
