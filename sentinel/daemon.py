@@ -1,8 +1,13 @@
-"""The daemon: builds every stage from the config, runs the probes on their
-schedules in one asyncio process, and stops cleanly on SIGTERM/SIGINT.
+"""The daemon: runs what :func:`sentinel.wiring.build` assembled, in one asyncio process.
 
-Blocking work (NVML, SQLite, Slack/PagerDuty clients) happens in threads off
-the event loop; the loop only routes samples through the pipeline.
+Every probe and service is a task, logged and restarted with backoff when it
+crashes; a ticker calls ``Wiring.tick`` every second (staleness, hysteresis,
+leases); ``/metrics`` is served from its own thread. SIGTERM/SIGINT stop it:
+tasks are cancelled, then the closers run in reverse, each bounded by
+``stop_timeout_s``, so the process always ends.
+
+Calls that block (NVML, the Xid wait, the PagerDuty client) run in worker
+threads; SQLite is used from the event loop (short, indexed queries).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ same way, swapping in a clock, a registry or an NVML stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sentinel.api import build_app, start_api
 from sentinel.base import db
 from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.errors import InputError
 from sentinel.base.logging import redactor
 from sentinel.base.metrics import new_registry
 from sentinel.config import Config
@@ -29,25 +29,23 @@ from sentinel.fleet import FleetHalt, OnHalt, build_fleet_guard
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
-from sentinel.notify.teller import NotifyStack, build_notify
+from sentinel.notify.teller import NotifyStack, TappedTeller, build_notify
 from sentinel.pipeline import LatestFacts, Observer, Pipeline
 from sentinel.probes import triton as triton_adapter
 from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
 from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
+from sentinel.probes.gpu_probe import GpuProbe
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.nvml import NvmlUnavailable
-from sentinel.probes.replay import ReplaySource
+from sentinel.probes.replay import ReplayProbe
 from sentinel.probes.triton_health import TritonHealthProbe
-from sentinel.probes.xid import XidWatcher
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
-from sentinel.vocabulary.ports import SampleSink
-from sentinel.vocabulary.samples import Sample
 
 log = structlog.get_logger(__name__)
 
@@ -66,67 +64,8 @@ class Sentinel:
     canaries: list[CanaryProbe]
 
 
-class TappedTeller:
-    """A teller that also shows each notice to an observer (the demo's timeline)."""
-
-    def __init__(self, inner: Teller, tap: Callable[[Notice], None]) -> None:
-        self._inner = inner
-        self._tap = tap
-
-    async def tell(self, notice: Notice) -> None:
-        await self._inner.tell(notice)
-        self._tap(notice)
-
-
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """The config names something that cannot be built (e.g. a missing golden set)."""
-
-
-class _GpuProbe:
-    """The NVML sampler (and its Xid watcher) as one daemon probe."""
-
-    name = "gpu"
-
-    def __init__(self, nvml: Any, sampler: GpuSampler, xid_events: bool) -> None:
-        self.nvml = nvml
-        self.sampler = sampler
-        self.xid = xid_events
-
-    async def run(self, sink: SampleSink, clock: Clock) -> None:
-        if not self.xid or not self.sampler.gpus:  # no NVML: the sampler says why, once
-            await self.sampler.run(sink, clock)
-            return
-            await self.sampler.run(sink, clock)
-            return
-        xid = XidWatcher(self.nvml, [uuid for _, uuid in self.sampler.gpus], clock=clock)
-        async with _together() as group:
-            group.create_task(self.sampler.run(sink, clock))
-            group.create_task(xid.run(sink))
-
-    async def once(self) -> list[Sample]:
-        return list(await self.sampler.tick())
-
-
-@contextlib.asynccontextmanager
-async def _together() -> AsyncIterator[asyncio.TaskGroup]:
-    async with asyncio.TaskGroup() as group:
-        yield group
-
-
-class _ReplayProbe:
-    """A recording played into the pipeline as if live (``gpu.source: replay:FILE``)."""
-
-    name = "replay"
-
-    def __init__(self, path: str, speed: float, clock: Clock) -> None:
-        self.source = ReplaySource(path, clock, speed=speed, retime=True)
-
-    async def run(self, sink: SampleSink, clock: Clock) -> None:
-        stats = await self.source.run(sink)
-        log.info("replay_finished", samples=stats.samples, bad_lines=len(stats.bad_lines))
-
-    async def once(self) -> list[Sample]:
-        return []
 
 
 class ServerPids:
@@ -187,9 +126,9 @@ def build_probes(
             pass  # the probe reports it once and the daemon runs without GPU probes
         except GpuSelectionError as exc:
             raise ConfigError(f"gpu.devices: {exc}") from exc
-        probes.append(_GpuProbe(nvml, sampler, config.gpu.xid_events))
+        probes.append(GpuProbe(nvml, sampler, config.gpu.xid_events))
     elif kind == "replay" and path is not None:
-        probes.append(_ReplayProbe(path, config.gpu.replay_speed, clock))
+        probes.append(ReplayProbe(path, config.gpu.replay_speed, clock))
     return probes, canaries
 
 

@@ -1,7 +1,9 @@
 """The roots of every error sentinel raises on purpose.
 
-One tree per concern hangs below :class:`SentinelError` (configuration, probes,
-actions, delivery, state). Whether trying again may help is a *type*, not a
+One tree per concern hangs below :class:`SentinelError`: :class:`InputError`
+(a config, file or argument a person gave), :class:`ProbeError` (observing
+Triton and the GPUs), the runbook's ``ActionError`` and notify's
+``DeliveryError``. Whether trying again may help is a *type*, not a
 substring: an error that may pass also derives from :class:`Retryable`, and
 :func:`is_retryable` is the one place that judges exceptions from libraries.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["Retryable", "SentinelError", "is_retryable"]
+__all__ = ["InputError", "ProbeError", "Retryable", "SentinelError", "is_retryable"]
 
 
 class SentinelError(Exception):
@@ -25,6 +27,19 @@ class Retryable(SentinelError):
 
     retry_after: float | None = None
     """Seconds the other side asked us to wait, when it said (``Retry-After``)."""
+
+
+class InputError(SentinelError):
+    """Something a person gave (a config, a file, an argument) is wrong; retrying the same
+    input cannot help, and the message says what to fix.
+
+    Errors that callers have always caught as ``ValueError`` also derive from it:
+    ``class SilenceError(InputError, ValueError)``.
+    """
+
+
+class ProbeError(SentinelError):
+    """Observing failed: Triton or NVML did not answer as it should."""
 
 
 # OS errors that say the other side or the network may come back; anything else

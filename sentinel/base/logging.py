@@ -99,5 +99,13 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
 
 
+def silenced_library_logger(name: str) -> logging.Logger:
+    """A stdlib logger that drops everything below CRITICAL, for a library client whose
+    own error lines would only repeat what sentinel logs about the same call."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.CRITICAL)
+    return logger
+
+
 def _identity(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict

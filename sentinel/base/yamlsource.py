@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
+from sentinel.base.errors import InputError
+
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -32,7 +34,7 @@ class Problem:
         )
 
 
-class InvalidFile(Exception):
+class InvalidFile(InputError):
     """A file failed to load or validate; ``problems`` says where and why."""
 
     def __init__(self, problems: list[Problem]) -> None:

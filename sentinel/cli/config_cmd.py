@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import load_config
+from sentinel.cli.config_load import BAD_INPUT, load_or_report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,22 +19,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    try:
-        load_config(args.file)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    if load_or_report(args.file) is None:
+        return BAD_INPUT
     print(f"{args.file}: ok")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    config = load_or_report(args.file)
+    if config is None:
+        return BAD_INPUT
     print(config.model_dump_json(indent=2))
     return 0

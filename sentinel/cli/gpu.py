@@ -8,8 +8,7 @@ import json
 import sys
 
 from sentinel.base.clock import SystemClock
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import load_config
+from sentinel.cli.config_load import BAD_INPUT, load_or_report
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.settings import GpuSettings
@@ -29,12 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    try:
-        settings = load_config(args.config).gpu if args.config else GpuSettings()
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    settings = GpuSettings()
+    if args.config:
+        config = load_or_report(args.config)
+        if config is None:
+            return BAD_INPUT
+        settings = config.gpu
     if args.interval <= 0:
         print("sentinel gpu: --interval must be > 0", file=sys.stderr)
         return 2

@@ -13,8 +13,8 @@ import sentinel.base.audit
 import sentinel.incidents.silences  # noqa: F401 -- registers its tables
 from sentinel.base import db
 from sentinel.base.db import open_db
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import Config, load_config
+from sentinel.cli.config_load import load_or_report
+from sentinel.config import Config
 from sentinel.incidents.store import IncidentStore
 
 
@@ -25,16 +25,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--open", action="store_true", help="only firing/mitigating incidents")
     p.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
     p.set_defaults(handler=_handle)
-
-
-def load_or_report(path: str | None) -> Config | None:
-    """The config, or None after printing its problems (callers exit 2)."""
-    try:
-        return load_config(path)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return None
 
 
 def state_db(config: Config) -> Path:

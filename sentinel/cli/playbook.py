@@ -17,6 +17,7 @@ from typing import Any
 
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import support as common
+from sentinel.cli.config_load import BAD_INPUT, print_problems
 from sentinel.runbook.schema import json_schema, load_playbook
 from sentinel.runbook.service import PlaybookService
 
@@ -72,11 +73,10 @@ def _validate(args: argparse.Namespace) -> int:
                 lp = load_playbook(path)
             except InvalidFile as exc:
                 bad += 1
-                for problem in exc.problems:
-                    print(problem, file=sys.stderr)
+                print_problems(exc)
                 continue
             print(f"{path}: ok ({lp.playbook.name}, {len(lp.playbook.steps)} steps)")
-    return 2 if bad else 0
+    return BAD_INPUT if bad else 0
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentinel.base.clock import Clock, SystemClock
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import Config, load_config
+from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.config import Config
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter
@@ -52,12 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return BAD_INPUT
     if args.interval is not None:
         if args.interval <= 0:
             print("sentinel record: --interval must be > 0", file=sys.stderr)

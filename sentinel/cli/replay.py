@@ -14,6 +14,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from sentinel.base.errors import InputError
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
 from sentinel.detect.backtest import Episode, run
@@ -24,7 +25,7 @@ from sentinel.probes.recording import iter_recording
 from sentinel.vocabulary.samples import Sample
 
 
-class BadInput(Exception):
+class BadInput(InputError):
     """Input that cannot be replayed; the message names file, line or setting."""
 
 

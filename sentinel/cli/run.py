@@ -8,8 +8,8 @@ import json
 import sys
 
 from sentinel.base import logging as sentinel_logging
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import Config, load_config
+from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.config import Config
 from sentinel.vocabulary.samples import to_record
 
 
@@ -23,12 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return BAD_INPUT
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
     from sentinel.wiring import ConfigError

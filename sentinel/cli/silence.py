@@ -19,7 +19,8 @@ import time
 
 from sentinel.base.audit import audit
 from sentinel.base.db import open_db
-from sentinel.cli.incidents import load_or_report, state_db
+from sentinel.cli.config_load import load_or_report
+from sentinel.cli.incidents import state_db
 from sentinel.incidents.silences import SilenceError, SilenceStore
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -21,8 +21,8 @@ from sentinel.base import db
 from sentinel.base.clock import SystemClock
 from sentinel.base.db import open_db
 from sentinel.base.logging import configure as configure_logging
-from sentinel.base.yamlsource import InvalidFile
-from sentinel.config import Config, load_config
+from sentinel.cli.config_load import load_or_report
+from sentinel.config import Config
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.service import PlaybookService
 from sentinel.vocabulary.findings import Severity, Subject
@@ -266,11 +266,8 @@ def session(
     args: argparse.Namespace, local: bool = False, scratch: bool = False
 ) -> Iterator[Session | None]:
     """The config, loaded (None after printing its problems)."""
-    try:
-        config = load_config(args.config)
-    except InvalidFile as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         yield None
         return
     # logs go to stderr: stdout is the command's answer (often JSON)

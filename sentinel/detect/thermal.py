@@ -15,23 +15,11 @@ from sentinel.detect.base import rnd
 from sentinel.detect.episode import Episodes
 from sentinel.detect.settings import ThermalSettings
 from sentinel.vocabulary.findings import Judgement, Severity, Subject
-from sentinel.vocabulary.samples import GpuSample, Sample
+from sentinel.vocabulary.samples import ClockEventReason, GpuSample, Sample
 
 THERMAL = "thermal_throttle"
 POWER_BRAKE = "power_brake"
 
-REASON_BITS: dict[str, int] = {
-    "GpuIdle": 0x1,
-    "ApplicationsClocksSetting": 0x2,
-    "SwPowerCap": 0x4,
-    "HwSlowdown": 0x8,
-    "SyncBoost": 0x10,
-    "SwThermalSlowdown": 0x20,
-    "HwThermalSlowdown": 0x40,
-    "HwPowerBrakeSlowdown": 0x80,
-    "DisplayClockSetting": 0x100,
-}
-"""NVML clock-event reason bits (nvmlClocksEventReason*), same values as DCGM's."""
 _HARDWARE = {"HwThermalSlowdown", "HwSlowdown"}
 
 
@@ -40,7 +28,7 @@ def reason_names(sample: GpuSample) -> set[str]:
     if sample.clock_event_names:
         return set(sample.clock_event_names)
     mask = sample.clock_event_reasons or 0
-    return {name for name, bit in REASON_BITS.items() if mask & bit}
+    return {name for name, bit in ClockEventReason.__members__.items() if mask & bit}
 
 
 class ThermalDetector:

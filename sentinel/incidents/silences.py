@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentinel.base import db
+from sentinel.base.errors import InputError
 
 MIGRATIONS = [
     """
@@ -37,7 +38,7 @@ _OPS = ("=~", "!~", "!=", "=")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class SilenceError(ValueError):
+class SilenceError(InputError, ValueError):
     """A silence or matcher that cannot be accepted (the message says why)."""
 
 

@@ -29,7 +29,15 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentinel.base.clock import Clock
-from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
+from sentinel.base.errors import InputError
+from sentinel.notify.outbox import (
+    DeliveryError,
+    History,
+    Message,
+    Outbox,
+    OutboxRow,
+    RetryableDelivery,
+)
 from sentinel.notify.policy import notice_key
 from sentinel.notify.settings import AlertmanagerSettings
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity, Subject
@@ -98,7 +106,7 @@ class AlertmanagerNotifier:
         return {}
 
     async def post(self, alerts: Sequence[dict[str, Any]]) -> None:
-        """POST alerts; DeliveryError on failure (permanent for 4xx other than 429)."""
+        """POST alerts; DeliveryError on failure (RetryableDelivery unless a 4xx other than 429)."""
         timeout = aiohttp.ClientTimeout(total=self._s.timeout_s)
         try:
             async with (
@@ -108,15 +116,15 @@ class AlertmanagerNotifier:
                 body = (await resp.text())[:300]
                 if resp.status == 429:
                     ra = resp.headers.get("Retry-After")
-                    raise DeliveryError("alertmanager 429", retry_after=float(ra or 1))
+                    raise RetryableDelivery("alertmanager 429", retry_after=float(ra or 1))
                 if resp.status >= 500:
-                    raise DeliveryError(f"alertmanager {resp.status}: {body}")
+                    raise RetryableDelivery(f"alertmanager {resp.status}: {body}")
                 if resp.status >= 400:
-                    raise DeliveryError(
-                        f"alertmanager refused {resp.status}: {body}", permanent=True
-                    )
+                    raise DeliveryError(f"alertmanager refused {resp.status}: {body}")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"alertmanager unreachable: {type(exc).__name__}: {exc}") from exc
+            raise RetryableDelivery(
+                f"alertmanager unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def resend(self, incidents: Sequence[Incident]) -> int:
         """Re-push every open, unmuted incident as firing; returns how many."""
@@ -186,7 +194,7 @@ class ExternalAlert:
         return self.labels.get("origin") == ORIGIN
 
 
-class WebhookError(ValueError):
+class WebhookError(InputError, ValueError):
     """The body is not an Alertmanager webhook (the message names the field)."""
 
 

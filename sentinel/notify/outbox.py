@@ -31,6 +31,7 @@ import structlog
 
 from sentinel.base import db
 from sentinel.base.clock import Clock
+from sentinel.base.errors import Retryable, SentinelError
 from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.settings import OutboxSettings
 from sentinel.vocabulary.notices import Notice
@@ -95,16 +96,21 @@ class OutboxRow:
     last_error: str | None = None
 
 
-class DeliveryError(Exception):
-    """A failed delivery; ``permanent`` ones are given up, others retried."""
+class DeliveryError(SentinelError):
+    """A delivery the other side refused for good (bad payload, bad key): given up."""
 
-    def __init__(
-        self, reason: str, *, retry_after: float | None = None, permanent: bool = False
-    ) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RetryableDelivery(DeliveryError, Retryable):
+    """A delivery that may pass later (5xx, 429, no connection): retried, after
+    ``retry_after`` seconds when the other side said, else with backoff."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
         self.retry_after = retry_after
-        self.permanent = permanent
 
 
 class History(Protocol):
@@ -334,7 +340,7 @@ class Dispatcher:
             return
         except Exception as exc:  # a bug or an unexpected library error: retry, loudly
             log.exception("outbox_deliver_crashed", notifier=row.notifier, idem_key=row.idem_key)
-            self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
+            self._failed(row, RetryableDelivery(f"{type(exc).__name__}: {exc}"))
             return
         self.outbox.mark_sent(row, result, notifier)
         self._count(row, "sent")
@@ -353,7 +359,7 @@ class Dispatcher:
 
     def _failed(self, row: OutboxRow, exc: DeliveryError) -> None:
         now = self._clock.now()
-        if exc.permanent:
+        if not isinstance(exc, RetryableDelivery):
             self._dead(row, exc.reason)
             return
         if exc.retry_after is not None:

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import sqlite3
 import ssl
 from typing import Any
 
 import pagerduty
 
-from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
+from sentinel.base.logging import silenced_library_logger
+from sentinel.notify.outbox import (
+    DeliveryError,
+    History,
+    Message,
+    Outbox,
+    OutboxRow,
+    RetryableDelivery,
+)
 from sentinel.notify.policy import PagingPolicy, notice_key
 from sentinel.notify.settings import PagerDutySettings
 from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
@@ -56,8 +63,7 @@ class PagerDutyNotifier:
         self._client.max_network_attempts = 0
         self._client.timeout = max(1, round(settings.timeout_s))
         # the client logs each non-2xx as an error; the outbox logs the retry decision itself
-        self._client.log = logging.getLogger("sentinel.notify.pagerduty.client")
-        self._client.log.setLevel(logging.CRITICAL)
+        self._client.log = silenced_library_logger("sentinel.notify.pagerduty.client")
 
     # -- planning ---------------------------------------------------------------
 
@@ -151,7 +157,7 @@ class PagerDutyNotifier:
         except pagerduty.HttpError as exc:
             raise _classify(exc) from exc
         except pagerduty.Error as exc:  # network: no response at all
-            raise DeliveryError(f"pagerduty connection error: {exc}") from exc
+            raise RetryableDelivery(f"pagerduty connection error: {exc}") from exc
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
         return None  # idempotent by dedup key: resending is safe
@@ -176,8 +182,8 @@ def _classify(exc: pagerduty.HttpError) -> DeliveryError:
             ra = float(raw) if raw is not None else 1.0
         except ValueError:
             ra = 1.0
-        return DeliveryError("pagerduty rate limited (429)", retry_after=ra)
+        return RetryableDelivery("pagerduty rate limited (429)", retry_after=ra)
     if status >= 500 or status == 202:  # 202 with a malformed body: the event may be lost
-        return DeliveryError(f"pagerduty server error {status}")
+        return RetryableDelivery(f"pagerduty server error {status}")
     body = resp.text[:200] if resp is not None else ""
-    return DeliveryError(f"pagerduty refused ({status}): {body}", permanent=True)
+    return DeliveryError(f"pagerduty refused ({status}): {body}")

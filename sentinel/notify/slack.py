@@ -20,7 +20,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from sentinel.notify.outbox import DeliveryError, History, Message, Outbox, OutboxRow
+from sentinel.notify.outbox import (
+    DeliveryError,
+    History,
+    Message,
+    Outbox,
+    OutboxRow,
+    RetryableDelivery,
+)
 from sentinel.notify.policy import PagingPolicy, muted_note, notice_key
 from sentinel.notify.settings import SlackSettings
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
@@ -177,7 +184,7 @@ class SlackNotifier:
         except SlackApiError as exc:
             raise _classify(exc) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"slack connection error: {type(exc).__name__}: {exc}") from exc
+            raise RetryableDelivery(f"slack connection error: {type(exc).__name__}: {exc}") from exc
 
     async def _deliver_web(
         self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
@@ -208,11 +215,11 @@ class SlackNotifier:
             return {"skipped": "webhook cannot update messages"}
         resp = await self._hook.send(text=row.payload["text"], blocks=row.payload.get("blocks"))
         if resp.status_code == 429:
-            raise DeliveryError("slack webhook 429", retry_after=_retry_after(resp.headers))
+            raise RetryableDelivery("slack webhook 429", retry_after=_retry_after(resp.headers))
         if resp.status_code >= 500:
-            raise DeliveryError(f"slack webhook {resp.status_code}")
+            raise RetryableDelivery(f"slack webhook {resp.status_code}")
         if resp.status_code >= 400:
-            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.body}", permanent=True)
+            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.body}")
         return {"webhook": resp.status_code}
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
@@ -266,7 +273,9 @@ def _classify(exc: SlackApiError) -> DeliveryError:
         error = str(data.get("error", ""))
     if status == 429 or error == "ratelimited":
         ra = _retry_after(getattr(resp, "headers", {}))
-        return DeliveryError("slack rate limited (429)", retry_after=ra if ra is not None else 1.0)
+        return RetryableDelivery(
+            "slack rate limited (429)", retry_after=ra if ra is not None else 1.0
+        )
     if status >= 500 or error in _RETRYABLE_ERRORS:
-        return DeliveryError(f"slack server error {status} {error}".strip())
-    return DeliveryError(f"slack refused ({status}): {error or 'unknown error'}", permanent=True)
+        return RetryableDelivery(f"slack server error {status} {error}".strip())
+    return DeliveryError(f"slack refused ({status}): {error or 'unknown error'}")

@@ -9,7 +9,7 @@ It returns once everything is stored: nothing told is lost to a restart.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -26,7 +26,7 @@ from sentinel.notify.pagerduty import PagerDutyNotifier
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.slack import SlackNotifier
-from sentinel.vocabulary.notices import Notice, PageRequest
+from sentinel.vocabulary.notices import Notice, PageRequest, Teller
 from sentinel.vocabulary.ports import OpenIncidents
 
 log = structlog.get_logger(__name__)
@@ -73,6 +73,18 @@ class OutboxTeller:
             {"incident": inc.id, "reason": notice.reason, "evidence": notice.evidence},
             at=inc.updated_at,
         )
+
+
+class TappedTeller:
+    """A teller that also shows each notice to an observer (the demo's timeline)."""
+
+    def __init__(self, inner: Teller, tap: Callable[[Notice], None]) -> None:
+        self._inner = inner
+        self._tap = tap
+
+    async def tell(self, notice: Notice) -> None:
+        await self._inner.tell(notice)
+        self._tap(notice)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 import structlog
 
 from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.errors import InputError
 from sentinel.probes.settings import CanarySettings
 from sentinel.probes.triton import (
     DATATYPES,
@@ -42,7 +43,7 @@ REFERENCE_PREFIX = "reference__"
 LABELS = "labels"
 
 
-class GoldenSetError(ValueError):
+class GoldenSetError(InputError, ValueError):
     """A golden set that cannot be used; the message names the file and the tensor."""
 
 

@@ -12,32 +12,34 @@ tick runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from sentinel.base.clock import Clock, SystemClock
+from sentinel.base.errors import InputError, ProbeError
 from sentinel.probes import nvml as nv
 from sentinel.probes.settings import GpuSettings
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample, Sample
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
-class GpuSelectionError(ValueError):
+class GpuSelectionError(InputError, ValueError):
     """``gpu.devices`` names a GPU this machine does not have."""
 
 
-class _GpuLost(Exception):
+class _GpuLost(ProbeError):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
 
 
-class _NvmlGone(Exception):
+class _NvmlGone(ProbeError):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
@@ -207,7 +209,7 @@ class GpuSampler:
             self._nvml_ok = False
             self._report_gone(f"NVML stopped answering ({exc.error})", out)
         except Exception as exc:  # nonsense from the library must not stop the probe
-            log.warning("gpu sampler: tick failed: %s", nv.error_name(exc))
+            log.warning("gpu_tick_failed", error=nv.error_name(exc))
         return out
 
     def _reopen(self) -> None:
@@ -228,7 +230,7 @@ class GpuSampler:
         if self._gone_reported:
             return
         self._gone_reported = True
-        log.warning("gpu sampler: %s; GPU samples stop until it answers again", why)
+        log.warning("gpu_samples_paused", reason=why, until="NVML answers again")
         out.append(GpuEvent(ts=self._clock.now(), uuid="", kind="nvml_unavailable", detail=why))
 
     def _check_count(self, out: list[Sample]) -> None:
@@ -288,7 +290,7 @@ class GpuSampler:
         return gpu.handle is not None
 
     def _lost_event(self, gpu: _Gpu, detail: str) -> GpuEvent:
-        log.warning("gpu sampler: GPU %s (%s) lost: %s", gpu.index, gpu.uuid or "?", detail)
+        log.warning("gpu_lost", gpu=gpu.index, uuid=gpu.uuid or "?", detail=detail)
         return GpuEvent(ts=self._clock.now(), uuid=gpu.uuid, kind="gpu_lost", detail=detail)
 
     # -- one GPU ----------------------------------------------------------
@@ -311,10 +313,10 @@ class GpuSampler:
                 raise _NvmlGone(name) from exc
             if name in nv.UNSUPPORTED_ERRORS:
                 gpu.absent.add(key)
-                log.info("gpu %s: %s not supported (%s); not asked again", gpu.index, key, name)
+                log.info("gpu_field_unsupported", gpu=gpu.index, field=key, error=name)
             elif (gpu.uuid, key, name) not in self._errors_seen:
                 self._errors_seen.add((gpu.uuid, key, name))
-                log.warning("gpu %s: reading %s failed: %s", gpu.index, key, name)
+                log.warning("gpu_field_read_failed", gpu=gpu.index, field=key, error=name)
             return None
 
     def _once(self, gpu: _Gpu, key: str, fn_names: tuple[str, ...], *args: Any) -> float | None:
@@ -430,7 +432,7 @@ class GpuSampler:
             try:
                 await asyncio.to_thread(self.open)
             except nv.NvmlUnavailable as exc:
-                log.warning("gpu sampler: %s; running without GPU probes", exc)
+                log.warning("gpu_probes_off", reason=str(exc))
                 await sink(
                     GpuEvent(ts=clock.now(), uuid="", kind="nvml_unavailable", detail=str(exc))
                 )

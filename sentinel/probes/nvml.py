@@ -12,21 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import Any, Literal
 
+from sentinel.base.errors import ProbeError
+from sentinel.vocabulary.samples import ClockEventReason
+
 XidCause = Literal["application", "hardware", "unknown"]
 
-# Clock-event ("throttle") reason bits, as in nvml.h (same values as DCGM's).
-CLOCK_EVENT_REASONS: tuple[tuple[int, str], ...] = (
-    (0x1, "GpuIdle"),
-    (0x2, "ApplicationsClocksSetting"),
-    (0x4, "SwPowerCap"),
-    (0x8, "HwSlowdown"),
-    (0x10, "SyncBoost"),
-    (0x20, "SwThermalSlowdown"),
-    (0x40, "HwThermalSlowdown"),
-    (0x80, "HwPowerBrakeSlowdown"),
-    (0x100, "DisplayClockSetting"),
-)
-KNOWN_REASON_NAMES: tuple[str, ...] = tuple(name for _, name in CLOCK_EVENT_REASONS)
+KNOWN_REASON_NAMES: tuple[str, ...] = tuple(ClockEventReason.__members__)
 
 # Xids a misbehaving program causes (restart the server, not the node); the
 # k8s device plugin ignores exactly these by default.
@@ -69,7 +60,7 @@ GONE_ERRORS = frozenset(
 )
 
 
-class NvmlUnavailable(RuntimeError):
+class NvmlUnavailable(ProbeError, RuntimeError):
     """NVML cannot be used here (no library, no driver, no GPU); the message says why."""
 
 
@@ -94,11 +85,8 @@ def is_nvml_error(nvml: Any, exc: BaseException) -> bool:
 
 def decode_reasons(mask: int) -> tuple[str, ...]:
     """Names of the set clock-event bits; bits NVML may add later as 'Unknown0x...'."""
-    names = [name for bit, name in CLOCK_EVENT_REASONS if mask & bit]
-    known = 0
-    for bit, _ in CLOCK_EVENT_REASONS:
-        known |= bit
-    rest = mask & ~known
+    names = [name for name, bit in ClockEventReason.__members__.items() if mask & bit]
+    rest = mask & ~sum(ClockEventReason.__members__.values())
     bit = 1
     while rest:
         if rest & bit:

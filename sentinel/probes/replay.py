@@ -10,17 +10,18 @@ are reported with their line number and skipped.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import structlog
 
 from sentinel.base.clock import Clock
 from sentinel.probes.recording import iter_recording
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import Sample
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class ReplaySource:
         if self._on_bad_line is not None:
             self._on_bad_line(lineno, problem)
         else:
-            log.warning("%s:%d: %s (line skipped)", self.path, lineno, problem)
+            log.warning("replay_line_skipped", file=str(self.path), line=lineno, problem=problem)
 
     async def run(self, sink: SampleSink) -> ReplayStats:
         """Send every sample to ``sink``; returns when the recording ends.
@@ -95,6 +96,22 @@ class ReplaySource:
             self.stats.samples += 1
             self.stats.by_type[sample.TYPE] = self.stats.by_type.get(sample.TYPE, 0) + 1
         return self.stats
+
+
+class ReplayProbe:
+    """A recording played into the pipeline as if live (``gpu.source: replay:FILE``)."""
+
+    name = "replay"
+
+    def __init__(self, path: str, speed: float, clock: Clock) -> None:
+        self.source = ReplaySource(path, clock, speed=speed, retime=True)
+
+    async def run(self, sink: SampleSink, clock: Clock) -> None:
+        stats = await self.source.run(sink)
+        log.info("replay_finished", samples=stats.samples, bad_lines=len(stats.bad_lines))
+
+    async def once(self) -> list[Sample]:
+        return []
 
 
 def load_samples(

@@ -12,7 +12,11 @@ the transport:
 * :class:`TritonTimeout` (a ``TimeoutError``) -- no answer before the deadline;
 * :class:`TritonModelNotReady` -- the model is unknown, unloaded or loading;
 * :class:`TritonServerError` -- Triton answered with an error (text kept verbatim);
+  :class:`TritonServerBusy` when its status says "later" (HTTP 429/503);
 * :class:`TritonBadResponse` -- the answer is not what the protocol says.
+
+The first two and :class:`TritonServerBusy` are
+:class:`~sentinel.base.errors.Retryable`; the rest are not.
 
 The health probe (``TritonHealthProbe``) lives in ``sentinel.probes.triton_health``.
 """
@@ -31,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.base.errors import ProbeError, Retryable
 from sentinel.probes.settings import TritonSettings
 
 T = TypeVar("T")
@@ -55,15 +60,15 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 _NOT_READY_WORDS = ("unknown model", "no available versions", "not ready", "is not found")
 
 
-class TritonError(Exception):
+class TritonError(ProbeError):
     """Something went wrong talking to Triton; ``str()`` is a one-line reason."""
 
 
-class TritonUnreachable(TritonError, ConnectionError):
+class TritonUnreachable(TritonError, Retryable, ConnectionError):
     """Nothing answered at the endpoint (refused, reset, DNS)."""
 
 
-class TritonTimeout(TritonError, TimeoutError):
+class TritonTimeout(TritonError, Retryable, TimeoutError):
     """No answer before the call's deadline."""
 
 
@@ -77,6 +82,17 @@ class TritonServerError(TritonError):
     def __init__(self, message: str, status: str = "") -> None:
         super().__init__(message)
         self.status = status
+
+
+class TritonServerBusy(TritonServerError, Retryable):
+    """Triton answered that it cannot serve now (HTTP 429/503, gRPC UNAVAILABLE)."""
+
+
+def server_error(message: str, status: str = "") -> TritonServerError:
+    """The error for Triton's answer ``status``: retryable when the status says busy."""
+    # HTTP codes, or a gRPC status code name ("StatusCode.UNAVAILABLE")
+    busy = status in ("429", "503") or "UNAVAILABLE" in status
+    return (TritonServerBusy if busy else TritonServerError)(message, status=status)
 
 
 class TritonBadResponse(TritonError):

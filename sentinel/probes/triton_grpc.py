@@ -26,6 +26,7 @@ from sentinel.probes.triton import (
     datatype_of,
     is_not_ready_message,
     parse_metadata,
+    server_error,
 )
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ def classify_grpc(exc: InferenceServerException, what: str, model: str | None) -
         return TritonModelNotReady(f"{model}: {message}")
     if "UNAVAILABLE" in status:
         return TritonUnreachable(f"{what}: {message}")
-    return TritonServerError(message, status=status)
+    return server_error(message, status=status)
 
 
 class GrpcTriton(TritonAdapter):

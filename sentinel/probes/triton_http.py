@@ -31,6 +31,7 @@ from sentinel.probes.triton import (
     parse_json_output,
     parse_metadata,
     parse_shape,
+    server_error,
 )
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -115,7 +116,7 @@ class HttpTriton(TritonAdapter):
             message = self._error_text(response)
             if model is not None and (response.status_code == 404 or is_not_ready_message(message)):
                 raise TritonModelNotReady(f"{model}: {message}")
-            raise TritonServerError(message, status=str(response.status_code))
+            raise server_error(message, status=str(response.status_code))
         return response
 
     @staticmethod

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import structlog
 
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes import nvml as nv
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import GpuEvent
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Emit = Callable[[GpuEvent | None], None]
 
@@ -120,7 +121,7 @@ class XidWatcher:
             self.status = (
                 f"Xid events unavailable: cannot create an event set ({nv.error_name(exc)})"
             )
-            log.warning("xid watcher: %s", self.status)
+            log.warning("xid_events_unavailable", reason=self.status)
             return None
         notes = []
         for uuid, handle in self._handles():
@@ -137,12 +138,12 @@ class XidWatcher:
         if not self.registered:
             self._free(event_set)
             self.status = "Xid events unavailable: " + ("; ".join(notes) or "no GPU to watch")
-            log.warning("xid watcher: %s", self.status)
+            log.warning("xid_events_unavailable", reason=self.status)
             return None
         self.status = f"Xid events registered on {len(self.registered)} GPU(s)" + (
             f" ({'; '.join(notes)})" if notes else ""
         )
-        log.info("xid watcher: %s", self.status)
+        log.info("xid_events_registered", status=self.status)
         return event_set
 
     def _handles(self) -> list[tuple[str, Any]]:
@@ -155,11 +156,11 @@ class XidWatcher:
                 handle = n.nvmlDeviceGetHandleByIndex(i)
                 out.append((_uuid(n, handle), handle))
         except Exception as exc:
-            log.warning("xid watcher: cannot list GPUs: %s", nv.error_name(exc))
+            log.warning("xid_cannot_list_gpus", error=nv.error_name(exc))
         return out
 
     def _wait_failed(self, name: str, emit: Emit) -> None:
-        log.warning("xid watcher: waiting for events failed: %s; registering again", name)
+        log.warning("xid_wait_failed_registering_again", error=name)
         if name in nv.LOST_ERRORS:
             emit(
                 GpuEvent(
@@ -176,7 +177,7 @@ class XidWatcher:
         if not isinstance(event_type, int) or not event_type & nv.EVENT_TYPE_XID_CRITICAL:
             return
         if not isinstance(xid, int) or isinstance(xid, bool) or xid < 0:
-            log.warning("xid watcher: event with a nonsense Xid %r ignored", xid)
+            log.warning("xid_nonsense_ignored", xid=repr(xid))
             return
         uuid = _uuid(self._nvml, getattr(data, "device", None))
         cause = nv.classify_xid(xid)
@@ -197,7 +198,7 @@ class XidWatcher:
         try:
             self._nvml.nvmlEventSetFree(event_set)
         except Exception as exc:
-            log.debug("xid watcher: freeing the event set failed: %s", nv.error_name(exc))
+            log.debug("xid_event_set_free_failed", error=nv.error_name(exc))
 
 
 def _uuid(nvml: Any, handle: Any) -> str:

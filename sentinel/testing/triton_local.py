@@ -35,6 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sentinel.base.errors import SentinelError
+
 _GLOG_ERROR = re.compile(r"^E\d{4} ")
 _HARMLESS = ("CudaDriverHelper", "NVML", "DCGM")  # no GPU here: expected, see TRITON-LOCAL.md
 STABLE_AFTER_S = 10.0
@@ -42,11 +44,11 @@ MAX_BACKOFF_S = 30.0
 INSTALL_HINT = "pip install --no-deps nvidia-pytriton==0.7.0  (or the 'demo' extra)"
 
 
-class TritonNotInstalled(RuntimeError):
+class TritonNotInstalled(SentinelError, RuntimeError):
     """The nvidia-pytriton wheel (which carries tritonserver) is not installed."""
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(SentinelError, RuntimeError):
     """tritonserver did not become ready; the message ends with the log's tail."""
 
 

@@ -9,14 +9,32 @@ ignored on read so that old recordings keep loading.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from sentinel.base.errors import InputError
+
 CanaryOutcome = Literal[
     "ok", "timeout", "unreachable", "model_not_ready", "server_error", "bad_response"
 ]
+
+
+class ClockEventReason(enum.IntFlag):
+    """NVML clock-event ("throttle") reason bits (``nvmlClocksEventReason*`` in nvml.h;
+    DCGM uses the same values). Member names are the ones configs and findings use."""
+
+    GpuIdle = 0x1
+    ApplicationsClocksSetting = 0x2
+    SwPowerCap = 0x4
+    HwSlowdown = 0x8
+    SyncBoost = 0x10
+    SwThermalSlowdown = 0x20
+    HwThermalSlowdown = 0x40
+    HwPowerBrakeSlowdown = 0x80
+    DisplayClockSetting = 0x100
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +169,7 @@ def to_record(sample: Sample) -> dict[str, Any]:
     return record
 
 
-class RecordError(ValueError):
+class RecordError(InputError, ValueError):
     """A record that is not a valid sample; the message names the field."""
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from detect_builders import T0, gpu
 
 from sentinel.detect.settings import ThermalSettings
-from sentinel.detect.thermal import REASON_BITS, ThermalDetector
+from sentinel.detect.thermal import ThermalDetector
 from sentinel.vocabulary.findings import Finding, Judgement, Severity
+from sentinel.vocabulary.samples import ClockEventReason
 
 
 def _run(d: ThermalDetector, reasons: list[int], **kw: object) -> list[Judgement]:
@@ -38,7 +39,7 @@ def test_two_samples_are_not_enough() -> None:
 
 def test_sw_power_cap_is_normal_by_default() -> None:
     """SwPowerCap alone is no incident, unless the setting says it is."""
-    cap = [REASON_BITS["SwPowerCap"]] * 5
+    cap = [int(ClockEventReason.SwPowerCap)] * 5
     assert [] == _run(ThermalDetector(), cap)
     strict = ThermalDetector(ThermalSettings(sw_power_cap_is_incident=True))
     out = _run(strict, cap)

@@ -13,7 +13,7 @@ from sentinel.runbook.actions.base import (
     classify,
     param,
 )
-from sentinel.vocabulary.samples import CanaryResult, GpuSample
+from sentinel.vocabulary.samples import CanaryResult, ClockEventReason, GpuSample
 
 
 class Wait(NoUndo):
@@ -78,11 +78,11 @@ def gpu_facts(sample: GpuSample, server_names: list[str]) -> dict[str, Any]:
         if p.name is not None and not any(n in p.name for n in server_names)
     ]
     facts.update(
-        hw_slowdown=bool(reasons & 0x8),
-        hw_thermal_slowdown=bool(reasons & 0x40),
-        hw_power_brake=bool(reasons & 0x80),
-        sw_thermal_slowdown=bool(reasons & 0x20),
-        sw_power_cap=bool(reasons & 0x4),
+        hw_slowdown=bool(reasons & ClockEventReason.HwSlowdown),
+        hw_thermal_slowdown=bool(reasons & ClockEventReason.HwThermalSlowdown),
+        hw_power_brake=bool(reasons & ClockEventReason.HwPowerBrakeSlowdown),
+        sw_thermal_slowdown=bool(reasons & ClockEventReason.SwThermalSlowdown),
+        sw_power_cap=bool(reasons & ClockEventReason.SwPowerCap),
         foreign_processes=[dataclasses.asdict(p) for p in foreign],
         foreign_memory_bytes=sum(p.used_bytes or 0 for p in foreign),
     )
