@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -27,36 +27,9 @@ from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
 from sentinel.notify.outbox import Outbox
+from sentinel.vocabulary.ports import PlaybookService
 
 log = structlog.get_logger(__name__)
-
-
-class PlaybookService(Protocol):
-    """What the API needs of the runbook stage (implemented by the playbook engine)."""
-
-    async def run(
-        self,
-        name: str,
-        target: dict[str, str],
-        params: dict[str, str],
-        dry_run: bool,
-        actor: str,
-    ) -> dict[str, Any]:
-        """Run (or dry-run) a playbook now; KeyError for an unknown name, ValueError for bad
-        target/params; returns the run's record (id, status, steps...)."""
-        ...
-
-    def runs(self, limit: int) -> list[dict[str, Any]]:
-        """Recent runs, newest first."""
-        ...
-
-    def reset_breaker(self, actor: str) -> None:
-        """Close the fleet circuit breaker."""
-        ...
-
-    def list(self) -> list[dict[str, Any]]:
-        """The loaded playbooks (name, description, triggers...)."""
-        ...
 
 
 AlertSink = Callable[[list[ExternalAlert]], Awaitable[None]]

@@ -24,7 +24,6 @@ from pydantic import Field, SecretStr, model_validator
 from sentinel.base.settings import RelPath, Section, read_secret
 from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, problems_from
 from sentinel.detect.settings import DetectorSettings
-from sentinel.fleet import FleetSettings
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings
 from sentinel.probes.settings import (
@@ -33,7 +32,7 @@ from sentinel.probes.settings import (
     TensorRTCanarySettings,
     TritonSettings,
 )
-from sentinel.runbook.settings import RunbookSettings
+from sentinel.runbook.settings import FleetSettings, RunbookSettings
 
 ENV_PREFIX = "SENTINEL_"
 _VERBATIM_SUFFIXES = ("token", "key", "password", "url", "secret")

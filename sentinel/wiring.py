@@ -25,7 +25,6 @@ from sentinel.config import Config
 from sentinel.daemon import STOP_TIMEOUT_S, Daemon, Probe, Wiring, close_in_turn
 from sentinel.detect.metrics import FindingMetrics
 from sentinel.detect.suite import DetectorSuite
-from sentinel.fleet import FleetHalt, OnHalt, build_fleet_guard
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
@@ -43,7 +42,8 @@ from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
-from sentinel.runbook.service import PlaybookService
+from sentinel.runbook.fleet import FleetHalt, OnHalt, build_fleet_guard
+from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
 
@@ -242,7 +242,7 @@ async def build(
                 conn=conn,
                 token=token,
                 clock=clock,
-                playbooks=PlaybookService(engine),
+                playbooks=EnginePlaybookService(engine),
                 on_alerts=on_alerts,
                 status=lambda: _status(config, facts, engine),
                 ready=lambda: facts.triton() is not None,

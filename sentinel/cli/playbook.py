@@ -19,7 +19,8 @@ from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import support as common
 from sentinel.cli.config_load import BAD_INPUT, print_problems
 from sentinel.runbook.schema import json_schema, load_playbook
-from sentinel.runbook.service import PlaybookService
+from sentinel.runbook.targets import target_of
+from sentinel.vocabulary.ports import PlaybookService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,7 +161,7 @@ def _test(args: argparse.Namespace) -> int:
         result = asyncio.run(
             engine.run_manual(
                 args.name,
-                common.target_of(incident),
+                target_of(incident),
                 params,
                 dry_run=True,
                 actor="playbook-test",

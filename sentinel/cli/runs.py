@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from sentinel.cli import support as common
-from sentinel.runbook.service import PlaybookService
+from sentinel.vocabulary.ports import PlaybookService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

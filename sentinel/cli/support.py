@@ -24,11 +24,11 @@ from sentinel.base.logging import configure as configure_logging
 from sentinel.cli.config_load import load_or_report
 from sentinel.config import Config
 from sentinel.runbook.engine import Engine
-from sentinel.runbook.service import PlaybookService
+from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Severity, Subject
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
 from sentinel.vocabulary.notices import Notice
-from sentinel.vocabulary.ports import CanaryRunner, TritonControl
+from sentinel.vocabulary.ports import CanaryRunner, PlaybookService, TritonControl
 
 """The state database's file name under ``state_dir`` (shared with the daemon)."""
 
@@ -106,15 +106,6 @@ def incident_from_file(path: Path) -> Incident:
         raise ValueError(f"{path}: {exc.args[0]}: required field is missing") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path}: not an incident: {exc}") from exc
-
-
-def target_of(incident: Incident) -> dict[str, str]:
-    target = {}
-    if incident.subject.model:
-        target["model"] = incident.subject.model
-    if incident.subject.version:
-        target["version"] = incident.subject.version
-    return target
 
 
 class _Stderr(io.TextIOBase):
@@ -223,14 +214,14 @@ class Session:
         from sentinel.probes.triton import connect
 
         if not needs_triton:
-            return await fn(PlaybookService(self.engine()))
+            return await fn(EnginePlaybookService(self.engine()))
         triton = connect(self.config.triton)
         try:
             canary = CanaryGroup([CanaryProbe(triton, c) for c in self.config.canaries])
             engine = self.engine(triton=triton, canary=canary)
             for problem in engine.problems:
                 print(problem, file=sys.stderr)
-            return await fn(PlaybookService(engine))
+            return await fn(EnginePlaybookService(engine))
         finally:
             await triton.close()
 

@@ -20,20 +20,16 @@ from prometheus_client import CollectorRegistry
 from sentinel.base.clock import Clock
 from sentinel.base.yamlsource import Problem
 from sentinel.runbook.context import synthetic_incident
-from sentinel.runbook.executor import (
-    LOCKED,
-    Executor,
-    Ports,
-    RunRequest,
-    RunResult,
-    target_key,
-)
-from sentinel.runbook.guards import AllowAll, FleetGuard, IncidentMarker, trigger_matches
+from sentinel.runbook.errors import UnknownPlaybook
+from sentinel.runbook.executor import Executor
+from sentinel.runbook.guards import AllowAllGuard, FleetGuard, IncidentMarker, trigger_matches
 from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
 from sentinel.runbook.metrics import RunbookMetrics
+from sentinel.runbook.records import LOCKED, Ports, RunRequest, RunResult
 from sentinel.runbook.schema import LoadedPlaybook, load_dirs
 from sentinel.runbook.settings import RunbookSettings
+from sentinel.runbook.targets import target_key, target_of
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
 from sentinel.vocabulary.notices import IncidentChanged, Teller
 from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
@@ -47,10 +43,6 @@ _TRIGGERING = {"opened", "escalated", "reopened", "renotify"}
 
 LOCK_RETRY_S = 1.0
 """How often an incident whose target is locked by another run tries again."""
-
-
-class UnknownPlaybook(KeyError):
-    """No playbook by that name is loaded."""
 
 
 class Engine:
@@ -87,7 +79,7 @@ class Engine:
             facts=facts,
             teller=teller,
             incidents=incidents,
-            fleet=fleet or AllowAll(),
+            fleet=fleet or AllowAllGuard(),
             pod=pod,
             metrics=RunbookMetrics(registry) if registry is not None else None,
             dry_run=dry_run or settings.dry_run,
@@ -154,7 +146,7 @@ class Engine:
             self._spawn(self._consider_later(incident.id))
 
     def _target_of(self, incident: Incident) -> dict[str, str]:
-        return _target_of(incident, self.models)
+        return target_of(incident, self.models)
 
     def model_unhealthy(self, model: str) -> bool:
         """An incident is open on this model (the leases' health signal)."""
@@ -246,16 +238,3 @@ class Engine:
         if self.ports.metrics is not None:
             self.ports.metrics.breaker_open.set(0)
         log.warning("breaker_reset", actor=actor)
-
-
-def _target_of(incident: Incident, served: Sequence[str] = ()) -> dict[str, str]:
-    """The model a playbook acts on: the incident's, or -- for a server- or GPU-wide
-    incident -- the model this sidecar serves, when it serves exactly one."""
-    target: dict[str, str] = {}
-    if incident.subject.model is None and len(served) == 1:
-        target["model"] = served[0]
-    if incident.subject.model:
-        target["model"] = incident.subject.model
-    if incident.subject.version:
-        target["version"] = incident.subject.version
-    return target

@@ -21,18 +21,24 @@ from sentinel.vocabulary.notices import IncidentChanged
 class FleetGuard(Protocol):
     """Asked before a disruptive action (restart, eviction) anywhere in the fleet.
 
-    A Kubernetes-Lease-backed implementation lives in ``sentinel/fleet.py``;
-    False means "too many replicas are being disrupted now": page instead.
+    ``LeaseFleetGuard`` (``runbook/fleet.py``) shares a budget through a Kubernetes
+    Lease; False means "too many replicas are being disrupted now": page instead.
     """
 
     async def acquire(self, action: str, target: str) -> bool: ...
 
 
-class AllowAll:
-    """The local default fleet guard: a single pod has no fleet to protect."""
+class AllowAllGuard:
+    """The fleet guard outside Kubernetes: a single sentinel, nothing to coordinate."""
 
     async def acquire(self, action: str, target: str) -> bool:
         return True
+
+    async def report(self, degraded: bool) -> None:
+        """Nothing to share."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 class IncidentMarker(Protocol):

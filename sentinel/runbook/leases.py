@@ -18,7 +18,7 @@ import structlog
 
 from sentinel.runbook.actions.triton import apply_patch, revert_patch
 from sentinel.runbook.context import synthetic_incident
-from sentinel.runbook.executor import Ports
+from sentinel.runbook.records import Ports
 from sentinel.runbook.schema import Verify
 from sentinel.runbook.verify import verify
 from sentinel.vocabulary.notices import ActionUpdate, PageRequest

@@ -1,13 +1,15 @@
-"""The control API's view of the runbook (``sentinel/api.py`` calls this)."""
+"""The runbook as the control API and the CLI see it: the PlaybookService port."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sentinel.runbook.engine import Engine, UnknownPlaybook
+from sentinel.runbook.engine import Engine
+from sentinel.runbook.errors import UnknownPlaybook
+from sentinel.vocabulary.ports import PlaybookService
 
 
-class PlaybookService:
+class EnginePlaybookService(PlaybookService):
     """Manual runs, history, the breaker and the playbook list, over one engine."""
 
     def __init__(self, engine: Engine) -> None:

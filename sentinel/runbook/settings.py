@@ -1,13 +1,16 @@
-"""The `playbooks:` config section. Owned by the runbook stage."""
+"""The `playbooks:` and `fleet:` config sections. Owned by the runbook stage."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sentinel.base.settings import RelPath, Section
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where Kubernetes mounts a pod's service-account token, CA and namespace."""
 
 
 class RunbookSettings(Section):
@@ -54,9 +57,44 @@ class RunbookSettings(Section):
     """Allowlist for process.exec: a name -> an argv list (never run through a shell)."""
     k8s_api_url: str | None = None
     """Kubernetes API server for k8s.* actions (default: the in-cluster service address)."""
-    k8s_service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    k8s_service_account_dir: Path = SERVICE_ACCOUNT_DIR
     """Where the pod's service-account token, CA and namespace are mounted."""
     k8s_namespace: str | None = None
     """Namespace of this pod for k8s.* actions (default: the in-cluster service account's)."""
     k8s_pod: str | None = None
     """This pod's name for k8s.evict_pod (default: the config's `pod`)."""
+
+
+class FleetSettings(Section):
+    """The `fleet:` config section: a budget of disruptive actions shared by all replicas."""
+
+    enabled: bool = False
+    """Off: a single sentinel, every action allowed (outside Kubernetes)."""
+    namespace: str | None = None
+    """Namespace of the Lease and Deployment; default: $POD_NAMESPACE, else the pod's own."""
+    lease: str = "sentinel-fleet-budget"
+    """Name of the coordination.k8s.io Lease holding the budget (RBAC names it too)."""
+    deployment: str | None = None
+    """Deployment whose spec.replicas the budget is a share of (needs `get` on it)."""
+    replicas: int | None = Field(None, ge=1)
+    """Fixed replica count, used when `deployment` is not set."""
+    max_fraction: float = Field(0.1, gt=0, le=1)
+    """Share of replicas that may be disrupted per window."""
+    min_slots: int = Field(1, ge=0)
+    """Disruptive actions allowed per window however few replicas there are."""
+    window_s: float = Field(600.0, gt=0)
+    """Sliding window of the budget, seconds."""
+    degraded_fraction: float = Field(0.5, gt=0, le=1)
+    """Halt automation fleet-wide when more than this share of replicas is degraded."""
+    max_attempts: int = Field(5, ge=1)
+    """Read-decide-write rounds on a contended Lease before refusing."""
+    api_url: str | None = None
+    """Kubernetes API base URL; default: the in-cluster service (KUBERNETES_SERVICE_HOST)."""
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
+    """Where the pod's token, CA and namespace are mounted."""
+
+    @model_validator(mode="after")
+    def _size_known(self) -> FleetSettings:
+        if self.enabled and self.deployment is None and self.replicas is None:
+            raise ValueError("fleet: set `deployment` (read its replicas) or `replicas`")
+        return self

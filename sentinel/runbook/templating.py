@@ -18,10 +18,12 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from sentinel.runbook.errors import RunbookError
+
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
-class TemplateFailure(Exception):
+class TemplateFailure(RunbookError):
     """A template or condition could not be rendered; the message says which and why."""
 
 

@@ -61,3 +61,32 @@ class Facts(Protocol):
     def canaries(self, model: str) -> list[CanaryResult]:
         """Recent canary results for a model, oldest first."""
         ...
+
+
+class PlaybookService(Protocol):
+    """What the control API and the CLI need of the runbook stage: manual runs, run
+    history, the breaker and the playbook list (``runbook/service.py`` implements it)."""
+
+    async def run(
+        self,
+        name: str,
+        target: dict[str, str],
+        params: dict[str, str],
+        dry_run: bool,
+        actor: str,
+    ) -> dict[str, Any]:
+        """Run (or dry-run) a playbook now; KeyError for an unknown name, ValueError for bad
+        target/params; returns the run's record (id, status, steps...)."""
+        ...
+
+    def runs(self, limit: int) -> list[dict[str, Any]]:
+        """Recent runs, newest first, each with its steps."""
+        ...
+
+    def reset_breaker(self, actor: str) -> None:
+        """Close the circuit breaker that stopped automation."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]:
+        """The loaded playbooks (name, description, mode, triggers, steps, file and hash)."""
+        ...

@@ -1,4 +1,4 @@
-"""The control API test bed: a recording playbook stand-in and a client handle."""
+"""The control API test bed: a recording PlaybookService stand-in and a client handle."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import aiohttp
 
 from sentinel.base.clock import FakeClock
 from sentinel.notify.alertmanager import ExternalAlert
+from sentinel.runbook.errors import UnknownPlaybook
+from sentinel.vocabulary.ports import PlaybookService
 
 TOKEN = "s3cret-api-token-0123"
 
 
 @dataclass
-class RecordingPlaybooks:
-    """Stand-in for the playbook engine (implements sentinel.api.PlaybookService)."""
+class PlaybookServiceStandIn(PlaybookService):
+    """STAND-IN for the runbook's PlaybookService: knows one playbook, records each call."""
 
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     resets: list[str] = field(default_factory=list)
@@ -30,7 +32,7 @@ class RecordingPlaybooks:
         actor: str,
     ) -> dict[str, Any]:
         if name != "restart-server":
-            raise KeyError(name)
+            raise UnknownPlaybook(name)
         self.calls.append((name, target, params, dry_run, actor))
         return {"run_id": f"run-{len(self.calls)}", "status": "planned" if dry_run else "ok"}
 
@@ -51,7 +53,7 @@ class Api:
     url: str
     conn: sqlite3.Connection
     clock: FakeClock
-    playbooks: RecordingPlaybooks
+    playbooks: PlaybookServiceStandIn
     alerts: list[ExternalAlert]
     session: aiohttp.ClientSession
 

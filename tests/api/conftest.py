@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from api_bed import TOKEN, Api, RecordingPlaybooks
+from api_bed import TOKEN, Api, PlaybookServiceStandIn
 
 import sentinel.base.audit
 import sentinel.incidents.silences
@@ -28,7 +28,7 @@ def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 
 async def _serve(conn: sqlite3.Connection, token: str | None) -> AsyncIterator[Api]:
     clock = FakeClock()
-    playbooks = RecordingPlaybooks()
+    playbooks = PlaybookServiceStandIn()
     alerts: list[ExternalAlert] = []
 
     async def on_alerts(batch: list[ExternalAlert]) -> None:

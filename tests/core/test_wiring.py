@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sentinel.base.clock import FakeClock
 from sentinel.config import Config
-from sentinel.fleet import FleetHalt
+from sentinel.runbook.fleet import FleetHalt
 from sentinel.vocabulary.notices import Notice, PageRequest
 from sentinel.wiring import _page_fleet_halt
 

@@ -1,17 +1,16 @@
-"""Fixtures for the operations assets: the Lease API stand-in."""
+"""Fixtures for the operations assets: the Kubernetes API stand-in."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from lease_standin import LeaseApiStandIn
+
+from sentinel.testing.kubernetes import KubernetesApiStandIn
 
 
 @pytest.fixture
-async def lease_server() -> AsyncIterator[LeaseApiStandIn]:
-    """A running loopback STAND-IN for the Kubernetes Lease API."""
-    server = LeaseApiStandIn()
-    await server.start()
-    yield server
-    await server.stop()
+async def lease_server() -> AsyncIterator[KubernetesApiStandIn]:
+    """A running loopback STAND-IN for the Kubernetes API (its Lease endpoints here)."""
+    async with KubernetesApiStandIn() as server:
+        yield server

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from sentinel.config import load_config
-from sentinel.fleet import FleetSettings
+from sentinel.runbook.settings import FleetSettings
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "base"

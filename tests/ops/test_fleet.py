@@ -1,4 +1,4 @@
-"""Fleet guard against a loopback STAND-IN of the Kubernetes Lease API (see lease_standin)."""
+"""Fleet guard against a loopback STAND-IN of the Kubernetes API (sentinel.testing.kubernetes)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,21 @@ from pathlib import Path
 
 import pydantic
 import pytest
-from lease_standin import LeaseApiStandIn
 
 from sentinel.base.clock import FakeClock
-from sentinel.fleet import (
+from sentinel.runbook.fleet import (
     STATE_ANNOTATION,
-    AllowAllGuard,
     FleetBudget,
-    FleetGuard,
     FleetHalt,
-    FleetSettings,
-    KubeApi,
     LeaseFleetGuard,
     build_fleet_guard,
     deployment_replicas,
     static_replicas,
 )
+from sentinel.runbook.guards import AllowAllGuard, FleetGuard
+from sentinel.runbook.kube import KubeApi
+from sentinel.runbook.settings import FleetSettings
+from sentinel.testing.kubernetes import KubernetesApiStandIn
 
 NS = "inference"
 LEASE = "triton-remediation"
@@ -34,7 +33,7 @@ GuardFactory = Callable[..., LeaseFleetGuard]
 
 @pytest.fixture
 async def make_guard(
-    lease_server: LeaseApiStandIn,
+    lease_server: KubernetesApiStandIn,
 ) -> AsyncIterator[GuardFactory]:
     """Build guards (one per simulated pod) that share the stand-in and a clock."""
     apis: list[KubeApi] = []
@@ -46,7 +45,7 @@ async def make_guard(
         budget: FleetBudget | None = None,
         halts: list[FleetHalt] | None = None,
     ) -> LeaseFleetGuard:
-        api = KubeApi(lease_server.base_url, token=lambda: lease_server.token)
+        api = KubeApi(lease_server.url, token=lambda: lease_server.token)
         apis.append(api)
 
         async def on_halt(halt: FleetHalt) -> None:
@@ -78,14 +77,14 @@ async def with_clock(clock: FakeClock, *coros: Awaitable[bool]) -> list[bool]:
     return [t.result() for t in tasks]
 
 
-def stored_state(server: LeaseApiStandIn) -> dict[str, object]:
+def stored_state(server: KubernetesApiStandIn) -> dict[str, object]:
     lease = server.leases[(NS, LEASE)]
     state: dict[str, object] = json.loads(lease["metadata"]["annotations"][STATE_ANNOTATION])
     return state
 
 
 async def test_two_sentinels_racing_for_the_last_slot_exactly_one_acts(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Two pods read the same resourceVersion for the last slot: one wins, one gets 409 then no."""
     clock = FakeClock()
@@ -106,7 +105,7 @@ async def test_two_sentinels_racing_for_the_last_slot_exactly_one_acts(
 
 
 async def test_two_sentinels_racing_to_create_the_lease_exactly_one_acts(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Both see no Lease and POST; the second gets 409 AlreadyExists, re-reads and is refused."""
     clock = FakeClock()
@@ -120,7 +119,7 @@ async def test_two_sentinels_racing_to_create_the_lease_exactly_one_acts(
 
 
 async def test_budget_is_a_share_of_replicas_per_window(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """30 replicas at 10% give 3 slots per 10 minutes; the 4th waits for the window to slide."""
     clock = FakeClock()
@@ -138,7 +137,7 @@ async def test_budget_is_a_share_of_replicas_per_window(
 
 
 async def test_small_fleets_still_get_one_slot(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """With 3 replicas, 10% rounds down to 0 but min_slots keeps one slot per window."""
     clock = FakeClock()
@@ -149,7 +148,7 @@ async def test_small_fleets_still_get_one_slot(
 
 
 async def test_most_replicas_degraded_halts_automation_and_pages_once(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """When 3 of 4 replicas report degraded, every acquire is refused and one halt is paged."""
     clock = FakeClock()
@@ -170,7 +169,7 @@ async def test_most_replicas_degraded_halts_automation_and_pages_once(
 
 
 async def test_halt_is_paged_once_when_replicas_trip_it_concurrently(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Four pods asking to act at once (each counts itself degraded) page exactly once in all."""
     clock = FakeClock()
@@ -185,7 +184,7 @@ async def test_halt_is_paged_once_when_replicas_trip_it_concurrently(
 
 
 async def test_halt_clears_when_replicas_recover(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Once degraded reports drop back under the threshold, a slot can be taken again."""
     clock = FakeClock()
@@ -202,18 +201,18 @@ async def test_halt_clears_when_replicas_recover(
 
 
 async def test_unreachable_api_denies(
-    make_guard: GuardFactory, lease_server: LeaseApiStandIn
+    make_guard: GuardFactory, lease_server: KubernetesApiStandIn
 ) -> None:
     """When the API server cannot be reached, the guard refuses rather than act uncoordinated."""
     clock = FakeClock()
     guard = make_guard("pod-0", clock)
-    await lease_server.stop()
+    await lease_server.close()
     decision = await guard.decide("restart", "pod-0")
     assert (False, True) == (decision.granted, "unusable" in decision.reason)
 
 
 async def test_corrupt_lease_state_denies_and_names_the_annotation(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Garbage in the annotation refuses with a reason naming it, and is left for a human."""
     clock = FakeClock()
@@ -227,9 +226,9 @@ async def test_corrupt_lease_state_denies_and_names_the_annotation(
     )
 
 
-async def test_wrong_token_denies(lease_server: LeaseApiStandIn) -> None:
+async def test_wrong_token_denies(lease_server: KubernetesApiStandIn) -> None:
     """A 401 from the API server is a refusal with the status in the reason."""
-    api = KubeApi(lease_server.base_url, token=lambda: "wrong")
+    api = KubeApi(lease_server.url, token=lambda: "wrong")
     guard = LeaseFleetGuard(
         api, namespace=NS, lease=LEASE, holder="p", replicas=static_replicas(5), clock=FakeClock()
     )
@@ -239,12 +238,12 @@ async def test_wrong_token_denies(lease_server: LeaseApiStandIn) -> None:
 
 
 async def test_replica_count_is_read_from_the_deployment(
-    lease_server: LeaseApiStandIn, tmp_path: Path
+    lease_server: KubernetesApiStandIn, tmp_path: Path
 ) -> None:
     """deployment_replicas reads spec.replicas, authenticated by the mounted token file."""
     lease_server.deployments[(NS, "triton")] = 20
     (tmp_path / "token").write_text(lease_server.token + "\n", encoding="utf-8")
-    api = KubeApi.in_cluster(sa_dir=tmp_path, base_url=lease_server.base_url)
+    api = KubeApi.in_cluster(sa_dir=tmp_path, base_url=lease_server.url)
     count = await deployment_replicas(api, NS, "triton")()
     await api.aclose()
     assert 20 == count
@@ -257,7 +256,7 @@ async def test_allow_all_guard_satisfies_the_protocol() -> None:
 
 
 async def test_build_fleet_guard_from_settings_uses_the_mounted_service_account(
-    lease_server: LeaseApiStandIn, tmp_path: Path
+    lease_server: KubernetesApiStandIn, tmp_path: Path
 ) -> None:
     """Enabled settings build a Lease guard: namespace and token from the mounted files."""
     (tmp_path / "token").write_text(lease_server.token, encoding="utf-8")
@@ -266,7 +265,7 @@ async def test_build_fleet_guard_from_settings_uses_the_mounted_service_account(
     settings = FleetSettings(
         enabled=True,
         deployment="triton",
-        api_url=lease_server.base_url,
+        api_url=lease_server.url,
         service_account_dir=tmp_path,
     )
     guard = build_fleet_guard(settings, holder="pod-0", clock=FakeClock())
@@ -288,7 +287,7 @@ def test_enabled_fleet_settings_need_a_replica_source() -> None:
 
 
 async def test_a_lease_that_never_stops_changing_gives_up_after_max_attempts(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Every PUT loses a race: the guard retries max_attempts times, then refuses."""
     clock = FakeClock()
@@ -302,7 +301,7 @@ async def test_a_lease_that_never_stops_changing_gives_up_after_max_attempts(
 
 
 async def test_a_lost_race_is_retried_and_then_granted(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """One 409 from another writer: the guard re-reads and takes the slot on the next try."""
     clock = FakeClock()
@@ -315,7 +314,7 @@ async def test_a_lost_race_is_retried_and_then_granted(
 
 
 async def test_a_replica_that_stays_degraded_keeps_counting(
-    lease_server: LeaseApiStandIn, make_guard: GuardFactory
+    lease_server: KubernetesApiStandIn, make_guard: GuardFactory
 ) -> None:
     """Reports refresh a degraded mark before it expires; silence lets it expire."""
     clock = FakeClock()

@@ -12,9 +12,10 @@ from conftest import Bed
 from runbook_standins import DIGITS_CONFIG, drive, incident
 
 from sentinel.runbook.actions import REGISTRY
-from sentinel.runbook.actions.base import ActionContext, ActionError
+from sentinel.runbook.actions.base import ActionContext
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.actions.triton import apply_patch, revert_patch
+from sentinel.runbook.errors import ActionError
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.vocabulary.notices import PageRequest
 from sentinel.vocabulary.samples import CanaryResult, GpuProcess, GpuSample

@@ -15,7 +15,7 @@ from sentinel.base.db import open_db
 from sentinel.cli import main
 from sentinel.config import load_config
 from sentinel.runbook.engine import Engine
-from sentinel.runbook.service import PlaybookService
+from sentinel.runbook.service import EnginePlaybookService
 from sentinel.testing.triton_local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,9 @@ async def test_run_through_the_daemon_api(
     config = load_config(config_file)
     conn = open_db(config.state_dir / "sentinel.db")
     engine = Engine(settings=config.playbooks, conn=conn, clock=SystemClock(), pod="pod-a")
-    app = build_app(conn=conn, token=TOKEN, clock=SystemClock(), playbooks=PlaybookService(engine))
+    app = build_app(
+        conn=conn, token=TOKEN, clock=SystemClock(), playbooks=EnginePlaybookService(engine)
+    )
     runner, _ = await start_api(app, config.api.bind, config.api.port)
     try:
         cfg = ["--config", str(config_file)]
@@ -153,7 +155,7 @@ async def test_run_through_the_daemon_api(
         listed = json.loads(capsys.readouterr().out)
         missing = ["playbook", "run", "nope", "--target", "model=digits", *cfg]
         assert 2 == await asyncio.to_thread(main, missing)
-        [row] = PlaybookService(engine).runs(5)
+        [row] = EnginePlaybookService(engine).runs(5)
     finally:
         await runner.cleanup()
         conn.close()

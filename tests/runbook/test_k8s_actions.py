@@ -7,27 +7,26 @@ from pathlib import Path
 
 import pytest
 from conftest import Bed
-from k8s_standin import KubeStandIn
 from runbook_standins import drive
 
 from sentinel.runbook.schema import LoadedPlaybook
+from sentinel.testing.kubernetes import KubernetesApiStandIn
 
 Loader = Callable[[str], LoadedPlaybook]
 TOKEN = "sa-token-0123456789"
+NS = "inference"
 
 
 @pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[tuple[KubeStandIn, dict[str, object]]]:
+async def kube(tmp_path: Path) -> AsyncIterator[tuple[KubernetesApiStandIn, dict[str, object]]]:
+    """The API stand-in with a 4-replica Deployment, and settings pointing at it."""
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text(TOKEN)
-    (sa / "namespace").write_text("inference\n")
-    server = KubeStandIn(TOKEN)
-    url = await server.start()
-    try:
-        yield server, {"k8s_api_url": url, "k8s_service_account_dir": sa}
-    finally:
-        await server.close()
+    (sa / "namespace").write_text(NS + "\n")
+    async with KubernetesApiStandIn(TOKEN) as server:
+        server.deployments[(NS, "triton")] = 4
+        yield server, {"k8s_api_url": server.url, "k8s_service_account_dir": sa}
 
 
 async def test_eviction_waits_out_the_pdb(bed: Bed, write_playbook: Loader, kube: tuple) -> None:
@@ -80,7 +79,7 @@ async def test_rollout_restart_stamps_the_template(
     ok = await engine.run_manual("rr", {"model": "digits"})
     missing = await engine.run_manual("rr", {"model": "other"}, {"deployment": "nope"})
     assert "succeeded" == ok.status
-    stamp = server.annotations["triton"]["kubectl.kubernetes.io/restartedAt"]
+    stamp = server.annotations[(NS, "triton")]["kubectl.kubernetes.io/restartedAt"]
     assert stamp == ok.steps[0]["output"]["restarted_at"]
     assert "application/strategic-merge-patch+json" == server.content_types[0]
     assert "failed" == missing.status
@@ -98,13 +97,13 @@ async def test_scale_is_undone_when_verification_fails(
         "    with: {deployment: triton, replicas: 6}\n    verify: {within: 10s}\n"
     )
     engine = bed.engine([lp], **settings)
-    before = server.replicas["triton"]
+    before = server.deployments[(NS, "triton")]
     result = await drive(
         bed.clock, engine.run_manual("scale", {"model": "digits"}), step=1.0, real_pause=0.01
     )
     assert before == result.steps[0]["output"]["previous"]
     assert ("rollback", "rolled_back") in [(s["phase"], s["status"]) for s in result.steps]
-    assert before == server.replicas["triton"]
+    assert before == server.deployments[(NS, "triton")]
 
 
 async def test_outside_a_cluster_the_action_says_so(

@@ -7,23 +7,16 @@ action's own code would do.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sentinel.base.clock import Clock
+from sentinel.base.errors import is_retryable
+from sentinel.runbook.errors import ActionError, TransientError
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.notices import Teller
 from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
-
-
-class ActionError(Exception):
-    """The action failed and retrying will not help (bad config, refused, not found)."""
-
-
-class TransientError(ActionError):
-    """The action failed for a reason that may pass (connection refused, 429, timeout)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +86,13 @@ class NoUndo:
         raise ActionError("this action cannot be undone")
 
 
-_TRANSIENT_WORDS = ("unavailable", "connection refused", "timed out", "timeout", "try again")
-
-
 def classify(exc: BaseException) -> ActionError:
-    """Map an adapter's exception to transient or permanent, keeping its text."""
+    """An adapter's exception as an action error, keeping its text: transient when its
+    type says it may pass (``is_retryable``: Retryable, timeouts, refused connections)."""
     if isinstance(exc, ActionError):
         return exc
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, ConnectionError | TimeoutError | asyncio.TimeoutError | OSError):
-        return TransientError(text)
-    if any(w in str(exc).lower() for w in _TRANSIENT_WORDS):
-        return TransientError(text)
-    return ActionError(text)
+    return TransientError(text) if is_retryable(exc) else ActionError(text)
 
 
 def param(params: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:

@@ -7,12 +7,12 @@ from typing import Any
 
 from sentinel.runbook.actions.base import (
     ActionContext,
-    ActionError,
     ActionSpec,
     NoUndo,
     classify,
     param,
 )
+from sentinel.runbook.errors import ActionError
 from sentinel.vocabulary.samples import CanaryResult, ClockEventReason, GpuSample
 
 

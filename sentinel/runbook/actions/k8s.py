@@ -1,8 +1,7 @@
-"""Kubernetes actions over the API server's REST interface (httpx; no extra package).
+"""Kubernetes actions through the stage's one API client (``runbook/kube.py``).
 
 Eviction goes through the Eviction API, so PodDisruptionBudgets apply: a 429
-from a PDB is a transient error (retried with backoff), not a failure. The
-service-account token is re-read for every call (projected tokens rotate).
+from a PDB is a transient error (retried with backoff), not a failure.
 """
 
 from __future__ import annotations
@@ -11,84 +10,27 @@ import datetime
 import os
 from typing import Any
 
-import httpx
+from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from sentinel.runbook.errors import ActionError
+from sentinel.runbook.kube import ApiError, KubeApi, deployment_path, mounted_namespace
 
-from sentinel.runbook.actions.base import (
-    ActionContext,
-    ActionError,
-    ActionSpec,
-    NoUndo,
-    TransientError,
-    param,
-)
-
-_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_TIMEOUT_S = 10.0
 
 
-class _Kube:
-    """The three calls the actions make, with errors classed transient or not."""
-
-    def __init__(self, ctx: ActionContext) -> None:
-        s = ctx.settings
-        self.sa_dir = s.k8s_service_account_dir
-        base = s.k8s_api_url
-        if base is None:
-            host = os.environ.get("KUBERNETES_SERVICE_HOST")
-            if not host:
-                raise ActionError(
-                    "not in a cluster (KUBERNETES_SERVICE_HOST unset) and no k8s_api_url"
-                )
-            base = f"https://{host}:{os.environ.get('KUBERNETES_SERVICE_PORT', '443')}"
-        ca = self.sa_dir / "ca.crt"
-        self.client = httpx.AsyncClient(
-            base_url=base.rstrip("/"), verify=str(ca) if ca.exists() else True, timeout=10.0
-        )
-
-    def namespace(self, ctx: ActionContext, params: dict[str, Any]) -> str:
-        ns: str = param(params, "namespace", str, ctx.settings.k8s_namespace or "")
-        if ns:
-            return ns
-        try:
-            return (self.sa_dir / "namespace").read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ActionError("with.namespace: not given and no service-account namespace") from exc
-
-    async def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, patch: str = ""
-    ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if patch:
-            headers["Content-Type"] = f"application/{patch}-patch+json"
-        try:
-            token = (self.sa_dir / "token").read_text(encoding="utf-8").strip()
-        except OSError:
-            token = ""
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            resp = await self.client.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransientError(f"Kubernetes API {method} {path}: {exc}") from exc
-        if resp.status_code >= 300:
-            try:
-                message = str(resp.json().get("message", resp.text[:200]))
-            except (ValueError, AttributeError):
-                message = resp.text[:200]
-            cls = TransientError if resp.status_code in _TRANSIENT_STATUS else ActionError
-            raise cls(f"Kubernetes API {resp.status_code} on {method} {path}: {message}")
-        try:
-            data = resp.json()
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    async def close(self) -> None:
-        await self.client.aclose()
+def _kube(ctx: ActionContext) -> KubeApi:
+    """The API server these settings name (ApiError, not transient, outside a cluster)."""
+    s = ctx.settings
+    return KubeApi.in_cluster(s.k8s_service_account_dir, s.k8s_api_url, timeout_s=_TIMEOUT_S)
 
 
-def _deployment(ns: str, name: str, scale: bool = False) -> str:
-    path = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
-    return f"{path}/scale" if scale else path
+def _namespace(ctx: ActionContext, params: dict[str, Any]) -> str:
+    ns: str = param(params, "namespace", str, ctx.settings.k8s_namespace or "")
+    if ns:
+        return ns
+    try:
+        return mounted_namespace(ctx.settings.k8s_service_account_dir)
+    except ApiError as exc:
+        raise ActionError("with.namespace: not given and no service-account namespace") from exc
 
 
 class EvictPod(NoUndo):
@@ -103,17 +45,14 @@ class EvictPod(NoUndo):
         pod = param(params, "pod", str, default_pod)
         if not pod:
             raise ActionError("with.pod: not given and POD_NAME unknown")
-        kube = _Kube(ctx)
-        try:
-            ns = kube.namespace(ctx, params)
+        async with _kube(ctx) as kube:
+            ns = _namespace(ctx, params)
             body = {
                 "apiVersion": "policy/v1",
                 "kind": "Eviction",
                 "metadata": {"name": pod, "namespace": ns},
             }
-            await kube.call("POST", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", body)
-        finally:
-            await kube.close()
+            await kube.request("POST", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", body)
         return {"namespace": ns, "pod": pod}
 
 
@@ -133,12 +72,9 @@ class RolloutRestart(NoUndo):
         stamp = datetime.datetime.fromtimestamp(ctx.clock.now(), datetime.UTC).isoformat()
         annotations = {"kubectl.kubernetes.io/restartedAt": stamp}
         body = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
-        kube = _Kube(ctx)
-        try:
-            ns = kube.namespace(ctx, params)
-            await kube.call("PATCH", _deployment(ns, name), body, patch="strategic-merge")
-        finally:
-            await kube.close()
+        async with _kube(ctx) as kube:
+            ns = _namespace(ctx, params)
+            await kube.request("PATCH", deployment_path(ns, name), body, patch="strategic-merge")
         return {"namespace": ns, "deployment": name, "restarted_at": stamp}
 
 
@@ -154,24 +90,18 @@ class Scale:
         replicas = param(params, "replicas", int)
         if replicas < 0:
             raise ActionError("with.replicas: must be >= 0")
-        kube = _Kube(ctx)
-        try:
-            ns = kube.namespace(ctx, params)
-            current = await kube.call("GET", _deployment(ns, name, scale=True))
+        async with _kube(ctx) as kube:
+            ns = _namespace(ctx, params)
+            path = deployment_path(ns, name, scale=True)
+            current = await kube.request("GET", path)
             previous = int((current.get("spec") or {}).get("replicas") or 0)
-            body = {"spec": {"replicas": replicas}}
-            await kube.call("PATCH", _deployment(ns, name, scale=True), body, patch="merge")
-        finally:
-            await kube.close()
+            await kube.request("PATCH", path, {"spec": {"replicas": replicas}}, patch="merge")
         return {"namespace": ns, "deployment": name, "previous": previous, "replicas": replicas}
 
     async def undo(
         self, ctx: ActionContext, params: dict[str, Any], output: dict[str, Any]
     ) -> None:
-        kube = _Kube(ctx)
-        try:
-            path = _deployment(str(output["namespace"]), str(output["deployment"]), scale=True)
-            body = {"spec": {"replicas": int(output["previous"])}}
-            await kube.call("PATCH", path, body, patch="merge")
-        finally:
-            await kube.close()
+        path = deployment_path(str(output["namespace"]), str(output["deployment"]), scale=True)
+        body = {"spec": {"replicas": int(output["previous"])}}
+        async with _kube(ctx) as kube:
+            await kube.request("PATCH", path, body, patch="merge")

@@ -11,7 +11,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from sentinel.runbook.actions.base import ActionContext, ActionError, ActionSpec, NoUndo, param
+from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from sentinel.runbook.errors import ActionError
 
 
 def find_server_pid(pid_file: Path | None, names: list[str], proc: Path = Path("/proc")) -> int:

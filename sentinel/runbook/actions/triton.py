@@ -8,12 +8,12 @@ from typing import Any
 
 from sentinel.runbook.actions.base import (
     ActionContext,
-    ActionError,
     ActionSpec,
     NoUndo,
     classify,
     param,
 )
+from sentinel.runbook.errors import ActionError
 
 _POLICIES = ("latest", "all", "specific")
 

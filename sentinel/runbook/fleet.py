@@ -2,11 +2,11 @@
 
 Every Triton pod runs its own sentinel, so per-pod cooldowns do not bound what the
 fleet does: a bad model push could make every sidecar restart its server at once.
-Before a disruptive action (restart, eviction) the playbook helper calls
-:meth:`FleetGuard.acquire`; :class:`LeaseFleetGuard` takes a slot from a budget
-shared by all replicas (at most ``max_fraction`` of the deployment's replicas, at
-least ``min_slots``, per ``window_s``), recorded as JSON in an annotation of one
-``coordination.k8s.io/v1`` Lease. Writes use optimistic concurrency: a PUT carries
+Before a disruptive action (restart, eviction) the executor calls ``acquire`` of
+its :class:`~sentinel.runbook.guards.FleetGuard`; :class:`LeaseFleetGuard` takes a
+slot from a budget shared by all replicas (at most ``max_fraction`` of the deployment's
+replicas, at least ``min_slots``, per ``window_s``), recorded as JSON in an annotation
+of one ``coordination.k8s.io/v1`` Lease. Writes use optimistic concurrency: a PUT carries
 the ``metadata.resourceVersion`` it read, a stale one gets 409 Conflict, and the
 guard re-reads and decides again (a bounded number of times).
 
@@ -22,102 +22,25 @@ fleet cannot be coordinated, no pod acts alone.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-from pydantic import Field, model_validator
+import structlog
 
 from sentinel.base.clock import Clock
-from sentinel.base.settings import Section
+from sentinel.runbook.guards import AllowAllGuard
+from sentinel.runbook.kube import ApiError, Conflict, KubeApi, mounted_namespace
+from sentinel.runbook.settings import FleetSettings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 STATE_ANNOTATION = "sentinel.dev/fleet-budget"
 """Annotation of the Lease that holds the budget's JSON state."""
-
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-class FleetGuard(Protocol):
-    """Asked before every disruptive action; False means: do not act (page instead)."""
-
-    async def acquire(self, action: str, target: str) -> bool: ...
-
-
-class AllowAllGuard:
-    """The guard for runs outside Kubernetes: a single sentinel, nothing to coordinate."""
-
-    async def acquire(self, action: str, target: str) -> bool:
-        return True
-
-    async def report(self, degraded: bool) -> None:
-        """Nothing to share."""
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
-
-
-class FleetSettings(Section):
-    """The `fleet:` config section: a budget of disruptive actions shared by all replicas."""
-
-    enabled: bool = False
-    """Off: a single sentinel, every action allowed (outside Kubernetes)."""
-    namespace: str | None = None
-    """Namespace of the Lease and Deployment; default: $POD_NAMESPACE, else the pod's own."""
-    lease: str = "sentinel-fleet-budget"
-    """Name of the coordination.k8s.io Lease holding the budget (RBAC names it too)."""
-    deployment: str | None = None
-    """Deployment whose spec.replicas the budget is a share of (needs `get` on it)."""
-    replicas: int | None = Field(None, ge=1)
-    """Fixed replica count, used when `deployment` is not set."""
-    max_fraction: float = Field(0.1, gt=0, le=1)
-    """Share of replicas that may be disrupted per window."""
-    min_slots: int = Field(1, ge=0)
-    """Disruptive actions allowed per window however few replicas there are."""
-    window_s: float = Field(600.0, gt=0)
-    """Sliding window of the budget, seconds."""
-    degraded_fraction: float = Field(0.5, gt=0, le=1)
-    """Halt automation fleet-wide when more than this share of replicas is degraded."""
-    max_attempts: int = Field(5, ge=1)
-    """Read-decide-write rounds on a contended Lease before refusing."""
-    api_url: str | None = None
-    """Kubernetes API base URL; default: the in-cluster service (KUBERNETES_SERVICE_HOST)."""
-    service_account_dir: Path = SERVICE_ACCOUNT_DIR
-    """Where the pod's token, CA and namespace are mounted."""
-
-    @model_validator(mode="after")
-    def _size_known(self) -> FleetSettings:
-        if self.enabled and self.deployment is None and self.replicas is None:
-            raise ValueError("fleet: set `deployment` (read its replicas) or `replicas`")
-        return self
-
-    def budget(self) -> FleetBudget:
-        return FleetBudget(
-            self.max_fraction,
-            self.min_slots,
-            self.window_s,
-            self.degraded_fraction,
-            self.max_attempts,
-        )
-
-    def resolved_namespace(self) -> str:
-        """The configured namespace, $POD_NAMESPACE, or the service account's namespace."""
-        if self.namespace:
-            return self.namespace
-        if os.environ.get("POD_NAMESPACE"):
-            return os.environ["POD_NAMESPACE"]
-        try:
-            return (self.service_account_dir / "namespace").read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ApiError(0, "fleet: no namespace configured and none mounted") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +57,17 @@ class FleetBudget:
     """Halt automation when more than this share of replicas is degraded together."""
     max_attempts: int = 5
     """Read-decide-write rounds before giving up on a contended Lease."""
+
+    @classmethod
+    def of(cls, settings: FleetSettings) -> FleetBudget:
+        """The budget a `fleet:` config section describes."""
+        return cls(
+            settings.max_fraction,
+            settings.min_slots,
+            settings.window_s,
+            settings.degraded_fraction,
+            settings.max_attempts,
+        )
 
     def slots(self, replicas: int) -> int:
         """Disruptive actions allowed per window for this many replicas."""
@@ -157,129 +91,6 @@ class FleetHalt:
     degraded: list[str]
     replicas: int
     since: float
-
-
-class ApiError(Exception):
-    """The Kubernetes API answered with an error (or not at all)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-
-
-class Conflict(ApiError):
-    """409: a stale resourceVersion, or the object already exists."""
-
-
-class KubeApi:
-    """The few Kubernetes API calls the guard makes, over HTTP with httpx.
-
-    The bearer token is re-read for every request: projected service-account
-    tokens rotate while the pod runs.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: Callable[[], str | None] = lambda: None,
-        verify: str | bool = True,
-        timeout_s: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._token = token
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), verify=verify, timeout=timeout_s, transport=transport
-        )
-
-    @classmethod
-    def in_cluster(cls, sa_dir: Path = SERVICE_ACCOUNT_DIR, base_url: str | None = None) -> KubeApi:
-        """The API server as seen from a pod: service env vars, mounted token and CA."""
-        if base_url is None:
-            host = os.environ.get("KUBERNETES_SERVICE_HOST")
-            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-            if not host:
-                raise ApiError(0, "not in a cluster: KUBERNETES_SERVICE_HOST is not set")
-            base_url = f"https://{host}:{port}"
-        token_file = sa_dir / "token"
-        ca = sa_dir / "ca.crt"
-        return cls(
-            base_url,
-            token=lambda: token_file.read_text(encoding="utf-8").strip(),
-            verify=str(ca) if ca.exists() else True,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> httpx.Response:
-        headers = {"Accept": "application/json"}
-        try:
-            token = self._token()
-        except OSError as exc:
-            raise ApiError(0, f"cannot read the service-account token: {exc}") from exc
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            return await self._client.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ApiError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-
-    @staticmethod
-    def _json(resp: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            data = resp.json()
-        except ValueError as exc:
-            raise ApiError(resp.status_code, f"{what}: response is not JSON") from exc
-        if not isinstance(data, dict):
-            raise ApiError(resp.status_code, f"{what}: response is not a JSON object")
-        return data
-
-    def _raise_for(self, resp: httpx.Response, what: str) -> None:
-        if resp.status_code < 300:
-            return
-        try:
-            message = str(resp.json().get("message", resp.text[:200]))
-        except (ValueError, AttributeError):
-            message = resp.text[:200]
-        cls = Conflict if resp.status_code == 409 else ApiError
-        raise cls(resp.status_code, f"{what}: {message}")
-
-    @staticmethod
-    def _lease_path(namespace: str, name: str = "") -> str:
-        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        return f"{base}/{name}" if name else base
-
-    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Lease, or None when it does not exist yet."""
-        resp = await self._call("GET", self._lease_path(namespace, name))
-        if resp.status_code == 404:
-            return None
-        self._raise_for(resp, f"get lease {namespace}/{name}")
-        return self._json(resp, "get lease")
-
-    async def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> dict[str, Any]:
-        resp = await self._call("POST", self._lease_path(namespace), lease)
-        self._raise_for(resp, f"create lease {namespace}")
-        return self._json(resp, "create lease")
-
-    async def replace_lease(
-        self, namespace: str, name: str, lease: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """PUT; raises Conflict when the lease's resourceVersion is stale."""
-        resp = await self._call("PUT", self._lease_path(namespace, name), lease)
-        self._raise_for(resp, f"replace lease {namespace}/{name}")
-        return self._json(resp, "replace lease")
-
-    async def deployment_replicas(self, namespace: str, name: str) -> int:
-        """``spec.replicas`` of a Deployment (the size the fleet budget is a share of)."""
-        resp = await self._call("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-        self._raise_for(resp, f"get deployment {namespace}/{name}")
-        replicas = self._json(resp, "get deployment").get("spec", {}).get("replicas", 1)
-        if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(resp.status_code, f"deployment {name}: bad spec.replicas {replicas!r}")
-        return replicas
 
 
 @dataclass(slots=True)
@@ -378,11 +189,11 @@ class LeaseFleetGuard:
         decision = await self._transact((action, target), True)
         self.last_decision = decision
         log.info(
-            "fleet guard %s %s on %s: %s",
-            "granted" if decision.granted else "denied",
-            action,
-            target,
-            decision.reason,
+            "fleet_guard_decided",
+            granted=decision.granted,
+            action=action,
+            target=target,
+            reason=decision.reason,
         )
         return decision
 
@@ -411,8 +222,8 @@ class LeaseFleetGuard:
                 try:
                     await self._on_halt(halt)
                 except Exception:  # the halt is recorded; a failed page must not crash us
-                    log.exception("fleet guard: paging the fleet halt failed")
-            log.debug("fleet lease now at resourceVersion %s", _rv(written))
+                    log.exception("fleet_halt_page_failed", lease=f"{self._ns}/{self._lease}")
+            log.debug("fleet_lease_written", resource_version=_rv(written))
             return decision
         return Decision(
             False,
@@ -543,7 +354,7 @@ def build_fleet_guard(
     """The guard the config asks for (raises ApiError when a Lease guard cannot be set up)."""
     if not settings.enabled:
         return AllowAllGuard()
-    namespace = settings.resolved_namespace()
+    namespace = fleet_namespace(settings)
     api = KubeApi.in_cluster(settings.service_account_dir, base_url=settings.api_url)
     if settings.deployment is not None:
         replicas = deployment_replicas(api, namespace, settings.deployment)
@@ -557,6 +368,18 @@ def build_fleet_guard(
         holder=holder,
         replicas=replicas,
         clock=clock,
-        budget=settings.budget(),
+        budget=FleetBudget.of(settings),
         on_halt=on_halt,
     )
+
+
+def fleet_namespace(settings: FleetSettings) -> str:
+    """The configured namespace, $POD_NAMESPACE, or the service account's namespace."""
+    if settings.namespace:
+        return settings.namespace
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return mounted_namespace(settings.service_account_dir)
+    except ApiError as exc:
+        raise ApiError(0, "fleet: no namespace configured and none mounted") from exc

@@ -1,0 +1,215 @@
+"""The one Kubernetes API client of the act stage: the few REST calls that the k8s.*
+actions and the fleet guard make, over httpx (no extra package).
+
+Errors are typed: :class:`ApiUnavailable` (no answer, 429, 5xx) may pass and is
+retried by the executor; :class:`Conflict` (409) is the fleet guard's cue to re-read;
+any other status is an :class:`ApiError`. The bearer token is re-read for every
+request: projected service-account tokens rotate while the pod runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from sentinel.runbook.errors import ActionError, TransientError
+from sentinel.runbook.settings import SERVICE_ACCOUNT_DIR
+
+__all__ = ["ApiError", "ApiUnavailable", "Conflict", "KubeApi", "mounted_namespace"]
+
+_UNAVAILABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+"""Answers that may pass: throttled (a PodDisruptionBudget refusing an eviction) or down."""
+
+
+class ApiError(ActionError):
+    """The Kubernetes API answered with an error, or cannot be used (no cluster, no token)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status; 0 when there was no answer."""
+
+
+class ApiUnavailable(ApiError, TransientError):
+    """No answer, 429 or 5xx: trying again later may succeed."""
+
+
+class Conflict(ApiError):
+    """409: a stale resourceVersion, or the object already exists."""
+
+
+def _error_for(status: int, message: str) -> ApiError:
+    if status == 409:
+        return Conflict(status, message)
+    if status in _UNAVAILABLE_STATUS:
+        return ApiUnavailable(status, message)
+    return ApiError(status, message)
+
+
+def mounted_namespace(sa_dir: Path) -> str:
+    """The pod's namespace from its mounted service account (ApiError when not mounted)."""
+    try:
+        return (sa_dir / "namespace").read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ApiError(0, f"no namespace mounted in {sa_dir}") from exc
+
+
+class KubeApi:
+    """A Kubernetes API server: JSON over HTTP with a bearer token; also an async context."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: Callable[[], str | None] = lambda: None,
+        verify: str | bool = True,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._token = token
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), verify=verify, timeout=timeout_s, transport=transport
+        )
+
+    @classmethod
+    def in_cluster(
+        cls,
+        sa_dir: Path = SERVICE_ACCOUNT_DIR,
+        base_url: str | None = None,
+        timeout_s: float = 5.0,
+    ) -> KubeApi:
+        """The API server as seen from a pod: service env vars, mounted token and CA.
+
+        ``base_url`` (from the config) overrides the in-cluster service address.
+        """
+        if base_url is None:
+            host = os.environ.get("KUBERNETES_SERVICE_HOST")
+            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+            if not host:
+                raise ApiError(
+                    0, "not in a cluster: KUBERNETES_SERVICE_HOST is not set and no API URL given"
+                )
+            base_url = f"https://{host}:{port}"
+        token_file = sa_dir / "token"
+        ca = sa_dir / "ca.crt"
+        return cls(
+            base_url,
+            token=lambda: token_file.read_text(encoding="utf-8").strip(),
+            verify=str(ca) if ca.exists() else True,
+            timeout_s=timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> KubeApi:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, patch: str = ""
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        try:
+            token = self._token()
+        except OSError as exc:
+            raise ApiError(0, f"cannot read the service-account token: {exc}") from exc
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        content = None
+        if patch:
+            # a patch names its kind in the content type; httpx's json= would say plain JSON
+            headers["Content-Type"] = f"application/{patch}-patch+json"
+            content, body = json.dumps(body).encode(), None
+        try:
+            return await self._client.request(
+                method, path, json=body, content=content, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(
+                0, f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        patch: str = "",
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        """One call; the answer's JSON object, or a typed ApiError.
+
+        ``patch`` is the patch kind for PATCH: ``merge``, ``strategic-merge`` or ``json``.
+        An answer that is not a JSON object reads as {}, or is an ApiError when ``strict``
+        (the fleet guard must not decide on what it could not read).
+        """
+        resp = await self._call(method, path, body, patch)
+        if resp.status_code >= 300:
+            try:
+                message = str(resp.json().get("message", resp.text[:200]))
+            except (ValueError, AttributeError):
+                message = resp.text[:200]
+            status = resp.status_code
+            raise _error_for(status, f"Kubernetes API {status} on {method} {path}: {message}")
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+        if strict:
+            raise ApiError(resp.status_code, f"{method} {path}: response is not a JSON object")
+        return {}
+
+    # -- the calls the fleet guard makes -------------------------------------
+    @staticmethod
+    def _lease_path(namespace: str, name: str = "") -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{base}/{name}" if name else base
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease, or None when it does not exist yet."""
+        try:
+            return await self.request("GET", self._lease_path(namespace, name), strict=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> dict[str, Any]:
+        """POST; raises Conflict when a Lease of that name already exists."""
+        return await self.request("POST", self._lease_path(namespace), lease, strict=True)
+
+    async def replace_lease(
+        self, namespace: str, name: str, lease: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT; raises Conflict when the lease's resourceVersion is stale."""
+        path = self._lease_path(namespace, name)
+        return await self.request("PUT", path, lease, strict=True)
+
+    async def deployment_replicas(self, namespace: str, name: str) -> int:
+        """``spec.replicas`` of a Deployment (the size the fleet budget is a share of)."""
+        found = await self.request("GET", deployment_path(namespace, name), strict=True)
+        replicas = found.get("spec", {}).get("replicas", 1)
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(200, f"deployment {name}: bad spec.replicas {replicas!r}")
+        return replicas
+
+
+def deployment_path(namespace: str, name: str, scale: bool = False) -> str:
+    """A Deployment's path, or its ``scale`` subresource's."""
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+    return f"{path}/scale" if scale else path
