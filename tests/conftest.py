@@ -36,11 +36,11 @@ async def _no_leftover_tasks() -> AsyncIterator[None]:
     await asyncio.sleep(0)  # let tasks that were just cancelled finish
     current = asyncio.current_task()
     left = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-    for t in left:
-        t.cancel()
-    # end them here, so the loop closes without "Task was destroyed but it is pending"
-    await asyncio.gather(*left, return_exceptions=True)
     if left:
+        for t in left:
+            t.cancel()
+        # end them here, so the loop closes without "Task was destroyed but it is pending"
+        await asyncio.wait(left, timeout=5)
         pytest.fail(f"test left asyncio tasks running: {left}", pytrace=False)
 
 

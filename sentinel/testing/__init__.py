@@ -8,8 +8,8 @@ Everything here is what sentinel's own tests use:
   ``finding`` / ``cleared`` judgements with plausible defaults, and ``T0``.
 - :mod:`sentinel.testing.nvml`: :class:`NvmlStandIn`, a stand-in for ``pynvml``
   with scripted GPUs (:class:`GpuScript`), injected errors and a call log.
-- :class:`RecordingSink` (:mod:`sentinel.testing.sinks`): where a probe or a
-  replay sends samples, keeping them in order.
+- :class:`RecordingSink` and :class:`RecordingTeller` (:mod:`sentinel.testing.sinks`):
+  where a probe sends samples and a stage tells people, keeping what they got.
 - :mod:`sentinel.testing.notifiers`: loopback servers speaking the Slack,
   PagerDuty and Alertmanager wire formats (needs ``aiohttp``, a sentinel
   dependency; imported on first use).
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sentinel.base.clock import FakeClock
 from sentinel.testing.builders import T0, canary, cleared, finding, gpu, health
 from sentinel.testing.nvml import GpuScript, NvmlStandIn
-from sentinel.testing.sinks import RecordingSink
+from sentinel.testing.sinks import RecordingSink, RecordingTeller
 
 if TYPE_CHECKING:
     from sentinel.testing.notifiers import (
@@ -49,6 +49,7 @@ __all__ = [
     "NvmlStandIn",
     "PagerDutyServer",
     "RecordingSink",
+    "RecordingTeller",
     "SlackServer",
     "canary",
     "cleared",
