@@ -5,18 +5,9 @@ from __future__ import annotations
 from sentinel.base.clock import FakeClock
 from sentinel.config import Config
 from sentinel.runbook.fleet import FleetHalt
-from sentinel.vocabulary.notices import Notice, PageRequest
+from sentinel.testing import RecordingTeller
+from sentinel.vocabulary.notices import PageRequest
 from sentinel.wiring import _page_fleet_halt
-
-
-class RecordingTeller:
-    """A stand-in teller that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.told: list[Notice] = []
-
-    async def tell(self, notice: Notice) -> None:
-        self.told.append(notice)
 
 
 async def test_fleet_halt_pages_once_with_the_degraded_replicas() -> None:
@@ -24,7 +15,7 @@ async def test_fleet_halt_pages_once_with_the_degraded_replicas() -> None:
     teller = RecordingTeller()
     on_halt = _page_fleet_halt(Config(pod="triton-0"), FakeClock(), teller)
     await on_halt(FleetHalt("budget", ["triton-0", "triton-1", "triton-2"], 4, 10.0))
-    [page] = teller.told
+    [page] = teller.notices
     assert isinstance(page, PageRequest)
     assert ("fleet_halt", "trigger", ["triton-0", "triton-1", "triton-2"]) == (
         page.incident.kind,

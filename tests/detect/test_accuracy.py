@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detect_builders import T0, canary
-
 from sentinel.detect.accuracy import AccuracyDetector
 from sentinel.detect.settings import AccuracySettings
+from sentinel.testing.builders import T0, canary
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from detect_builders import T0, health
-
 from sentinel.detect.backlog import BacklogDetector
+from sentinel.testing.builders import T0, health
 from sentinel.vocabulary.findings import Finding, Judgement
 from sentinel.vocabulary.samples import Sample
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from detect_builders import GPU, T0, canary, gpu, health
 
 from sentinel.detect.errors import ErrorDetector
 from sentinel.detect.settings import ErrorSettings
+from sentinel.testing.builders import GPU, T0, canary, gpu, health
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
 from sentinel.vocabulary.samples import GpuEvent, Sample
 

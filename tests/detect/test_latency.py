@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from detect_builders import T0, canary
 
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.settings import LatencySettings
+from sentinel.testing.builders import T0, canary
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
 
 

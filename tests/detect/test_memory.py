@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detect_builders import GPU, T0, canary, gpu
-
 from sentinel.detect.memory import MemoryDetector
 from sentinel.detect.settings import MemorySettings
+from sentinel.testing.builders import GPU, T0, canary, gpu
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement, Severity
 from sentinel.vocabulary.samples import GpuProcess
 

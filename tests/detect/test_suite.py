@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detect_builders import GPU, T0, canary, gpu
-
 from sentinel.detect.settings import DetectorSettings, ThermalSettings
 from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
+from sentinel.testing.builders import GPU, T0, canary, gpu
 from sentinel.vocabulary.findings import Finding
 from sentinel.vocabulary.samples import GpuEvent, GpuProcess
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from detect_builders import T0, canary, gpu
-
 from sentinel.detect.accuracy import AccuracyDetector
 from sentinel.detect.errors import ErrorDetector
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.settings import AccuracySettings, DetectorSettings, LatencySettings
 from sentinel.detect.suite import DetectorSuite
+from sentinel.testing.builders import T0, canary, gpu
 
 
 def test_a_failed_canary_is_suspect_until_the_burst_is_found() -> None:

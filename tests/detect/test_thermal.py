@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from detect_builders import T0, gpu
-
 from sentinel.detect.settings import ThermalSettings
 from sentinel.detect.thermal import ThermalDetector
+from sentinel.testing.builders import T0, gpu
 from sentinel.vocabulary.findings import Finding, Judgement, Severity
 from sentinel.vocabulary.samples import ClockEventReason
 

@@ -1,62 +1,22 @@
-"""Fixtures for the notify stage: a real SQLite file, recording Slack/PagerDuty servers."""
+"""Fixtures for the notify stage (the servers, clock and database are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
-from notify_servers import PagerDutyServer, SlackServer
 from pydantic import SecretStr
 
-import sentinel.base.audit
-import sentinel.incidents.silences
-import sentinel.incidents.store
-import sentinel.notify.outbox  # noqa: F401 -- registers the tables
-from sentinel.base.clock import FakeClock
-from sentinel.base.db import open_db
 from sentinel.notify.settings import (
     ConsoleSettings,
     NotifySettings,
     PagerDutySettings,
     SlackSettings,
 )
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "sentinel.db"
-
-
-@pytest.fixture
-def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_db(db_path)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackServer]:
-    server = await SlackServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def pd(tmp_path: Path) -> AsyncIterator[PagerDutyServer]:
-    server = await PagerDutyServer().start(tmp_path)
-    yield server
-    await server.stop()
+from sentinel.testing import PagerDutyServer, SlackServer
 
 
 @pytest.fixture
 def notify_settings(slack: SlackServer, pd: PagerDutyServer) -> NotifySettings:
+    """Slack and PagerDuty enabled, pointed at the loopback servers; console off."""
     return NotifySettings(
         slack=SlackSettings(
             enabled=True,

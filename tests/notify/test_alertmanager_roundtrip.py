@@ -20,7 +20,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from notify_helpers import cleared, drain, finding
 
 from sentinel.api import build_app, start_api
 from sentinel.base.clock import FakeClock
@@ -34,6 +33,7 @@ from sentinel.notify.alertmanager import (
 from sentinel.notify.outbox import Dispatcher, Outbox
 from sentinel.notify.settings import AlertmanagerSettings
 from sentinel.notify.teller import OutboxTeller
+from sentinel.testing import cleared, drain, finding
 from sentinel.vocabulary.findings import Finding
 
 AM_BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")

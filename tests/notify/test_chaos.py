@@ -7,8 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from notify_helpers import cleared, finding
-from notify_servers import Failure, PagerDutyServer, SlackServer
 
 from sentinel.base.clock import FakeClock
 from sentinel.base.db import open_db
@@ -16,6 +14,7 @@ from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.teller import build_notify
+from sentinel.testing import Failure, PagerDutyServer, SlackServer, cleared, finding
 from sentinel.vocabulary.notices import ActionUpdate, Notice
 
 POD = "pod-a"

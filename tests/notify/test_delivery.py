@@ -8,15 +8,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from notify_helpers import cleared, drain, finding
-from notify_servers import Failure, PagerDutyServer, SlackServer
-
 from sentinel.base.clock import FakeClock
 from sentinel.base.db import open_db
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings, PagerDutySettings
 from sentinel.notify.teller import build_notify
+from sentinel.testing import Failure, PagerDutyServer, SlackServer, cleared, drain, finding
 from sentinel.vocabulary.notices import ActionUpdate, Notice
 
 POD = "pod-a"

@@ -9,8 +9,6 @@ import sqlite3
 from typing import Any
 
 from aiohttp import web
-from notify_helpers import drain, finding
-from notify_servers import Failure, PagerDutyServer, SlackServer
 from pydantic import SecretStr
 
 from sentinel.base.clock import FakeClock
@@ -27,6 +25,7 @@ from sentinel.notify.settings import (
 )
 from sentinel.notify.slack import SlackNotifier
 from sentinel.notify.teller import OutboxTeller, build_notify
+from sentinel.testing import Failure, PagerDutyServer, SlackServer, drain, finding
 from sentinel.vocabulary.findings import Cleared, Finding, Severity
 from sentinel.vocabulary.notices import ActionUpdate
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from notify_helpers import drain, finding
-from notify_servers import Failure, PagerDutyServer, SlackServer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sentinel.base.clock import FakeClock
@@ -14,6 +12,7 @@ from sentinel.incidents.settings import IncidentSettings
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.settings import NotifySettings
 from sentinel.notify.teller import build_notify
+from sentinel.testing import Failure, PagerDutyServer, SlackServer, drain, finding
 from sentinel.vocabulary.findings import Severity
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from notify_helpers import drain, finding
-from notify_servers import PagerDutyServer, SlackServer
-
 from sentinel.base.audit import entries
 from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
@@ -14,6 +11,7 @@ from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings, PolicySettings
 from sentinel.notify.teller import build_notify
+from sentinel.testing import PagerDutyServer, SlackServer, drain, finding
 from sentinel.vocabulary.findings import Severity
 from sentinel.vocabulary.notices import ActionUpdate, PageRequest
 

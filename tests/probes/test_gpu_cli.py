@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_gpu_standin import GpuScript, NvmlStandIn
 
 import sentinel.cli.gpu as gpu_cli
 from sentinel.cli import main
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
+from sentinel.testing.nvml import GpuScript, NvmlStandIn
 from sentinel.vocabulary.samples import GpuSample, from_record
 
 

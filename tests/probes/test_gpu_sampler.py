@@ -9,31 +9,20 @@ from typing import Any
 
 import pynvml
 import pytest
-from test_gpu_standin import ERROR_CLASSES, GIB, GpuScript, NvmlStandIn
 
 from sentinel.base.clock import FakeClock
 from sentinel.probes import nvml as nv
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
 from sentinel.probes.settings import GpuSettings
+from sentinel.testing.nvml import (
+    ERROR_CLASSES,
+    GIB,
+    SAMPLED_FUNCTIONS,
+    GpuScript,
+    NvmlStandIn,
+)
 from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample, Sample
 
-SAMPLED_FUNCTIONS = (
-    "nvmlDeviceGetMemoryInfo",
-    "nvmlDeviceGetUtilizationRates",
-    "nvmlDeviceGetTemperature",
-    "nvmlDeviceGetTemperatureThreshold",
-    "nvmlDeviceGetPowerUsage",
-    "nvmlDeviceGetEnforcedPowerLimit",
-    "nvmlDeviceGetClockInfo",
-    "nvmlDeviceGetMaxClockInfo",
-    "nvmlDeviceGetCurrentClocksEventReasons",
-    "nvmlDeviceGetTotalEccErrors",
-    "nvmlDeviceGetRemappedRows",
-    "nvmlDeviceGetPcieReplayCounter",
-    "nvmlDeviceGetComputeRunningProcesses",
-    "nvmlDeviceGetCount",
-    "nvmlDeviceGetHandleByUUID",
-)
 ALL_ERRORS: list[type[Exception]] = [*ERROR_CLASSES, pynvml.NVMLLibraryMismatchError]
 
 

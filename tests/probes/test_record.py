@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 
 import pytest
-from test_gpu_standin import GpuScript, NvmlStandIn
 from triton_fixtures import GOLDEN_DIGITS
 
 from sentinel.base.clock import SystemClock
@@ -18,6 +17,7 @@ from sentinel.config import Config
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.recording import RecordingWriter, iter_lines, iter_recording
 from sentinel.probes.settings import GpuSettings
+from sentinel.testing.nvml import GpuScript, NvmlStandIn
 from sentinel.testing.triton_local import LocalTriton
 from sentinel.vocabulary.samples import CanaryResult, GpuEvent, GpuSample, TritonHealth
 

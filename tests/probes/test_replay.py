@@ -11,6 +11,7 @@ import pytest
 from sentinel.base.clock import FakeClock
 from sentinel.probes.recording import RecordingWriter
 from sentinel.probes.replay import ReplaySource
+from sentinel.testing.sinks import RecordingSink
 from sentinel.vocabulary.samples import (
     Agreement,
     CanaryResult,
@@ -56,20 +57,10 @@ def _mixed() -> list[Sample]:
     ]
 
 
-class Sink:
-    """Keeps every sample it gets."""
-
-    def __init__(self) -> None:
-        self.got: list[Sample] = []
-
-    async def __call__(self, sample: Sample) -> None:
-        self.got.append(sample)
-
-
 async def test_all_sample_types_replay_unchanged(tmp_path: Path) -> None:
     """GPU samples, GPU events, canary results and Triton health come back equal, in order."""
     samples = _mixed()
-    sink = Sink()
+    sink = RecordingSink()
     source = ReplaySource(_write(tmp_path / "r.jsonl", samples), FakeClock(), speed=None)
     stats = await source.run(sink)
     assert samples == sink.got
@@ -83,7 +74,7 @@ async def test_replay_is_paced_at_recorded_speed_times_speed(
     """Each sample is delivered when its recorded offset / speed has passed on the clock."""
     path = _write(tmp_path / "r.jsonl", _mixed())
     clock = FakeClock()
-    sink = Sink()
+    sink = RecordingSink()
     task = asyncio.create_task(ReplaySource(path, clock, speed=speed).run(sink))
     delivered = []
     for step in steps:
@@ -96,7 +87,7 @@ async def test_replay_is_paced_at_recorded_speed_times_speed(
 async def test_fast_replay_does_not_wait(tmp_path: Path) -> None:
     """speed=None delivers everything without the clock moving."""
     clock = FakeClock()
-    sink = Sink()
+    sink = RecordingSink()
     await ReplaySource(_write(tmp_path / "r.jsonl", _mixed()), clock, speed=None).run(sink)
     assert (4, 0.0) == (len(sink.got), clock.monotonic())
 
@@ -113,7 +104,7 @@ async def test_bad_lines_are_reported_by_number_and_skipped(tmp_path: Path) -> N
     _write(tmp_path / "tail.jsonl", good[2:])
     path.write_text(path.read_text() + (tmp_path / "tail.jsonl").read_text())
     reported: list[tuple[int, str]] = []
-    sink = Sink()
+    sink = RecordingSink()
     source = ReplaySource(
         path, FakeClock(), speed=None, on_bad_line=lambda n, why: reported.append((n, why))
     )
@@ -127,7 +118,7 @@ async def test_bad_lines_are_reported_by_number_and_skipped(tmp_path: Path) -> N
 async def test_retime_moves_the_first_sample_to_now(tmp_path: Path) -> None:
     """retime=True shifts every timestamp by the same amount so the first is clock.now()."""
     clock = FakeClock(start=T0 + 86_400)
-    sink = Sink()
+    sink = RecordingSink()
     path = _write(tmp_path / "r.jsonl", _mixed())
     await ReplaySource(path, clock, speed=None, retime=True).run(sink)
     assert [clock.now() + (s.ts - T0) for s in _mixed()] == [s.ts for s in sink.got]
@@ -135,7 +126,7 @@ async def test_retime_moves_the_first_sample_to_now(tmp_path: Path) -> None:
 
 async def test_types_filter_keeps_only_named_types(tmp_path: Path) -> None:
     """types={'gpu','gpu_event'} makes a GPU-only source of a mixed recording."""
-    sink = Sink()
+    sink = RecordingSink()
     path = _write(tmp_path / "r.jsonl", _mixed())
     await ReplaySource(path, FakeClock(), speed=None, types={"gpu", "gpu_event"}).run(sink)
     assert ["gpu", "gpu_event"] == [s.TYPE for s in sink.got]
@@ -148,7 +139,7 @@ async def test_out_of_order_timestamps_do_not_wait_backwards(tmp_path: Path) -> 
         for s, ts in zip(_mixed(), (T0, T0 + 2, T0 + 1, T0 + 2), strict=True)
     ]
     clock = FakeClock()
-    sink = Sink()
+    sink = RecordingSink()
     task = asyncio.create_task(ReplaySource(_write(tmp_path / "r.jsonl", samples), clock).run(sink))
     await asyncio.sleep(0)  # let the replay start (and park) before time moves
     await clock.advance(2)
@@ -165,4 +156,4 @@ def test_speed_must_be_positive(tmp_path: Path) -> None:
 async def test_missing_file_is_an_oserror(tmp_path: Path) -> None:
     """A recording that does not exist raises FileNotFoundError from run()."""
     with pytest.raises(FileNotFoundError):
-        await ReplaySource(tmp_path / "nope.jsonl", FakeClock()).run(Sink())
+        await ReplaySource(tmp_path / "nope.jsonl", FakeClock()).run(RecordingSink())

@@ -8,29 +8,13 @@ from types import SimpleNamespace
 
 import pynvml
 import pytest
-from test_gpu_standin import ERROR_CLASSES, GpuScript, NvmlStandIn
 
 from sentinel.base.clock import FakeClock
 from sentinel.probes.nvml import classify_xid
 from sentinel.probes.xid import XidWatcher
-from sentinel.vocabulary.samples import GpuEvent, Sample
-
-
-class Collected:
-    """A sink that keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.got: list[Sample] = []
-
-    async def __call__(self, sample: Sample) -> None:
-        self.got.append(sample)
-
-    async def wait_for(self, n: int, limit: float = 5.0) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + limit
-        while len(self.got) < n:
-            assert loop.time() < end, f"only {len(self.got)} of {n} events arrived"
-            await asyncio.sleep(0.005)
+from sentinel.testing.nvml import ERROR_CLASSES, GpuScript, NvmlStandIn
+from sentinel.testing.sinks import RecordingSink
+from sentinel.vocabulary.samples import GpuEvent
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -63,7 +47,7 @@ async def test_xid_event_reaches_the_sink_with_uuid_and_cause() -> None:
     a, b = GpuScript(uuid="GPU-a"), GpuScript(uuid="GPU-b")
     nvml = NvmlStandIn([a, b])
     clock = FakeClock()
-    sink = Collected()
+    sink = RecordingSink()
     watcher = XidWatcher(nvml, None, clock, wait_ms=20)
     task = asyncio.create_task(watcher.run(sink))
     nvml.push_xid(b, 79)
@@ -96,7 +80,7 @@ async def test_registers_only_the_supported_mask_and_skips_gpus_without_xid() ->
     old = GpuScript(uuid="GPU-old", events=0x1 | 0x2)
     new = GpuScript(uuid="GPU-new")
     watcher = XidWatcher(NvmlStandIn([old, new]), None, FakeClock(), wait_ms=10)
-    task = asyncio.create_task(watcher.run(Collected()))
+    task = asyncio.create_task(watcher.run(RecordingSink()))
     await asyncio.to_thread(watcher.ready.wait, 5)
     await _stop(task)
     assert {"GPU-new": 0x8} == watcher.registered
@@ -107,7 +91,7 @@ async def test_nothing_to_register_ends_run_with_a_reason() -> None:
     """With no GPU supporting Xid events, run() returns and status explains."""
     nvml = NvmlStandIn([GpuScript(uuid="GPU-old", events=0x1)])
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10)
-    await asyncio.wait_for(watcher.run(Collected()), 5)
+    await asyncio.wait_for(watcher.run(RecordingSink()), 5)
     assert "Xid events unavailable: GPU-old: Xid events not supported" == watcher.status
 
 
@@ -126,7 +110,7 @@ async def test_registration_errors_end_quietly(error: type[Exception], fn: str) 
     nvml = NvmlStandIn()
     nvml.fail[fn] = error
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10)
-    await asyncio.wait_for(watcher.run(Collected()), 5)
+    await asyncio.wait_for(watcher.run(RecordingSink()), 5)
     assert watcher.status.startswith("Xid events unavailable")
     assert {} == watcher.registered
 
@@ -135,7 +119,7 @@ async def test_failed_wait_registers_again_and_lost_gpu_is_reported() -> None:
     """A GpuIsLost from the wait gives gpu_lost, then the set is made again and Xids flow."""
     gpu = GpuScript(uuid="GPU-a")
     nvml = NvmlStandIn([gpu])
-    sink = Collected()
+    sink = RecordingSink()
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10, retry_s=0.01)
     nvml.events.put(pynvml.NVMLError_GpuIsLost())
     task = asyncio.create_task(watcher.run(sink))
@@ -154,7 +138,7 @@ async def test_any_wait_error_keeps_the_watcher_alive(error: type[Exception]) ->
     """Every NVML error class from the wait is survived: a later Xid still arrives."""
     gpu = GpuScript(uuid="GPU-a")
     nvml = NvmlStandIn([gpu])
-    sink = Collected()
+    sink = RecordingSink()
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10, retry_s=0.0)
     nvml.events.put(error())
     nvml.push_xid(gpu, 31)
@@ -168,7 +152,7 @@ async def test_nonsense_event_data_is_ignored() -> None:
     """Events with a negative or non-integer Xid, or another event type, emit nothing."""
     gpu = GpuScript(uuid="GPU-a")
     nvml = NvmlStandIn([gpu])
-    sink = Collected()
+    sink = RecordingSink()
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10)
     for data in (
         SimpleNamespace(device=gpu, eventType=0x8, eventData=-1),
@@ -188,7 +172,7 @@ async def test_cancelling_run_stops_the_thread() -> None:
     """Cancelling run() ends the watcher thread and frees the event set."""
     nvml = NvmlStandIn()
     watcher = XidWatcher(nvml, None, FakeClock(), wait_ms=10)
-    task = asyncio.create_task(watcher.run(Collected()))
+    task = asyncio.create_task(watcher.run(RecordingSink()))
     await asyncio.to_thread(watcher.ready.wait, 5)
     await _stop(task)
     alive = [t for t in threading.enumerate() if t.name == "xid-watcher"]
@@ -199,7 +183,7 @@ async def test_watch_selected_uuids_only() -> None:
     """Given UUIDs, only those GPUs are registered."""
     nvml = NvmlStandIn([GpuScript(uuid="GPU-a"), GpuScript(uuid="GPU-b")])
     watcher = XidWatcher(nvml, ["GPU-b"], FakeClock(), wait_ms=10)
-    task = asyncio.create_task(watcher.run(Collected()))
+    task = asyncio.create_task(watcher.run(RecordingSink()))
     await asyncio.to_thread(watcher.ready.wait, 5)
     await _stop(task)
     assert ["GPU-b"] == list(watcher.registered)

@@ -2,66 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
-from runbook_standins import (
-    FixedFacts,
-    RecordingMarker,
-    RecordingTeller,
-    StandInCanary,
-    StandInTriton,
-)
+from runbook_standins import Bed
 
-from sentinel.base.clock import FakeClock
 from sentinel.base.db import open_db
-from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import LoadedPlaybook, load_playbook
-from sentinel.runbook.settings import RunbookSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
-
-
-class Bed:
-    """One engine and the stand-ins around it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.clock = FakeClock()
-        self.triton = StandInTriton()
-        self.triton.clock = self.clock
-        self.canary = StandInCanary(self.triton, self.clock)
-        self.teller = RecordingTeller()
-        self.facts = FixedFacts()
-        self.marker = RecordingMarker()
-
-    def engine(
-        self,
-        playbooks: list[LoadedPlaybook],
-        dry_run: bool = False,
-        registry: CollectorRegistry | None = None,
-        **settings: Any,
-    ) -> Engine:
-        defaults: dict[str, Any] = {"dirs": [], "canary_interval_s": 5.0}
-        return Engine(
-            settings=RunbookSettings(**{**defaults, **settings}),
-            conn=self.conn,
-            clock=self.clock,
-            playbooks={lp.playbook.name: lp for lp in playbooks},
-            triton=self.triton,
-            canary=self.canary,
-            facts=self.facts,
-            teller=self.teller,
-            incidents=self.marker,
-            pod="pod-a",
-            dry_run=dry_run,
-            registry=registry,
-        )
 
 
 @pytest.fixture

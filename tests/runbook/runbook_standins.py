@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from sentinel.base.clock import FakeClock
+from sentinel.runbook.engine import Engine
+from sentinel.runbook.schema import LoadedPlaybook
+from sentinel.runbook.settings import RunbookSettings
 from sentinel.vocabulary.findings import Severity, Subject
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
 from sentinel.vocabulary.notices import IncidentChanged, Notice
@@ -205,3 +211,40 @@ async def drive(
         await clock.advance(step)
     task.cancel()
     raise AssertionError("work did not finish on the fake clock")
+
+
+class Bed:
+    """One engine and the stand-ins around it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.clock = FakeClock()
+        self.triton = StandInTriton()
+        self.triton.clock = self.clock
+        self.canary = StandInCanary(self.triton, self.clock)
+        self.teller = RecordingTeller()
+        self.facts = FixedFacts()
+        self.marker = RecordingMarker()
+
+    def engine(
+        self,
+        playbooks: list[LoadedPlaybook],
+        dry_run: bool = False,
+        registry: CollectorRegistry | None = None,
+        **settings: Any,
+    ) -> Engine:
+        defaults: dict[str, Any] = {"dirs": [], "canary_interval_s": 5.0}
+        return Engine(
+            settings=RunbookSettings(**{**defaults, **settings}),
+            conn=self.conn,
+            clock=self.clock,
+            playbooks={lp.playbook.name: lp for lp in playbooks},
+            triton=self.triton,
+            canary=self.canary,
+            facts=self.facts,
+            teller=self.teller,
+            incidents=self.marker,
+            pod="pod-a",
+            dry_run=dry_run,
+            registry=registry,
+        )

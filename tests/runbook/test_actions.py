@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Bed
-from runbook_standins import DIGITS_CONFIG, drive, incident
+from runbook_standins import DIGITS_CONFIG, Bed, drive, incident
 
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext

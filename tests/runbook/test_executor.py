@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Bed
-from runbook_standins import DIGITS_CONFIG, drive, incident, precision_of
+from runbook_standins import DIGITS_CONFIG, Bed, drive, incident, precision_of
 
 from sentinel.runbook.actions.triton import apply_patch
 from sentinel.runbook.schema import LoadedPlaybook

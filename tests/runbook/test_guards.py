@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from conftest import Bed
 from prometheus_client import CollectorRegistry
-from runbook_standins import drive, incident
+from runbook_standins import Bed, drive, incident
 
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.vocabulary.incidents import IncidentStatus

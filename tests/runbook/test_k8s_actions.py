@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from conftest import Bed
-from runbook_standins import drive
+from runbook_standins import Bed, drive
 
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.testing.kubernetes import KubernetesApiStandIn

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Bed
-from runbook_standins import drive, incident
+from runbook_standins import Bed, drive, incident
 
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.vocabulary.incidents import IncidentStatus

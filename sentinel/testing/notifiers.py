@@ -1,23 +1,36 @@
-"""Recording loopback servers speaking the Slack Web API and PagerDuty Events v2.
+"""Recording loopback servers speaking the Slack, PagerDuty and Alertmanager wire formats.
 
-They are real HTTP(S) servers (aiohttp) on 127.0.0.1; a test scripts the
-failures they answer with (429 + Retry-After, 500) and asserts on what they
-accepted. PagerDuty's client insists on https, so that one serves TLS with a
-self-signed certificate made here.
+Real HTTP(S) servers (aiohttp) on 127.0.0.1 that answer like the services do:
+point sentinel's notify settings at ``base_url`` / ``url``, let it deliver, and
+assert on what the server accepted. A test scripts failures (429 with
+Retry-After, 500) by appending :class:`Failure` entries to ``script``.
+
+- :class:`SlackServer`: the Web API methods sentinel uses (post, update, history, replies).
+- :class:`PagerDutyServer`: Events API v2 over HTTPS (pagerduty's client insists on
+  https), with a self-signed certificate made by the ``openssl`` CLI; pass
+  ``cert`` as ``ca_file``.
+- :class:`AlertmanagerServer`: ``POST /api/v2/alerts``.
+
+:func:`drain` delivers a dispatcher's outbox to the end under a FakeClock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from sentinel.base.clock import FakeClock
+    from sentinel.notify.outbox import Dispatcher
 
 
 @dataclass
@@ -63,7 +76,7 @@ class _Base:
 class SlackServer(_Base):
     """chat.postMessage / chat.update / conversations.history / conversations.replies."""
 
-    token: str = "xoxb-test-token"
+    token: str = "xoxb-test-token"  # noqa: S105 -- the stand-in's own, not a secret
     messages: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     _ts: int = 0
@@ -147,10 +160,13 @@ class SlackServer(_Base):
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1/localhost, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the openssl command is needed to make a test certificate")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl",
+            openssl,
             "req",
             "-x509",
             "-newkey",
@@ -236,3 +252,61 @@ class PagerDutyServer(_Base):
 
     def actions(self) -> list[tuple[str, str]]:
         return [(e["event_action"], e["dedup_key"]) for e in self.events]
+
+
+@dataclass
+class AlertmanagerServer(_Base):
+    """Alertmanager's v2 API: ``POST /api/v2/alerts`` takes a JSON list of alerts."""
+
+    posts: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Each accepted request's alerts, in order."""
+
+    @property
+    def url(self) -> str:
+        """The base URL for ``AlertmanagerSettings.url``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> AlertmanagerServer:
+        app = web.Application()
+        app.router.add_post("/api/v2/alerts", self._alerts)
+        await self._start(app)
+        return self
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"code": 400, "message": "bad json"}, status=400)
+        if not isinstance(body, list) or not all(isinstance(a, dict) for a in body):
+            return web.json_response({"code": 400, "message": "expected a list"}, status=400)
+        failed = self._scripted()
+        if failed is not None:
+            return failed
+        self.posts.append(body)
+        return web.Response(status=200)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert accepted so far, oldest first."""
+        return [a for batch in self.posts for a in batch]
+
+    def firing(self) -> dict[str, dict[str, Any]]:
+        """The latest alert per incident (``incident_id`` annotation), where not yet ended."""
+        latest: dict[str, dict[str, Any]] = {}
+        for a in self.alerts():
+            latest[str(a.get("annotations", {}).get("incident_id", ""))] = a
+        return {k: a for k, a in latest.items() if not a.get("endsAt")}
+
+
+async def drain(dispatcher: Dispatcher, clock: FakeClock, rounds: int = 500) -> int:
+    """Deliver until the outbox is empty, jumping the fake clock to each due time.
+
+    Returns the number of delivery rounds it took.
+    """
+    for i in range(rounds):
+        nxt = await dispatcher.deliver_due()
+        if nxt is None:
+            return i
+        wait = nxt - clock.now()
+        if wait > 0:
+            clock.set(clock.monotonic() + wait)
+    raise AssertionError("the outbox did not drain")
