@@ -6,7 +6,8 @@ Findings, each about one model (and version):
 
 * ``model_files_changed`` (critical): a file of a served version differs from, is
   shorter than, or is missing from its known-good manifest, or the version's folder is
-  gone. A deploy is a new version folder (Triton's convention), so a change inside a
+  gone (the evidence says whether Triton still has the model ready: a failed reload
+  keeps the old instance serving, a restart would not load it at all). A deploy is a new version folder (Triton's convention), so a change inside a
   proven one is damage: an overwritten engine, a truncated copy, a hand edit. The
   evidence lists each file with its expected and actual SHA-256.
 * ``model_repo_unreachable`` (critical): the repository or the model's folder cannot
@@ -47,13 +48,17 @@ class IntegrityDetector:
         self.settings = settings or IntegritySettings()
         self._episodes = Episodes(self.name)
         self._served: dict[str, tuple[str, ...]] = {}
+        self._ready: dict[str, bool | None] = {}
+        """Whether Triton reported each model ready last (a failed load shows here)."""
         self._gpus: dict[str, str] = {}
         """GPU uuid -> name, from the latest GPU samples."""
 
     def observe(self, sample: Sample) -> list[Judgement]:
         if isinstance(sample, TritonHealth):
-            if sample.model is not None and sample.model_versions:
-                self._served[sample.model] = tuple(sample.model_versions)
+            if sample.model is not None:
+                self._ready[sample.model] = sample.model_ready
+                if sample.model_versions:
+                    self._served[sample.model] = tuple(sample.model_versions)
             return []
         if isinstance(sample, GpuSample):
             if sample.name:
@@ -108,8 +113,10 @@ class IntegrityDetector:
 
     def _changed(self, sample: ModelFilesSample, v: VersionFiles) -> list[Judgement]:
         mismatches = _mismatches(v) if v.expected else []
+        ready = self._ready.get(sample.model)
         evidence = {
             "repository": sample.repository,
+            "model_ready": ready,
             "version_present": v.present,
             "manifest_digest": v.manifest_digest,
             "files": [m.as_dict() for m in mismatches],
@@ -119,7 +126,12 @@ class IntegrityDetector:
             sample,
             v,
             bool(mismatches),
-            lambda: (Severity.CRITICAL, _changed_summary(sample.model, v, mismatches), evidence),
+            lambda: (
+                Severity.CRITICAL,
+                _changed_summary(sample.model, v, mismatches)
+                + ("; the model is not ready (it failed to load)" if ready is False else ""),
+                evidence,
+            ),
             {"repository": sample.repository, "manifest_digest": v.manifest_digest},
         )
 

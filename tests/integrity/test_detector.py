@@ -128,3 +128,14 @@ def test_replayed_recording_gives_the_same_findings() -> None:
     expected = [j for s in live for j in suite_live.observe(s)]
     assert expected == [j for s in replayed for j in suite_replay.observe(s)]
     assert [FILES_CHANGED] == [j.kind for j in expected]
+
+
+def test_damage_that_stops_the_model_loading_says_so() -> None:
+    """After a restart the damaged model never loads: the finding says it is not ready."""
+    short = (FileDigest("1/model.plan", "b" * 64, 400), GOOD[1])
+    not_loaded = TritonHealth(T0, True, True, model="digits", model_ready=False)
+    found = run(IntegrityDetector(), [not_loaded, files(T0 + 1, short)])
+    assert [FILES_CHANGED] == [j.kind for j in found]
+    assert isinstance(found[0], Finding)
+    assert found[0].evidence["model_ready"] is False
+    assert found[0].summary.endswith("(it failed to load)")

@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integrity_helpers import GOLDEN_DIGITS, ROOT, copy_repository, flip_byte, truncate
+from integrity_helpers import (
+    GOLDEN_DIGITS,
+    ROOT,
+    copy_repository,
+    flip_byte,
+    manifest_of,
+    truncate,
+)
 
+from sentinel.base.modelrepo import write_backup
 from sentinel.cli import main as cli_main
 from sentinel.config import Config
 from sentinel.incidents.store import IncidentStore
@@ -162,3 +170,44 @@ async def _prove_once(config: Config) -> None:
         finally:
             s.daemon.request_stop()
             await task
+
+
+def test_restore_that_does_not_verify_is_rolled_back(
+    triton_factory: Callable[..., LocalTriton],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A backup whose model fails its canaries is rolled back: the files before it return."""
+    repo = copy_repository(tmp_path)
+    config_pbtxt = repo / "digits" / "config.pbtxt"
+    original = config_pbtxt.read_text()
+    # the backup: self-consistent, but every request of the model it holds fails
+    config_pbtxt.write_text(
+        original.replace(
+            '"error_rate" value { string_value: "0"', '"error_rate" value { string_value: "1"'
+        )
+    )
+    write_backup(repo / "digits", manifest_of(repo), tmp_path / "backup")
+    # the repository now: an edited config that still serves well
+    edited = original.replace(
+        '"delay_ms" value { string_value: "0"', '"delay_ms" value { string_value: "1"'
+    )
+    config_pbtxt.write_text(edited)
+    server = triton_factory(repo=repo)
+    data = config_for(server, repo, tmp_path)
+    data["playbooks"]["overrides"] = {
+        "restore-known-good": {"steps": {"restore": {"verify": {"within": "4s"}}}}
+    }
+    config_file = tmp_path / "sentinel.yaml"
+    config_file.write_text(json.dumps(data))
+    args = ["model", "restore", "digits", "--local", "--config", str(config_file), "--json"]
+    assert 1 == cli_main(args)
+    assert edited == config_pbtxt.read_text()
+    run = json.loads(capsys.readouterr().out)
+    assert [("restore", "rolled_back")] == [
+        (st["name"], st["status"]) for st in run["steps"] if st["phase"] == "rollback"
+    ]
+    url = f"http://{server.http_url}/v2/models/digits/config"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        served = json.loads(resp.read())["parameters"]
+    assert ("1", "0") == (served["delay_ms"]["string_value"], served["error_rate"]["string_value"])
