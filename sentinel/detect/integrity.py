@@ -7,9 +7,10 @@ Findings, each about one model (and version):
 * ``model_files_changed`` (critical): a file of a served version differs from, is
   shorter than, or is missing from its known-good manifest, or the version's folder is
   gone (the evidence says whether Triton still has the model ready: a failed reload
-  keeps the old instance serving, a restart would not load it at all). A deploy is a new version folder (Triton's convention), so a change inside a
-  proven one is damage: an overwritten engine, a truncated copy, a hand edit. The
-  evidence lists each file with its expected and actual SHA-256.
+  keeps the old instance serving, a restart would not load it at all). A deploy is a
+  new version folder (Triton's convention), so a change inside a proven one is damage:
+  an overwritten engine, a truncated copy, a hand edit. The evidence lists each file
+  with its expected and actual SHA-256.
 * ``model_repo_unreachable`` (critical): the repository or the model's folder cannot
   be listed for ``unreachable_after_s`` (an unmounted volume, a dead network mount).
 * ``model_unverified`` (warning): a served version has had no known-good manifest for

@@ -21,7 +21,12 @@ def state_with_manifest(tmp: Path) -> tuple[Path, Path]:
     conn.close()
     config = tmp / "sentinel.yaml"
     config.write_text(
-        json.dumps({"state_dir": str(tmp / "state"), "model_files": {"repository": str(repo)}})
+        json.dumps(
+            {
+                "state_dir": str(tmp / "state"),
+                "model_files": {"repository": str(repo), "models": ["digits"]},
+            }
+        )
     )
     return repo, config
 
@@ -47,3 +52,20 @@ def test_backup_refuses_damaged_repository_files(
     assert 1 == cli_main(["model", "backup", "--config", str(config), "--to", str(tmp_path / "b")])
     assert "NOT backed up" in capsys.readouterr().err
     assert 2 == cli_main(["model", "verify", str(tmp_path / "b")])
+
+
+def test_recorded_scans_replay_into_the_same_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sentinel record` writes model_files samples; `sentinel replay` finds the damage."""
+    repo, config = state_with_manifest(tmp_path)
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "gpu": {"source": "off"}}))
+    truncate(repo / "digits" / "1" / "weights.npz")
+    out = tmp_path / "rec.jsonl"
+    assert 0 == cli_main(["record", "--config", str(config), "--out", str(out), "--duration", "1s"])
+    assert "model_files" == json.loads(out.read_text().splitlines()[0])["type"]
+    capsys.readouterr()
+    assert 0 == cli_main(["replay", str(out), "--json"])
+    findings = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert ["model_files_changed"] == [f["kind"] for f in findings]
