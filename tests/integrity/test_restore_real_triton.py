@@ -211,3 +211,27 @@ def test_restore_that_does_not_verify_is_rolled_back(
     with urllib.request.urlopen(url, timeout=10) as resp:
         served = json.loads(resp.read())["parameters"]
     assert ("1", "0") == (served["delay_ms"]["string_value"], served["error_rate"]["string_value"])
+
+
+def test_cli_restore_plans_in_a_dry_run_then_restores_and_verifies(
+    triton_factory: Callable[..., LocalTriton],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`model restore --dry-run` changes nothing; without it the files return, verified."""
+    repo = copy_repository(tmp_path)
+    weights = repo / "digits" / "1" / "weights.npz"
+    good = weights.read_bytes()
+    write_backup(repo / "digits", manifest_of(repo), tmp_path / "backup")
+    server = triton_factory(repo=repo)
+    config_file = tmp_path / "sentinel.yaml"
+    config_file.write_text(json.dumps(config_for(server, repo, tmp_path)))
+    truncate(weights)
+    damaged = weights.read_bytes()
+    base = ["model", "restore", "digits", "--local", "--config", str(config_file), "--json"]
+    assert 0 == cli_main([*base, "--dry-run"])
+    assert damaged == weights.read_bytes()
+    assert "planned" == json.loads(capsys.readouterr().out)["status"]
+    assert 0 == cli_main(base)
+    assert good == weights.read_bytes()
+    assert "succeeded" == json.loads(capsys.readouterr().out)["status"]
