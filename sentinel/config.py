@@ -29,6 +29,7 @@ from sentinel.notify.settings import NotifySettings
 from sentinel.probes.settings import (
     CanarySettings,
     GpuSettings,
+    ModelFilesSettings,
     TensorRTCanarySettings,
     TritonSettings,
 )
@@ -79,6 +80,7 @@ class Config(Section):
     canaries: list[CanarySettings] = Field(default_factory=list)
     tensorrt_canaries: list[TensorRTCanarySettings] = Field(default_factory=list)
     gpu: GpuSettings = GpuSettings()
+    model_files: ModelFilesSettings = ModelFilesSettings()
     detectors: DetectorSettings = DetectorSettings()
     incidents: IncidentSettings = IncidentSettings()
     playbooks: RunbookSettings = RunbookSettings()
@@ -88,6 +90,12 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _repository_once(cls, data: Any) -> Any:
+        """The runbook's model_repo actions default to model_files' folders."""
+        return default_repo_folders(data)
+
     @model_validator(mode="after")
     def _unique_canaries(self) -> Config:
         seen = set()
@@ -96,6 +104,17 @@ class Config(Section):
                 raise ValueError(f"two canaries for model {c.model!r} version {c.version!r}")
             seen.add((c.model, c.version))
         return self
+
+
+def default_repo_folders(data: Any) -> Any:
+    files = data.get("model_files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not isinstance(data.get("playbooks", {}), dict):
+        return data
+    playbooks = dict(data.get("playbooks") or {})
+    for mine, theirs in (("model_repository", "repository"), ("backup_dir", "backup_dir")):
+        if playbooks.get(mine) is None and files.get(theirs) is not None:
+            playbooks[mine] = files[theirs]
+    return {**data, "playbooks": playbooks}
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
 from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.gpu_probe import GpuProbe
 from sentinel.probes.metrics import ProbeMetrics
+from sentinel.probes.model_files import ManifestStore, ModelFilesProbe
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplayProbe
 from sentinel.probes.triton_health import TritonHealthProbe
@@ -161,6 +162,9 @@ async def build(
     try:
         probes, canaries = build_probes(config, clock, triton, nvml)
         probes += list(extra_probes)
+        files_probe = _model_files_probe(config, conn, clock)
+        if files_probe is not None:
+            probes.append(files_probe)
         facts = LatestFacts()
         server_pids = ServerPids(config)
         server_pids.refresh()
@@ -211,7 +215,8 @@ async def build(
             memory=incidents,
             teller=teller,
             actor=engine,
-            observers=[probe_metrics.observe, telemetry.observe, *observers],
+            observers=[probe_metrics.observe, telemetry.observe, *observers]
+            + ([files_probe.observe] if files_probe is not None else []),
             on_judgement=_both(FindingMetrics(registry).observe, on_judgement),
         )
 
@@ -262,6 +267,14 @@ async def build(
         yield Sentinel(daemon, pipeline, engine, incidents, notify, facts, triton, canaries)
     finally:
         await close_in_turn(reversed(closers), STOP_TIMEOUT_S)
+
+
+def _model_files_probe(config: Config, conn: Any, clock: Clock) -> ModelFilesProbe | None:
+    """The repository's files and known-good manifests, when a repository is configured."""
+    if config.model_files.repository is None:
+        return None
+    models = [c.model for c in config.canaries]
+    return ModelFilesProbe(config.model_files, models, ManifestStore(conn), clock)
 
 
 def _page_fleet_halt(config: Config, clock: Clock, teller: Teller) -> OnHalt:

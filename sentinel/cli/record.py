@@ -126,6 +126,9 @@ async def record(
             file=err,
         )
     probes.extend(others)
+    files = _model_files_probe(config, clock, closers)
+    if files is not None:
+        probes.append(files.run(sink, clock))
     if not probes:
         print("sentinel record: nothing to record (no GPU, no canaries)", file=err)
         return 3
@@ -181,6 +184,23 @@ def _other_probes(
     )
     probes.append(health.run(sink, clock))
     return probes
+
+
+def _model_files_probe(config: Config, clock: Clock, closers: list[Closer]) -> Any:
+    """The repository's files next to the daemon's known-good manifests (only read here)."""
+    if config.model_files.repository is None:
+        return None
+    from sentinel.base import db
+    from sentinel.probes.model_files import ManifestStore, ModelFilesProbe
+
+    conn = db.open_db(db.path_in(config.state_dir))
+
+    async def close() -> None:
+        conn.close()
+
+    closers.append(close)
+    models = [c.model for c in config.canaries]
+    return ModelFilesProbe(config.model_files, models, ManifestStore(conn), clock)
 
 
 async def _run_for(probes: list[Probe], duration_s: float, clock: Clock) -> None:

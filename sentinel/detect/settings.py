@@ -249,6 +249,23 @@ class BacklogSettings(Section):
     """Both measures must stay under half their threshold this long to clear."""
 
 
+class IntegritySettings(Section):
+    """``model_integrity``: the served model's files against its known-good manifest."""
+
+    enabled: bool = True
+    """Run this detector (it sees samples only when ``model_files.repository`` is set)."""
+    unreachable_after_s: float = Field(30.0, ge=0)
+    """The repository must stay unreadable this long before a finding (a remount blips)."""
+    unverified_after_s: float = Field(600.0, ge=0)
+    """A served version with no known-good manifest this long is reported (its canaries
+    never proved it)."""
+    clear_samples: int = Field(2, ge=1)
+    """Scans in a row that must find the files good again before a finding clears."""
+    engine_suffixes: list[str] = Field(default_factory=lambda: [".plan", ".engine", ".trt"])
+    """Files that are GPU-specific (a TensorRT engine runs only on the GPU class it was
+    built for): a version holding one, proven on another GPU, is reported."""
+
+
 class DetectorSettings(Section):
     """Thresholds of every detector; each has a documented default."""
 
@@ -258,3 +275,4 @@ class DetectorSettings(Section):
     accuracy: AccuracySettings = AccuracySettings()
     errors: ErrorSettings = ErrorSettings()
     backlog: BacklogSettings = BacklogSettings()
+    model_integrity: IntegritySettings = IntegritySettings()

@@ -53,6 +53,8 @@ class _Gpu:
     uuid: str
     handle: Any = None
     name: str | None = None
+    compute_capability: str | None = None
+    driver: str | None = None
     lost: bool = False
     absent: set[str] = field(default_factory=set)
     """Fields this GPU answered NotSupported (or similar) for: never asked again."""
@@ -157,6 +159,9 @@ class GpuSampler:
             gpu = _Gpu(index=index if index is not None else -1, uuid=selector, handle=handle)
         if gpu.handle is not None:
             gpu.name = _text(self._safe(n, "nvmlDeviceGetName", gpu.handle))
+            cc = self._safe(n, "nvmlDeviceGetCudaComputeCapability", gpu.handle)
+            gpu.compute_capability = ".".join(map(str, cc)) if isinstance(cc, tuple) else None
+            gpu.driver = _text(self._safe(n, "nvmlSystemGetDriverVersion"))
         return gpu
 
     @staticmethod
@@ -353,6 +358,8 @@ class GpuSampler:
             index=gpu.index,
             uuid=gpu.uuid,
             name=gpu.name,
+            compute_capability=gpu.compute_capability,
+            driver_version=gpu.driver,
             memory_total_bytes=_count(getattr(mem, "total", None)),
             memory_used_bytes=_count(getattr(mem, "used", None)),
             memory_free_bytes=_count(getattr(mem, "free", None)),

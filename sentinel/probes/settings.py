@@ -94,3 +94,25 @@ class GpuSettings(Section):
             raise ValueError("expected 'nvml', 'off' or 'replay:FILE.jsonl'")
         # a relative recording path is relative to the config file, like every path
         return "replay:" + str(resolve_path(Path(v[len("replay:") :]), info))
+
+
+class ModelFilesSettings(Section):
+    """``model_files:``: watch the model repository's files, keep known-good manifests."""
+
+    repository: RelPath | None = None
+    """Triton's model repository as mounted in this container; None turns the probe off."""
+    backup_dir: RelPath | None = None
+    """Where each version recorded as known-good is copied with its manifest (the
+    restore-known-good playbook restores from here); None keeps manifests only."""
+    models: list[str] = Field(default_factory=list)
+    """Models to watch (default: the canaries' models)."""
+    interval_s: float = Field(10.0, gt=0)
+    """How often the files are looked at (size and mtime; a file is hashed only when
+    they changed)."""
+    full_rehash_s: float = Field(3600.0, gt=0)
+    """Every file is hashed again at least this often (catches a change that kept size
+    and mtime, e.g. bit rot or a careful overwrite)."""
+    known_good_after: int = Field(3, ge=1)
+    """Healthy canaries in a row that prove a version good (its manifest is recorded)."""
+    min_agreement: float = Field(0.99, ge=0, le=1)
+    """A canary is healthy when it answered and its top-1 agreement is at least this."""

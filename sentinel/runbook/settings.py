@@ -63,6 +63,10 @@ class RunbookSettings(Section):
     """Namespace of this pod for k8s.* actions (default: the in-cluster service account's)."""
     k8s_pod: str | None = None
     """This pod's name for k8s.evict_pod (default: the config's `pod`)."""
+    model_repository: RelPath | None = None
+    """Triton's model repository (model_repo.* actions); default ``model_files.repository``."""
+    backup_dir: RelPath | None = None
+    """Known-good backups to restore from; default ``model_files.backup_dir``."""
 
 
 class FleetSettings(Section):

@@ -2,7 +2,7 @@
 
 Every probe emits these frozen dataclasses; detectors, recordings and replay
 all speak them. A record is a flat JSON object with a ``type`` field naming the
-sample class (``canary``, ``gpu``, ``gpu_event``, ``triton``); unknown fields are
+sample class (``canary``, ``gpu``, ``gpu_event``, ``triton``, ``model_files``); unknown fields are
 ignored on read so that old recordings keep loading.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from sentinel.base.errors import InputError
+from sentinel.vocabulary.model_files import ModelFilesSample
 
 CanaryOutcome = Literal[
     "ok", "timeout", "unreachable", "model_not_ready", "server_error", "bad_response"
@@ -93,6 +94,9 @@ class GpuSample:
     index: int
     uuid: str
     name: str | None = None
+    compute_capability: str | None = None
+    """e.g. '9.0' (a TensorRT plan runs only on the class it was built for)."""
+    driver_version: str | None = None
     memory_total_bytes: int | None = None
     memory_used_bytes: int | None = None
     memory_free_bytes: int | None = None
@@ -156,9 +160,9 @@ class TritonHealth:
     """Seconds since the server process started, when known."""
 
 
-Sample = CanaryResult | GpuSample | GpuEvent | TritonHealth
+Sample = CanaryResult | GpuSample | GpuEvent | TritonHealth | ModelFilesSample
 SAMPLE_TYPES: dict[str, type[Any]] = {
-    c.TYPE: c for c in (CanaryResult, GpuSample, GpuEvent, TritonHealth)
+    c.TYPE: c for c in (CanaryResult, GpuSample, GpuEvent, TritonHealth, ModelFilesSample)
 }
 
 

@@ -17,9 +17,11 @@ def test_every_detector_runs_by_default_and_disabled_ones_do_not() -> None:
 
 
 def test_samples_reach_only_detectors_that_read_them() -> None:
-    """A GPU sample goes to memory, thermal and errors; a canary never reaches thermal."""
+    """A GPU sample goes to memory, thermal, errors and model_integrity; a canary not to thermal."""
     suite = DetectorSuite()
-    assert ["memory", "thermal", "errors"] == [d.name for d in suite._route(type(gpu(T0)))]
+    assert ["memory", "thermal", "errors", "model_integrity"] == [
+        d.name for d in suite._route(type(gpu(T0)))
+    ]
     assert "thermal" not in [d.name for d in suite._route(type(canary(T0)))]
 
 

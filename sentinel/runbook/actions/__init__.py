@@ -5,6 +5,7 @@ from __future__ import annotations
 from sentinel.runbook.actions.base import Action, ActionSpec
 from sentinel.runbook.actions.basic import CanaryCheck, DiagnosticsCapture, Wait
 from sentinel.runbook.actions.k8s import EvictPod, RolloutRestart, Scale
+from sentinel.runbook.actions.model_repo import CheckRepo, RestoreKnownGood
 from sentinel.runbook.actions.notify import Page, SlackNote
 from sentinel.runbook.actions.process import Exec, Signal
 from sentinel.runbook.actions.triton import LoadModel, UnloadModel, WaitReady
@@ -27,6 +28,8 @@ def _registry() -> dict[str, Action]:
         Page("trigger"),
         Page("acknowledge"),
         Page("resolve"),
+        CheckRepo(),
+        RestoreKnownGood(),
     ]
     return {a.spec.name: a for a in actions}
 
