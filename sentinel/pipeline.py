@@ -54,7 +54,7 @@ class LatestFacts:
         elif isinstance(sample, CanaryResult):
             q = self._canaries.setdefault(sample.model, deque(maxlen=self._history))
             q.append(sample)
-        else:
+        elif isinstance(sample, GpuEvent):
             self.gpu_events.append(sample)
 
     def gpus(self) -> list[GpuSample]:

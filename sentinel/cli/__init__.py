@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "incidents",
     "silence",
     "breaker",
+    "golden",
 )
 
 

@@ -8,6 +8,7 @@ from sentinel.detect.accuracy import AccuracyDetector
 from sentinel.detect.backlog import BacklogDetector
 from sentinel.detect.base import Detector
 from sentinel.detect.errors import ErrorDetector
+from sentinel.detect.generation import GenerationDetector
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.memory import MemoryDetector
 from sentinel.detect.settings import DetectorSettings
@@ -15,7 +16,7 @@ from sentinel.detect.thermal import ThermalDetector
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.samples import Sample
 
-DETECTOR_NAMES = ("latency", "memory", "thermal", "accuracy", "errors", "backlog")
+DETECTOR_NAMES = ("latency", "memory", "thermal", "accuracy", "errors", "backlog", "generation")
 
 
 def build_detector(
@@ -34,6 +35,8 @@ def build_detector(
         return ErrorDetector(settings.errors)
     if name == "backlog":
         return BacklogDetector(settings.backlog)
+    if name == "generation":
+        return GenerationDetector(settings.generation)
     raise ValueError(f"unknown detector {name!r}; one of {', '.join(DETECTOR_NAMES)}")
 
 
