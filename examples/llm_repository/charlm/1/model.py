@@ -55,11 +55,15 @@ class CharLM:
         unknown = self.index["?"]
         return [self.index.get(c, unknown) for c in text.lower()]
 
-    def next_token(self, ids: list[int]) -> int:
+    def logits(self, ids: list[int]) -> np.ndarray:
+        """Scores of every next character after ``ids`` (the prompt's left pad is spaces)."""
         window = ([self.index[" "]] * self.context + ids)[-self.context :]
         x = self.emb[window].reshape(-1)
         h = np.tanh(x @ self.w0 + self.b0)
-        return int(np.argmax(h @ self.w1 + self.b1))
+        return h @ self.w1 + self.b1
+
+    def next_token(self, ids: list[int]) -> int:
+        return int(np.argmax(self.logits(ids)))
 
 
 class TritonPythonModel:
