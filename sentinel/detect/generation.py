@@ -10,7 +10,7 @@ Per model, from :class:`~sentinel.vocabulary.samples.StreamResult` samples:
   the canary's stall timeout) or timed out; completed streams clear it;
 * ``generation_drift``: the mean normalised edit distance of the generated text to the
   golden text over a window (and, optionally, the share of exact matches). Garbage
-  tokens make it critical; a quantized plan's small drift is a warning.
+  tokens or a badly quantized plan make it critical; a small drift is a warning.
 
 Pure: time comes from the samples, so recordings replay to the same findings.
 """
@@ -254,11 +254,10 @@ class GenerationDetector:
     ) -> tuple[Severity, str, dict[str, Any]]:
         s = self.settings
         mean, exact = model.distance.mean(), model.exact.mean()
-        garbage = mean >= s.garbage_edit_distance
-        severity = Severity.CRITICAL if garbage else Severity.WARNING
-        what = "garbage" if garbage else "drift"
+        critical = mean >= s.critical_edit_distance
+        severity = Severity.CRITICAL if critical else Severity.WARNING
         summary = (
-            f"generated text {what}: mean edit distance to the golden text {mean:.2f} "
+            f"generated text drifted: mean edit distance to the golden text {mean:.2f} "
             f"(bar {s.max_edit_distance:g}), {exact:.0%} exact, over {len(model.distance)} streams"
         )
         evidence = {
@@ -268,6 +267,6 @@ class GenerationDetector:
             "min_exact_share": s.min_exact_share,
             "samples": len(model.distance),
             "window_s": s.drift_window_s,
-            "garbage": garbage,
+            "critical_edit_distance": s.critical_edit_distance,
         }
         return severity, summary, evidence

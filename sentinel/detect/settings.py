@@ -290,8 +290,9 @@ class GenerationSettings(Section):
     min_exact_share: float | None = Field(None, ge=0, le=1)
     """... and so is a share of exact matches below this (for deterministic deployments,
     where greedy decoding must reproduce the golden text); None: edit distance only."""
-    garbage_edit_distance: float = Field(0.5, ge=0, le=1)
-    """A mean edit distance at or above this is critical (the model emits garbage)."""
+    critical_edit_distance: float = Field(0.5, ge=0, le=1)
+    """A mean edit distance at or above this is critical (garbage, or a plan that no longer
+    says what it used to); below it, drift is a warning."""
     drift_clear_duration_s: float = Field(30.0, ge=0)
     """The window must stay under half the drift bar this long to clear."""
 
