@@ -38,6 +38,7 @@ from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplaySource
+from sentinel.probes.stream_canary import StreamCanaryProbe, build_stream_canaries
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.probes.xid import XidWatcher
 from sentinel.runbook.actions.process import find_server_pid
@@ -164,15 +165,20 @@ def build_probes(
             canaries.append(CanaryProbe(triton, c, clock=clock))
         except (GoldenSetError, OSError) as exc:
             raise ConfigError(f"canaries[{c.model}].golden_set: {exc}") from exc
+    try:
+        streams = build_stream_canaries(config.stream_canaries, triton, config.triton, clock)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     probes: list[Probe] = [
         TritonHealthProbe(
             triton,
-            [c.model for c in config.canaries],
+            [c.model for c in config.canaries] + [c.model for c in config.stream_canaries],
             metrics_url=config.triton.metrics_url,
             interval_s=config.triton.health_interval_s,
             clock=clock,
         ),
         *canaries,
+        *streams,
     ]
     kind, path = parse_source(config.gpu.source)
     if kind == "nvml":
@@ -228,6 +234,9 @@ async def build(
         suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
         for canary in canaries:
             canary.suspects = suite.suspects  # judge -> observe: recheck a suspect model soon
+        for probe in probes:
+            if isinstance(probe, StreamCanaryProbe):
+                probe.suspects = suite.suspects
 
         probe_metrics = ProbeMetrics(registry)
         telemetry = GpuTelemetry(clock)

@@ -37,7 +37,7 @@ from sentinel.probes.canary import (
     load_golden_set,
     outcome_of,
 )
-from sentinel.probes.settings import StreamCanarySettings
+from sentinel.probes.settings import StreamCanarySettings, TritonSettings
 from sentinel.probes.tensors import Array
 from sentinel.probes.text import normalised_edit_distance
 from sentinel.probes.triton import (
@@ -398,3 +398,24 @@ class StreamCanaryProbe:
             edit_distance=result.edit_distance,
         )
         return result
+
+
+def build_stream_canaries(
+    configured: list[StreamCanarySettings],
+    triton: TritonAdapter,
+    triton_settings: TritonSettings,
+    clock: Clock,
+) -> list[StreamCanaryProbe]:
+    """The configured streaming canaries; ValueError names the one that cannot run."""
+    probes = []
+    for c in configured:
+        url = c.url or (triton_settings.url if triton_settings.protocol == "grpc" else None)
+        if url is None:
+            raise ValueError(
+                f"stream_canaries[{c.model}].url: streams need gRPC; set it (triton is http)"
+            )
+        try:
+            probes.append(StreamCanaryProbe(triton, c, url=url, clock=clock))
+        except (GoldenSetError, OSError) as exc:
+            raise ValueError(f"stream_canaries[{c.model}].golden_set: {exc}") from exc
+    return probes
