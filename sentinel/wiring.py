@@ -38,7 +38,11 @@ from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplaySource
-from sentinel.probes.stream_canary import StreamCanaryProbe, build_stream_canaries
+from sentinel.probes.stream_canary import (
+    StreamCanaryProbe,
+    StreamVerification,
+    build_stream_canaries,
+)
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.probes.xid import XidWatcher
 from sentinel.runbook.actions.process import find_server_pid
@@ -234,9 +238,9 @@ async def build(
         suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
         for canary in canaries:
             canary.suspects = suite.suspects  # judge -> observe: recheck a suspect model soon
-        for probe in probes:
-            if isinstance(probe, StreamCanaryProbe):
-                probe.suspects = suite.suspects
+        streams = [StreamVerification(p) for p in probes if isinstance(p, StreamCanaryProbe)]
+        for stream in streams:
+            stream.probe.suspects = suite.suspects
 
         probe_metrics = ProbeMetrics(registry)
         telemetry = GpuTelemetry(clock)
@@ -265,7 +269,7 @@ async def build(
             conn=conn,
             clock=clock,
             triton=triton,
-            canary=CanaryGroup(canaries),
+            canary=CanaryGroup([*canaries, *streams]),
             facts=facts,
             teller=teller,
             incidents=incidents,

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -377,10 +378,26 @@ def _output_problem(plan: _Plan, output: Array | None, reference: Array) -> str 
     return None
 
 
+class _Watched(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+class ModelCanary(Protocol):
+    """A canary of one model, tensor or streaming, that runs a round on demand."""
+
+    @property
+    def settings(self) -> _Watched: ...
+
+    async def check(self, model: str = "", version: str = "") -> list[CanaryResult]: ...
+
+
 class CanaryGroup:
     """Every configured canary behind one ``CanaryRunner`` (for playbook verification)."""
 
-    def __init__(self, probes: Sequence[CanaryProbe]) -> None:
+    def __init__(self, probes: Sequence[ModelCanary]) -> None:
         self.probes = list(probes)
 
     async def check(self, model: str, version: str = "") -> list[CanaryResult]:

@@ -50,7 +50,7 @@ from sentinel.probes.triton import (
 )
 from sentinel.probes.triton_grpc import classify_grpc
 from sentinel.vocabulary.ports import SampleSink
-from sentinel.vocabulary.samples import Sample, StreamResult
+from sentinel.vocabulary.samples import Agreement, CanaryResult, Sample, StreamResult
 
 log = structlog.get_logger(__name__)
 TOKENS_PREFIX = "tokens__"
@@ -419,3 +419,40 @@ def build_stream_canaries(
         except (GoldenSetError, OSError) as exc:
             raise ValueError(f"stream_canaries[{c.model}].golden_set: {exc}") from exc
     return probes
+
+
+def as_canary_result(result: StreamResult) -> CanaryResult:
+    """A stream as a canary round for playbook verification: ``ok`` only when it completed;
+    latency is the time to first token; agreement is exact match (``top1``) and one minus
+    the edit distance (``cosine``)."""
+    agreement = None
+    if result.completed and result.edit_distance is not None:
+        agreement = Agreement(
+            max_abs_error=result.edit_distance,
+            cosine=1.0 - result.edit_distance,
+            top1=1.0 if result.exact_match else 0.0,
+        )
+    outcome = result.outcome if result.outcome != "ok" or result.completed else "bad_response"
+    return CanaryResult(
+        ts=result.ts,
+        model=result.model,
+        version=result.version,
+        batch_size=0,
+        outcome=outcome,
+        latency_s=result.ttft_s,
+        error=result.error,
+        agreement=agreement,
+        recheck=result.recheck,
+    )
+
+
+class StreamVerification:
+    """A streaming canary behind the ``CanaryRunner`` port: a playbook's verification
+    streams the golden prompts (a round of ``prompts_per_round``) and judges them."""
+
+    def __init__(self, probe: StreamCanaryProbe) -> None:
+        self.probe = probe
+        self.settings = probe.settings
+
+    async def check(self, model: str = "", version: str = "") -> list[CanaryResult]:
+        return [as_canary_result(r) for r in await self.probe.check(model, version)]

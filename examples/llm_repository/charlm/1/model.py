@@ -21,13 +21,20 @@ try:  # only inside Triton; the language model below also runs on its own
 except ImportError:  # pragma: no cover
     pb_utils = None
 
-_BITS = {"fp32": 0, "int8": 8, "int4": 4}
+_BITS = {"fp32": 0, "fp16": -16, "bf16": -8, "int8": 8, "int4": 4}
+"""Integer bits of a quantized plan; negative: a float plan with that many mantissa bits."""
 
 
 def fake_quantize(w: np.ndarray, bits: int) -> np.ndarray:
-    """Round weights to ``bits``-bit integers per output channel and back (0 = as is)."""
+    """Round weights to ``bits``-bit integers per output channel and back (0 = as is);
+    fp16 and bf16 round them to those float types."""
     if bits == 0:
         return w
+    if bits == -16:
+        return w.astype(np.float16).astype(np.float64)
+    if bits == -8:  # bfloat16 is the top half of a float32
+        top = w.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)
+        return top.view(np.float32).astype(np.float64)
     top = 2 ** (bits - 1) - 1
     scale = np.abs(w).max(axis=0, keepdims=True) / top
     scale[scale == 0] = 1
@@ -79,6 +86,8 @@ class TritonPythonModel:
         self.stall_after = int(params.get("stall_after_tokens", "0"))
         self.stall_s = float(params.get("stall_s", "0"))
         self.garbage_after = int(params.get("garbage_after_tokens", "0"))
+        self.wedge_after = int(params.get("wedge_after_requests", "0"))
+        self.requests = 0
         self.rng = np.random.default_rng(int(params.get("seed", "0")))
 
     def execute(self, requests: list[Any]) -> None:
@@ -102,6 +111,10 @@ class TritonPythonModel:
         if wanted is not None:
             limit = min(limit, int(wanted.as_numpy().reshape(-1)[0]))
         ids = self.lm.encode(text)
+        self.requests += 1
+        stall_after = self.stall_after
+        if 0 < self.wedge_after < self.requests:  # wedged: every stream stalls until a reload
+            stall_after = stall_after or 1
         if not self._wait(sender, self.first_token_delay_s):
             return
         for n in range(1, limit + 1):
@@ -114,7 +127,7 @@ class TritonPythonModel:
                 char = self.lm.vocab[int(self.rng.integers(len(self.lm.vocab)))]
             out = pb_utils.Tensor("TEXT", np.array([char.encode()], dtype=np.object_))
             sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
-            if n == self.stall_after and not self._wait(sender, self.stall_s):
+            if n == stall_after and not self._wait(sender, self.stall_s):
                 return
         sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
