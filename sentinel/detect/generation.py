@@ -6,8 +6,9 @@ Per model, from :class:`~sentinel.vocabulary.samples.StreamResult` samples:
   baseline (median and IQR of a long window that learns only while nothing is pending
   or open, and not from rechecks) and an optional SLO, the way ``latency_spike`` judges
   round trips;
-* ``stream_stalled``: several streams in a row that stalled (a token came later than
-  the canary's stall timeout) or timed out; completed streams clear it;
+* ``stream_stalled``: several streams in a row that stalled after their first token (a
+  token came later than the canary's stall timeout, or the stream ran out of time);
+  completed streams clear it;
 * ``generation_drift``: the mean normalised edit distance of the generated text to the
   golden text over a window (and, optionally, the share of exact matches). Garbage
   tokens or a badly quantized plan make it critical; a small drift is a warning.
@@ -186,9 +187,11 @@ class GenerationDetector:
 
     def _judge_stall(self, model: _Model, sample: StreamResult) -> list[Judgement]:
         ep = model.episodes[STALLED]
-        stalled = sample.stalled or sample.outcome == "timeout"
+        # tokens came, then stopped: a stream with no token at all (a frozen or unreachable
+        # server) is the health and error detectors' business, as is an error answer
+        stalled = sample.stalled or (sample.outcome == "timeout" and sample.tokens > 0)
         if not stalled and not sample.completed:
-            return []  # an error answer: the error detectors' business, not a stall
+            return []
         if stalled:
             model.stalled_in_row += 1
             model.last_stall = sample

@@ -139,3 +139,11 @@ def test_stream_results_record_and_replay_to_the_same_findings(
     assert 0 == main(["replay", str(recording), "--json"])
     replayed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [STALLED] == [r["kind"] for r in replayed]
+
+
+def test_a_stream_without_any_token_is_not_a_stall() -> None:
+    """Timeouts before the first token (a frozen server) are left to the health detectors."""
+    frozen = [
+        dataclasses.replace(stalled(ts), stalled=False, tokens=0, ttft_s=None) for ts in (0, 10, 20)
+    ]
+    assert [] == feed(GenerationDetector(), frozen)
