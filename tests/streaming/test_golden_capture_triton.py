@@ -81,3 +81,14 @@ async def test_tensor_canary_agrees_on_bytes_and_bf16_outputs(
         assert "ok" == r.outcome, r.error
         assert r.agreement is not None
         assert (0.0, 1.0) == (r.agreement.max_abs_error, r.agreement.top1)
+
+
+def test_inputs_the_model_does_not_take_are_bad_input(
+    llm_server: LocalTriton, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An inputs file naming a tensor the model lacks exits 2 and names the tensor."""
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text('{"QUESTION": [["hello"]]}')
+    args = ["--model", "charlm", "--inputs", str(inputs), "--out", str(tmp_path / "x.npz")]
+    assert 2 == main(["golden", "capture", *args, "--url", llm_server.grpc_url])
+    assert "QUESTION is not an input of charlm" in capsys.readouterr().err
