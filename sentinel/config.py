@@ -30,6 +30,7 @@ from sentinel.probes.settings import (
     CanarySettings,
     GpuSettings,
     ModelFilesSettings,
+    StreamCanarySettings,
     TensorRTCanarySettings,
     TritonSettings,
 )
@@ -79,6 +80,8 @@ class Config(Section):
     triton: TritonSettings = TritonSettings()
     canaries: list[CanarySettings] = Field(default_factory=list)
     tensorrt_canaries: list[TensorRTCanarySettings] = Field(default_factory=list)
+    stream_canaries: list[StreamCanarySettings] = Field(default_factory=list)
+    """Golden prompts streamed through decoupled (generative) models."""
     gpu: GpuSettings = GpuSettings()
     model_files: ModelFilesSettings = ModelFilesSettings()
     detectors: DetectorSettings = DetectorSettings()

@@ -39,6 +39,11 @@ from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.model_files import ManifestStore, ModelFilesProbe
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplayProbe
+from sentinel.probes.stream_canary import (
+    StreamCanaryProbe,
+    StreamVerification,
+    build_stream_canaries,
+)
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
@@ -104,15 +109,20 @@ def build_probes(
             canaries.append(CanaryProbe(triton, c, clock=clock))
         except (GoldenSetError, OSError) as exc:
             raise ConfigError(f"canaries[{c.model}].golden_set: {exc}") from exc
+    try:
+        streams = build_stream_canaries(config.stream_canaries, triton, config.triton, clock)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     probes: list[Probe] = [
         TritonHealthProbe(
             triton,
-            [c.model for c in config.canaries],
+            [c.model for c in config.canaries] + [c.model for c in config.stream_canaries],
             metrics_url=config.triton.metrics_url,
             interval_s=config.triton.health_interval_s,
             clock=clock,
         ),
         *canaries,
+        *streams,
     ]
     kind, path = parse_source(config.gpu.source)
     if kind == "nvml":
@@ -171,6 +181,9 @@ async def build(
         suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
         for canary in canaries:
             canary.suspects = suite.suspects  # judge -> observe: recheck a suspect model soon
+        streams = [StreamVerification(p) for p in probes if isinstance(p, StreamCanaryProbe)]
+        for stream in streams:
+            stream.probe.suspects = suite.suspects
 
         probe_metrics = ProbeMetrics(registry)
         telemetry = GpuTelemetry(clock)
@@ -199,7 +212,7 @@ async def build(
             conn=conn,
             clock=clock,
             triton=triton,
-            canary=CanaryGroup(canaries),
+            canary=CanaryGroup([*canaries, *streams]),
             facts=facts,
             teller=teller,
             incidents=incidents,

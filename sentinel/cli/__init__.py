@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "silence",
     "breaker",
     "model",
+    "golden",
 )
 
 

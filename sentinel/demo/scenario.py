@@ -1,10 +1,12 @@
 """The scripted demo: a real local Triton, sentinel with the shipped playbooks,
-and four faults, each detected, acted on and verified (or refused and paged).
+and five faults, each detected, acted on and verified (or refused and paged).
 
 Faults 1-3 are real: they are injected into the running tritonserver through
 its model-control API (the digits model's fault knobs) or by freezing its
 process. Fault 4 is a replay of GPU traces recorded on a real H200 (this
-machine has no GPU), fed into the same pipeline as live samples.
+machine has no GPU), fed into the same pipeline as live samples. Fault 5 is real
+again: a streaming language model redeployed with a plan that drifts
+(``sentinel/demo/generative.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, TextIO
 from sentinel.base import logging as sentinel_logging
 from sentinel.base.clock import SystemClock
 from sentinel.config import Config
+from sentinel.demo import generative
 from sentinel.demo.report import table, write_report
 from sentinel.demo.timeline import FaultWindow, Timeline
 from sentinel.probes.replay import ReplaySource
@@ -64,6 +67,7 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
                     "timeout_s": 1.0,
                 }
             ],
+            "stream_canaries": generative.stream_canaries(),
             "gpu": {"source": "off"},
             "detectors": DEMO_DETECTORS,
             "incidents": DEMO_INCIDENTS,
@@ -111,6 +115,7 @@ DEMO_DETECTORS: dict[str, Any] = {
         "predict_min_duration_s": 3,
     },
     "thermal": {"min_samples": 3, "clear_samples": 3},
+    "generation": generative.DEMO_GENERATION,
 }
 DEMO_INCIDENTS: dict[str, Any] = {"resolve_hold_s": 2, "refire_window_s": 10}
 DEMO_PLAYBOOK_OVERRIDES: dict[str, Any] = {
@@ -344,12 +349,14 @@ class Demo:
         await self.latency_spike(s)
         await self.server_hang(s, server)
         await self.gpu_replay(s)
+        await generative.generation_drift(self, s)
 
     async def run(self) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="sentinel-demo-"))
         repo = workdir / "models"
         shutil.copytree(EXAMPLES / "model_repository", repo)
         deploy_int8(repo / MODEL / "config.pbtxt")
+        generative.add_streaming_model(repo)
         self.out.mkdir(parents=True, exist_ok=True)
         log_file = (self.out / "sentinel.log").open("w", encoding="utf-8")
         sentinel_logging.configure("info", "json", stream=log_file)

@@ -266,6 +266,54 @@ class IntegritySettings(Section):
     built for): a version holding one, proven on another GPU, is reported."""
 
 
+class GenerationSettings(Section):
+    """``ttft_spike``, ``stream_stalled`` and ``generation_drift`` from streaming canaries."""
+
+    enabled: bool = True
+    """Run this detector (it reads only streaming canaries)."""
+    ttft_quantile: float = Field(0.5, gt=0, lt=1)
+    """Quantile of time to first token over the short window (0.5: a few canaries suffice)."""
+    ttft_window_s: float = Field(60.0, gt=0)
+    """Span of the short TTFT window."""
+    ttft_min_samples: int = Field(3, ge=1)
+    """Streams the short window needs before it is judged."""
+    ttft_baseline_window_s: float = Field(3600.0, gt=0)
+    """Span of the TTFT baseline (median and IQR); it learns only while nothing is pending
+    or open, and not from rechecks."""
+    ttft_baseline_min_samples: int = Field(10, ge=3)
+    """Baseline streams needed before the relative rule applies."""
+    ttft_ratio: float = Field(3.0, gt=1)
+    """Relative rule: the TTFT quantile must exceed baseline median x ratio ..."""
+    ttft_k_sigma: float = Field(5.0, ge=0)
+    """... and baseline median + k_sigma x robust sigma ..."""
+    ttft_min_increase_s: float = Field(0.05, ge=0)
+    """... and baseline median + this many seconds."""
+    ttft_slo_s: float | None = Field(None, gt=0)
+    """Absolute TTFT SLO on the quantile; a breach is critical. None: relative rule only."""
+    ttft_min_duration_s: float = Field(10.0, ge=0)
+    """A TTFT breach must hold this long before a finding."""
+    ttft_clear_duration_s: float = Field(30.0, ge=0)
+    """TTFT must stay under half way back to the baseline this long to clear."""
+    stall_min_streams: int = Field(2, ge=1)
+    """Stalled or timed-out streams in a row before ``stream_stalled`` (one could be a blip)."""
+    stall_clear_streams: int = Field(2, ge=1)
+    """Completed streams in a row that clear it."""
+    drift_window_s: float = Field(60.0, gt=0)
+    """Span over which the generated text's agreement with the golden text is averaged."""
+    drift_min_samples: int = Field(3, ge=1)
+    """Completed streams the drift window needs before it is judged."""
+    max_edit_distance: float = Field(0.15, ge=0, le=1)
+    """Mean normalised edit distance to the golden text above this is drift ..."""
+    min_exact_share: float | None = Field(None, ge=0, le=1)
+    """... and so is a share of exact matches below this (for deterministic deployments,
+    where greedy decoding must reproduce the golden text); None: edit distance only."""
+    critical_edit_distance: float = Field(0.5, ge=0, le=1)
+    """A mean edit distance at or above this is critical (garbage, or a plan that no longer
+    says what it used to); below it, drift is a warning."""
+    drift_clear_duration_s: float = Field(30.0, ge=0)
+    """The window must stay under half the drift bar this long to clear."""
+
+
 class DetectorSettings(Section):
     """Thresholds of every detector; each has a documented default."""
 
@@ -276,3 +324,4 @@ class DetectorSettings(Section):
     errors: ErrorSettings = ErrorSettings()
     backlog: BacklogSettings = BacklogSettings()
     model_integrity: IntegritySettings = IntegritySettings()
+    generation: GenerationSettings = GenerationSettings()

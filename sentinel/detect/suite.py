@@ -8,6 +8,7 @@ from sentinel.detect.accuracy import AccuracyDetector
 from sentinel.detect.backlog import BacklogDetector
 from sentinel.detect.base import Detector
 from sentinel.detect.errors import ErrorDetector
+from sentinel.detect.generation import GenerationDetector
 from sentinel.detect.integrity import IntegrityDetector
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.memory import MemoryDetector
@@ -24,6 +25,7 @@ DETECTOR_NAMES = (
     "errors",
     "backlog",
     "model_integrity",
+    "generation",
 )
 
 
@@ -45,6 +47,8 @@ def build_detector(
         return BacklogDetector(settings.backlog)
     if name == "model_integrity":
         return IntegrityDetector(settings.model_integrity)
+    if name == "generation":
+        return GenerationDetector(settings.generation)
     raise ValueError(f"unknown detector {name!r}; one of {', '.join(DETECTOR_NAMES)}")
 
 

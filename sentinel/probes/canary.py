@@ -15,13 +15,16 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import structlog
 
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.base.errors import InputError
+from sentinel.probes import tensors
 from sentinel.probes.settings import CanarySettings
+from sentinel.probes.text import text_agreement
 from sentinel.probes.triton import (
     DATATYPES,
     Array,
@@ -111,8 +114,7 @@ def _fits(dims: tuple[int, ...], spec: tuple[int, ...]) -> bool:
 def _check_tensor(
     golden: GoldenSet, field: str, array: Array, spec: TensorSpec, batching: bool
 ) -> None:
-    expected = DATATYPES.get(spec.datatype)
-    if expected is None or array.dtype != expected:
+    if not tensors.fits(spec.datatype, array.dtype):  # BYTES from text, BF16 from floats
         raise GoldenSetError(
             f"{golden.path}: {field}: dtype {array.dtype} but the model's {spec.name} "
             f"is {spec.datatype}"
@@ -204,6 +206,8 @@ class _Plan:
     sizes: list[int]
     output: str
     datatype: str
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Datatype of each input: golden text is sent as BYTES, floats as BF16 where asked."""
 
 
 class CanaryProbe:
@@ -296,7 +300,8 @@ class CanaryProbe:
             raise TritonBadResponse(f"config of {model}: max_batch_size is not a number") from None
         output = check_against_model(self.golden, metadata, max_batch, self.settings.output)
         datatype = next(s.datatype for s in metadata.outputs if s.name == output)
-        return _Plan(batch_sizes(self.settings.batch_sizes, max_batch), output, datatype)
+        sizes = batch_sizes(self.settings.batch_sizes, max_batch)
+        return _Plan(sizes, output, datatype, {s.name: s.datatype for s in metadata.inputs})
 
     def _failed(
         self,
@@ -325,6 +330,10 @@ class CanaryProbe:
                 self.golden.references,
                 self.golden.labels,
             )
+        inputs = {
+            k: tensors.conform(v, plan.inputs[k], k) if k in plan.inputs else v
+            for k, v in inputs.items()
+        }
         ts = self.clock.now()
         start = self.clock.monotonic()
         try:
@@ -351,7 +360,11 @@ class CanaryProbe:
             batch_size=batch,
             outcome="ok",
             latency_s=latency,
-            agreement=compare(output, reference, labels),
+            agreement=(
+                text_agreement(output, reference)
+                if plan.datatype == "BYTES"
+                else compare(output, reference, labels)
+            ),
         )
 
 
@@ -366,10 +379,26 @@ def _output_problem(plan: _Plan, output: Array | None, reference: Array) -> str 
     return None
 
 
+class _Watched(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+class ModelCanary(Protocol):
+    """A canary of one model, tensor or streaming, that runs a round on demand."""
+
+    @property
+    def settings(self) -> _Watched: ...
+
+    async def check(self, model: str = "", version: str = "") -> list[CanaryResult]: ...
+
+
 class CanaryGroup:
     """Every configured canary behind one ``CanaryRunner`` (for playbook verification)."""
 
-    def __init__(self, probes: Sequence[CanaryProbe]) -> None:
+    def __init__(self, probes: Sequence[ModelCanary]) -> None:
         self.probes = list(probes)
 
     async def check(self, model: str, version: str = "") -> list[CanaryResult]:

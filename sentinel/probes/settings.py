@@ -62,6 +62,36 @@ class CanarySettings(Section):
         return v
 
 
+class StreamCanarySettings(Section):
+    """Golden prompts streamed through a decoupled (generative) model over gRPC."""
+
+    model: str
+    """Model name as Triton serves it (``model_transaction_policy { decoupled: true }``)."""
+    version: str = ""
+    """Model version to ask for; '' lets Triton pick by its version policy."""
+    golden_set: RelPath
+    """`.npz` from `sentinel golden capture`: the inputs, `reference__<OUTPUT>` (the whole
+    generated text per prompt) and `tokens__<OUTPUT>` (how many tokens it came in)."""
+    url: str | None = None
+    """gRPC host:port for the stream; default: `triton.url` (streaming needs gRPC)."""
+    output: str | None = None
+    """Output tensor that carries the tokens; default: the model's first output."""
+    interval_s: float = Field(10.0, gt=0)
+    """Time between rounds."""
+    prompts_per_round: int = Field(1, ge=1)
+    """Prompts streamed each round, taken in turn from the golden set."""
+    recheck_interval_s: float | None = Field(2.0, gt=0)
+    """After a round a detector finds suspicious, the next comes this soon (None: off)."""
+    max_rechecks: int = Field(3, ge=0)
+    """Rechecks in a row at most."""
+    first_token_timeout_s: float = Field(10.0, gt=0)
+    """No first token by then: the stream counts as a timeout."""
+    stall_timeout_s: float = Field(2.0, gt=0)
+    """A later token that takes longer than this: the stream stalled, and is cancelled."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Deadline of the whole stream."""
+
+
 class TensorRTCanarySettings(Section):
     """A canary run directly against a serialized TensorRT engine (optional extra)."""
 

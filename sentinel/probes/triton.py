@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.base.errors import ProbeError, Retryable
+from sentinel.probes import tensors
 from sentinel.probes.settings import TritonSettings
 
 T = TypeVar("T")
@@ -186,6 +187,15 @@ def parse_json_output(item: Any) -> tuple[str, Array]:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise TritonBadResponse(f"output without a name: {item!r:.80}")
     name = item["name"]
+    if item.get("datatype") in ("BYTES", "BF16"):  # strings, or numbers rounded to bfloat16
+        try:
+            shape = parse_shape(item.get("shape"), f"output {name}")
+            data = item.get("data")
+            if not isinstance(data, list):
+                raise TritonBadResponse(f"output {name}: data is not a list")
+            return name, tensors.from_json(data, str(item["datatype"]), shape, f"output {name}")
+        except tensors.TensorError as exc:
+            raise TritonBadResponse(str(exc)) from None
     dtype = DATATYPES.get(str(item.get("datatype")))
     if dtype is None:
         raise TritonBadResponse(f"output {name}: unsupported datatype {item.get('datatype')!r}")
@@ -292,11 +302,8 @@ class TritonAdapter(abc.ABC):
 
 
 def datatype_of(array: Array) -> str:
-    """The KServe v2 datatype name of a numpy array."""
-    for name, dtype in DATATYPES.items():
-        if array.dtype == dtype:
-            return name
-    raise ValueError(f"no KServe datatype for numpy dtype {array.dtype}")
+    """The KServe v2 datatype name of a numpy array (text is BYTES, bfloat16 is BF16)."""
+    return tensors.datatype_of(array)
 
 
 def connect(settings: TritonSettings) -> TritonAdapter:

@@ -12,6 +12,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from sentinel.probes import tensors as tensor_codec
 from sentinel.probes.triton import (
     Array,
     InferResult,
@@ -170,7 +171,10 @@ class GrpcTriton(TritonAdapter):
     ) -> InferResult:
         tensors = []
         for name, array in inputs.items():
-            tensor = grpcclient.InferInput(name, list(array.shape), datatype_of(array))
+            datatype = datatype_of(array)
+            if datatype == "BYTES":  # text arrays travel as UTF-8 bytes
+                array = tensor_codec.as_bytes_array(array)
+            tensor = grpcclient.InferInput(name, list(array.shape), datatype)
             tensor.set_data_from_numpy(array)
             tensors.append(tensor)
         wanted = [grpcclient.InferRequestedOutput(name) for name in outputs]

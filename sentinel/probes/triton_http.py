@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from sentinel.probes import tensors
 from sentinel.probes.triton import (
     DATATYPES,
     Array,
@@ -204,23 +205,21 @@ class HttpTriton(TritonAdapter):
 
 def encode_binary_request(inputs: Mapping[str, Array], outputs: Sequence[str]) -> tuple[bytes, int]:
     """A KServe v2 binary-tensor request: JSON header, then each input's raw bytes."""
-    arrays = {
-        name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in inputs.items()
-    }
+    raw = {name: tensors.to_raw(a, datatype_of(a)) for name, a in inputs.items()}
     header = {
         "inputs": [
             {
                 "name": name,
                 "shape": list(array.shape),
                 "datatype": datatype_of(array),
-                "parameters": {"binary_data_size": array.nbytes},
+                "parameters": {"binary_data_size": len(raw[name])},
             }
-            for name, array in arrays.items()
+            for name, array in inputs.items()
         ],
         "outputs": [{"name": name, "parameters": {"binary_data": True}} for name in outputs],
     }
     head = json.dumps(header).encode()
-    return head + b"".join(a.tobytes() for a in arrays.values()), len(head)
+    return head + b"".join(raw.values()), len(head)
 
 
 def decode_infer_response(content: bytes, header_length: str | None, what: str) -> InferResult:
@@ -256,12 +255,18 @@ def parse_binary_output(item: dict[str, Any], size: Any, raw: bytes) -> tuple[st
     name = item.get("name")
     if not isinstance(name, str):
         raise TritonBadResponse(f"output without a name: {item!r:.80}")
-    dtype = DATATYPES.get(str(item.get("datatype")))
-    if dtype is None:
+    datatype = str(item.get("datatype"))
+    dtype = DATATYPES.get(datatype)
+    if dtype is None and datatype not in ("BYTES", "BF16"):
         raise TritonBadResponse(f"output {name}: unsupported datatype {item.get('datatype')!r}")
     shape = parse_shape(item.get("shape"), f"output {name}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > len(raw):
         raise TritonBadResponse(f"output {name}: binary_data_size {size!r:.40} does not fit")
+    if dtype is None:  # BYTES (length-prefixed elements) or BF16
+        try:
+            return name, tensors.from_raw(raw[:size], datatype, shape, f"output {name}")
+        except tensors.TensorError as exc:
+            raise TritonBadResponse(str(exc)) from None
     if any(d < 0 for d in shape) or size != math.prod(shape) * dtype.itemsize:
         raise TritonBadResponse(f"output {name}: {size} bytes do not fill shape {shape}")
     array = np.frombuffer(raw[:size], dtype=dtype.newbyteorder("<")).reshape(shape)

@@ -160,9 +160,48 @@ class TritonHealth:
     """Seconds since the server process started, when known."""
 
 
-Sample = CanaryResult | GpuSample | GpuEvent | TritonHealth | ModelFilesSample
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """One streaming canary: a golden prompt through a decoupled (generative) model."""
+
+    TYPE: ClassVar[str] = "stream"
+    ts: float
+    """Wall time when the request was sent, epoch seconds."""
+    model: str
+    version: str
+    """Version that served it ('' when unknown)."""
+    prompt: int
+    """Row of the golden set whose prompt was sent."""
+    outcome: CanaryOutcome
+    ttft_s: float | None = None
+    """Time to first token on the monotonic clock; None when no token came."""
+    tokens: int = 0
+    """Tokens (non-empty responses) received."""
+    duration_s: float | None = None
+    """Request sent to stream end (or to giving up)."""
+    itl_s: float | None = None
+    """Mean inter-token latency; None with fewer than two tokens."""
+    max_gap_s: float | None = None
+    """Longest wait for a token, the first one included."""
+    tokens_per_s: float | None = None
+    """Decode rate: tokens after the first over the time from first to last token."""
+    completed: bool = False
+    """The stream ended on its own (every response sent) before any timeout."""
+    stalled: bool = False
+    """A token took longer than the stall timeout, so the canary gave up on the stream."""
+    exact_match: bool | None = None
+    """Generated text and token count equal the golden reference (greedy decoding)."""
+    edit_distance: float | None = None
+    """Normalised edit distance to the golden text: 0 identical, 1 nothing alike."""
+    error: str | None = None
+    recheck: bool = False
+    """Taken sooner than the interval because a detector suspected the model."""
+
+
+Sample = CanaryResult | GpuSample | GpuEvent | TritonHealth | ModelFilesSample | StreamResult
 SAMPLE_TYPES: dict[str, type[Any]] = {
-    c.TYPE: c for c in (CanaryResult, GpuSample, GpuEvent, TritonHealth, ModelFilesSample)
+    c.TYPE: c
+    for c in (CanaryResult, GpuSample, GpuEvent, TritonHealth, ModelFilesSample, StreamResult)
 }
 
 

@@ -1,4 +1,4 @@
-"""`sentinel demo` end to end: four faults against a real tritonserver."""
+"""`sentinel demo` end to end: five faults against a real tritonserver."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_demo_detects_and_mitigates_every_fault(tmp_path: Path) -> None:
     assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-2000:]
     report = (tmp_path / "report" / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and " ok |" in line]
-    assert ["int8-drift", "latency", "hang", "gpu-oom+thermal"] == [
+    assert ["int8-drift", "latency", "hang", "gpu-oom+thermal", "generation-drift"] == [
         r.split("|")[1].strip() for r in rows
     ]
     assert (tmp_path / "report" / "timeline.svg").read_text().startswith("<svg")

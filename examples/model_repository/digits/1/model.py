@@ -64,6 +64,21 @@ class DigitsNet:
         return (h @ self.w[1] + self.b[1]).astype(np.float32)
 
 
+def _plan_precision(args: dict[str, str], config: dict[str, Any]) -> str:
+    """The precision the served file itself stands for, when no parameter names one.
+
+    Real deployments switch TensorRT plans, not parameters: a second plan file named by
+    ``default_model_filename`` (here ``model_<precision>.py``), or a second model version
+    (here a ``PRECISION`` file in the version folder, as a plan built at that precision).
+    """
+    name = str(config.get("default_model_filename") or "")
+    stem = name.removesuffix(".py")
+    if stem.startswith("model_") and stem != name:
+        return stem.removeprefix("model_")
+    marker = Path(args["model_repository"]) / args["model_version"] / "PRECISION"
+    return marker.read_text().strip().lower() if marker.is_file() else "fp32"
+
+
 def _params(model_config: dict[str, Any]) -> dict[str, str]:
     raw = model_config.get("parameters") or {}
     return {k: str(v.get("string_value", "")) for k, v in raw.items()}
@@ -87,7 +102,8 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
         params = _params(config)
-        precision = params.get("precision", "fp32").strip().lower() or "fp32"
+        plan = _plan_precision(args, config)
+        precision = params.get("precision", plan).strip().lower() or plan
         if precision not in ("fp32", "fp16", "int8"):
             raise pb_utils.TritonModelException(
                 f"parameter 'precision': expected fp32, fp16 or int8, got {precision!r}"
