@@ -17,12 +17,20 @@ import yaml
 from sentinel.base.errors import InputError
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.config import load_config
-from sentinel.detect.backtest import Episode, run
+from sentinel.detect.backtest import Episode, run, run_values
+from sentinel.detect.generic import MetricDetector
 from sentinel.detect.series import FIELDS, SAMPLE_FOR, SERIES_SLOWDOWN_C
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
 from sentinel.probes.recording import iter_recording
+from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.samples import Sample
+
+SECTIONS = (*DETECTOR_NAMES, "generic")
+"""Detectors a replay can run (and name in --set): the suite's and the generic one."""
+GENERIC_FIELD = "any numeric series (rises, drops, level shifts, variance, flat lines)"
+_EPOCH_RANGE = (-62135596800.0, 253402300799.0)
+"""Year 1 to 9999 (UTC): timestamps outside cannot be written back as dates."""
 
 
 class BadInput(InputError):
@@ -30,7 +38,9 @@ class BadInput(InputError):
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fields = "\n".join(f"  {name:<9} {what}" for name, what in FIELDS.items())
+    fields = "\n".join(
+        f"  {name:<9} {what}" for name, what in {**FIELDS, "generic": GENERIC_FIELD}.items()
+    )
     p = sub.add_parser(
         "replay",
         help="backtest detectors on a CSV series or a JSONL recording",
@@ -41,13 +51,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "was found, 2 on bad input.\n\n"
             "FILE is a CSV with the header 'timestamp,value' (timestamps ISO 8601 or epoch\n"
             "seconds, e.g. exported from Prometheus) or a sentinel JSONL recording.\n"
+            "Rows out of time order or repeating a timestamp are dropped and counted.\n"
             "For a CSV, --detector says what the value is:\n" + fields
         ),
     )
     p.add_argument("file", help="CSV (timestamp,value) or JSONL recording")
     p.add_argument(
         "--detector",
-        choices=[*DETECTOR_NAMES, "all"],
+        choices=[*SECTIONS, "all"],
         help="detector to run (required for a CSV; a recording runs all by default)",
     )
     p.add_argument(
@@ -61,6 +72,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--config", help="take the detectors: section of this config as the base")
     p.add_argument("--json", action="store_true", help="one JSON object per finding")
+    p.add_argument(
+        "--scores",
+        metavar="OUT.csv",
+        help="write timestamp,value,score for every replayed row (--detector generic; the "
+        "score is in robust sigmas, for threshold-free comparisons)",
+    )
     p.set_defaults(handler=_handle)
 
 
@@ -89,7 +106,13 @@ def replay(args: argparse.Namespace) -> tuple[list[Episode], TimeForm]:
         raise BadInput("--detector is required for a CSV (which value does it hold?)")
     if is_csv and detector == "all":
         raise BadInput("a CSV holds one series: name its --detector")
+    if detector == "generic" and not is_csv:
+        raise BadInput("--detector generic reads a timestamp,value CSV, not a recording")
+    if args.scores and detector != "generic":
+        raise BadInput("--scores needs --detector generic")
     settings = _settings(args.config, detector, args.overrides)
+    if detector == "generic":
+        return replay_generic(path, settings, args.scores)
     if is_csv and detector == "thermal" and settings.thermal.fallback_slowdown_c is None:
         thermal = settings.thermal.model_copy(update={"fallback_slowdown_c": SERIES_SLOWDOWN_C})
         settings = settings.model_copy(update={"thermal": thermal})
@@ -101,12 +124,57 @@ def replay(args: argparse.Namespace) -> tuple[list[Episode], TimeForm]:
     only = None if detector == "all" else (detector,)
     suite = DetectorSuite(settings, only=only)
     if is_csv:
-        rows, form = read_csv(path)
+        dropped: list[int] = []
+        rows, form = read_csv(path, dropped)
+        _report_dropped(path, dropped)
         make = SAMPLE_FOR[detector]
         samples: list[Sample] = [make(ts, v) for ts, v in rows]
     else:
         samples, form = read_recording(path), TimeForm("epoch")
     return run(suite, samples), form
+
+
+class _Scored:
+    """The generic detector, keeping each accepted row's score for --scores."""
+
+    def __init__(self, detector: MetricDetector) -> None:
+        self.detector = detector
+        self.scores: list[tuple[float, float, float]] = []
+
+    def update(self, ts: float, value: float) -> list[Judgement]:
+        out = self.detector.update(ts, value)
+        if self.detector.last is not None and self.detector.last.ts == ts:
+            self.scores.append((ts, value, self.detector.last.score))
+        return out
+
+
+def replay_generic(
+    path: Path, settings: DetectorSettings, scores_to: str | None
+) -> tuple[list[Episode], TimeForm]:
+    """The generic detector over a CSV; --scores writes each row's score."""
+    dropped: list[int] = []
+    rows, form = read_csv(path, dropped)
+    _report_dropped(path, dropped)
+    scored = _Scored(MetricDetector(settings.generic, series=path.stem))
+    episodes = run_values(scored, rows)
+    if scores_to is not None:
+        try:
+            with open(scores_to, "w", encoding="utf-8") as out:
+                out.write("timestamp,value,score\n")
+                for ts, value, score in scored.scores:
+                    out.write(f"{form.render(ts)},{value!r},{score:.6g}\n")
+        except OSError as exc:
+            raise BadInput(f"{scores_to}: cannot write: {exc.strerror}") from exc
+    return episodes, form
+
+
+def _report_dropped(path: Path, dropped: list[int]) -> None:
+    if dropped:
+        print(
+            f"sentinel replay: {path}: dropped {len(dropped)} row(s) out of time order or "
+            f"repeating a timestamp (first at line {dropped[0]})",
+            file=sys.stderr,
+        )
 
 
 def _settings(config: str | None, detector: str, overrides: list[str]) -> DetectorSettings:
@@ -122,7 +190,7 @@ def _settings(config: str | None, detector: str, overrides: list[str]) -> Detect
             raise BadInput(f"--set {item}: expected KEY=VALUE")
         section, _, field = key.rpartition(".")
         section = section or detector
-        if section not in DETECTOR_NAMES:
+        if section not in SECTIONS:
             raise BadInput(f"--set {key}: name the detector section, e.g. latency.{field}")
         known = DetectorSettings.model_fields[section].annotation
         names = sorted(getattr(known, "model_fields", {}))
@@ -183,8 +251,14 @@ def _looks_like_csv(path: Path) -> bool:
     return True
 
 
-def read_csv(path: Path) -> tuple[list[tuple[float, float]], TimeForm]:
-    """(epoch seconds, value) rows of a ``timestamp,value`` CSV, and its time form."""
+def read_csv(
+    path: Path, dropped: list[int] | None = None
+) -> tuple[list[tuple[float, float]], TimeForm]:
+    """(epoch seconds, value) rows of a ``timestamp,value`` CSV, and its time form.
+
+    A row not later than the one kept before it (out of order, or a repeated timestamp)
+    is dropped; its line number goes to ``dropped``.
+    """
     rows: list[tuple[float, float]] = []
     form: TimeForm | None = None
     try:
@@ -193,8 +267,10 @@ def read_csv(path: Path) -> tuple[list[tuple[float, float]], TimeForm]:
                 form = this_form
             elif form.kind != this_form.kind:
                 raise BadInput(f"{path}:{lineno}: timestamp: mixes ISO 8601 and epoch seconds")
-            if rows and ts < rows[-1][0]:
-                raise BadInput(f"{path}:{lineno}: timestamp: earlier than the line before")
+            if rows and ts <= rows[-1][0]:
+                if dropped is not None:
+                    dropped.append(lineno)
+                continue
             rows.append((ts, value))
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror}") from exc
@@ -238,6 +314,8 @@ def _parse_time(text: str, path: Path, lineno: int) -> tuple[float, TimeForm]:
     else:
         if not math.isfinite(ts):
             raise BadInput(f"{path}:{lineno}: timestamp: not finite: {text!r}")
+        if not _EPOCH_RANGE[0] <= ts <= _EPOCH_RANGE[1]:
+            raise BadInput(f"{path}:{lineno}: timestamp: out of range: {text!r}")
         return ts, TimeForm("epoch")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -31,27 +31,35 @@ class Episode:
     clear_evidence: dict[str, Any] = field(default_factory=dict)
 
 
+class _Pairing:
+    """Findings in order, each paired with the clear that closed it."""
+
+    def __init__(self) -> None:
+        self.episodes: list[Episode] = []
+        self._open: dict[tuple[str, str], Episode] = {}
+
+    def take(self, judgements: list[Judgement]) -> None:
+        for j in judgements:
+            key = (j.kind, j.subject.key())
+            if isinstance(j, Finding):
+                ep = Episode(j)
+                self.episodes.append(ep)
+                self._open[key] = ep
+            elif isinstance(j, Cleared) and key in self._open:
+                ep = self._open.pop(key)
+                ep.cleared_at = j.cleared_at
+                ep.clear_evidence = dict(j.evidence)
+
+
 def run(judge: Judge, samples: Iterable[Sample], tick_s: float = 10.0) -> list[Episode]:
     """Findings of a sample stream in order, paired with their clears.
 
     ``tick`` is called whenever sample time passes a multiple of ``tick_s``, as the
     daemon would, so quiet-period clears happen during a replay too.
     """
-    episodes: list[Episode] = []
-    open_: dict[tuple[str, str], Episode] = {}
+    pairing = _Pairing()
+    take = pairing.take
     next_tick: float | None = None
-
-    def take(judgements: list[Judgement]) -> None:
-        for j in judgements:
-            key = (j.kind, j.subject.key())
-            if isinstance(j, Finding):
-                ep = Episode(j)
-                episodes.append(ep)
-                open_[key] = ep
-            elif isinstance(j, Cleared) and key in open_:
-                ep = open_.pop(key)
-                ep.cleared_at = j.cleared_at
-                ep.clear_evidence = dict(j.evidence)
 
     for sample in samples:
         if next_tick is None:
@@ -60,7 +68,21 @@ def run(judge: Judge, samples: Iterable[Sample], tick_s: float = 10.0) -> list[E
             take(judge.tick(next_tick))
             next_tick += tick_s
         take(judge.observe(sample))
-    return episodes
+    return pairing.episodes
+
+
+class ValueJudge(Protocol):
+    """A detector of one bare numeric series (e.g. the generic metric detector)."""
+
+    def update(self, ts: float, value: float) -> list[Judgement]: ...
+
+
+def run_values(judge: ValueJudge, rows: Iterable[tuple[float, float]]) -> list[Episode]:
+    """Findings of a (timestamp, value) series in order, paired with their clears."""
+    pairing = _Pairing()
+    for ts, value in rows:
+        pairing.take(judge.update(ts, value))
+    return pairing.episodes
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,50 @@ class GenerationSettings(Section):
     """The window must stay under half the drift bar this long to clear."""
 
 
+class GenericSettings(Section):
+    """``metric_anomaly``: the generic detector for any numeric series (see docs/detectors.md).
+
+    Windows are counted in samples, so they follow whatever interval the series has;
+    seasonal periods are in seconds and turned into slots at the observed interval.
+    Defaults were fixed on the tuning half of the KPI corpus (``bench/kpi.py``), one
+    configuration for all series.
+    """
+
+    enabled: bool = True
+    """Run this detector."""
+    level_samples: int = Field(20, ge=1)
+    """The expected value is the median of this many previous samples."""
+    spread_samples: int = Field(1440, ge=8)
+    """Spread (IQR / 1.349) of the deviations from the expected value over this many samples."""
+    spread_tail: float | None = Field(0.99, gt=0.75, lt=1)
+    """The spread is also at least the central range between this quantile and its mirror,
+    over that range's width on a normal curve: a sparse or spiky series is then judged by
+    its usual excursions, not by its quiet half. None: IQR only."""
+    min_samples: int = Field(60, ge=4)
+    """Samples seen before anything is scored (the spread needs a history)."""
+    threshold: float = Field(2.4, gt=0)
+    """Anomaly score (deviation / spread, in robust sigmas) at which a sample breaches."""
+    seasonal_periods_s: list[float] = Field(default_factory=lambda: [86400.0, 604800.0])
+    """Seasons tried (daily, weekly). Once the history holds a period, a deviation that the
+    same time one period earlier also had does not count (the score is the smallest of the
+    plain and the seasonal ones). Empty: no seasonality."""
+    max_season_slots: int = Field(20160, ge=0)
+    """A season longer than this many samples is skipped (memory: 16 bytes per slot)."""
+    variance_ratio: float = Field(2.0, gt=1)
+    """Variance change: evidence (CUSUM) that the spread grew this many times ..."""
+    variance_log_odds: float | None = Field(None, gt=0)
+    """... alarms at this log-likelihood ratio (None: no variance rule)."""
+    flat_samples: int | None = Field(None, ge=2)
+    """Flat line: this many identical values in a row on a series that is normally never
+    flat for that long breaches (None: no flat-line rule)."""
+    min_breach_samples: int = Field(1, ge=1)
+    """Breaching samples in a row before a finding."""
+    clear_fraction: float = Field(0.5, ge=0, le=1)
+    """Hysteresis: a finding clears when the score is under clear_fraction x threshold ..."""
+    clear_samples: int = Field(5, ge=1)
+    """... for this many samples in a row."""
+
+
 class DetectorSettings(Section):
     """Thresholds of every detector; each has a documented default."""
 
@@ -325,3 +369,4 @@ class DetectorSettings(Section):
     backlog: BacklogSettings = BacklogSettings()
     model_integrity: IntegritySettings = IntegritySettings()
     generation: GenerationSettings = GenerationSettings()
+    generic: GenericSettings = GenericSettings()

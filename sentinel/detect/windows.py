@@ -334,3 +334,72 @@ def binomial_llr(hits: float, n: float, p_normal: float, p_changed: float) -> fl
 
 _P_EPS = 1e-4
 """Rates are kept this far from 0 and 1 (see :func:`binomial_llr`)."""
+
+
+class CountWindow:
+    """The last ``size`` values (however far apart in time), with quantiles and a mean.
+
+    For series whose sampling interval is unknown or irregular: a hole in the data does
+    not empty the window. add is O(log size) (sorted list), quantile O(log size).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        self.size = size
+        self._items: deque[float] = deque()
+        self._sorted = SortedList()
+        self._sum = 0.0
+        self._evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.size
+
+    def add(self, value: float) -> None:
+        """Add one value; the oldest leaves once the window is full."""
+        self._items.append(value)
+        self._sorted.add(value)
+        self._sum += value
+        if len(self._items) > self.size:
+            old = self._items.popleft()
+            self._sorted.remove(old)
+            self._sum -= old
+            self._evictions += 1
+            # running sums drift with many subtractions; a rare exact recount keeps them honest
+            if self._evictions > 4 * self.size + 1024:
+                self._sum = math.fsum(self._items)
+                self._evictions = 0
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._sorted.clear()
+        self._sum = 0.0
+
+    def mean(self) -> float:
+        """Arithmetic mean (NaN when empty)."""
+        return self._sum / len(self._items) if self._items else math.nan
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile, linear interpolation between ranks (numpy's default); NaN if empty."""
+        n = len(self._sorted)
+        if n == 0:
+            return math.nan
+        pos = q * (n - 1)
+        lo = math.floor(pos)
+        frac = pos - lo
+        low: float = self._sorted[lo]
+        if frac == 0.0:
+            return low
+        high: float = self._sorted[min(lo + 1, n - 1)]
+        return low + (high - low) * frac
+
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    def robust_sigma(self) -> float:
+        """Spread that ignores outliers: interquartile range / 1.349."""
+        return (self.quantile(0.75) - self.quantile(0.25)) / _IQR_TO_SIGMA

@@ -96,7 +96,6 @@ def test_bad_arguments_exit_2(
         ("time,value\n1,2\n", ":1: expected the header"),
         ("timestamp,value\n1,0.1\n2,abc\n", ":3: value: not a number"),
         ("timestamp,value\n1,0.1\nyesterday,0.2\n", ":3: timestamp: neither ISO 8601"),
-        ("timestamp,value\n5,0.1\n4,0.2\n", ":3: timestamp: earlier"),
         ("timestamp,value\n1,0.1,7\n", ":2: expected 2 fields"),
         ("timestamp,value\n1,0.1\n2025-01-01T00:00:00Z,0.2\n", ":3: timestamp: mixes"),
         ("timestamp,value\n1,nan\n", ":2: value: not finite"),
