@@ -101,7 +101,9 @@ class GpuCollector(Collector):
         return iter(self._families())
 
     def _families(self) -> list[Metric]:
-        gl = ["gpu", "uuid"]
+        # gpu = the index (as dcgm-exporter), gpu_uuid = the UUID (as Triton and sentinel's
+        # incidents): one label set across the three sources
+        gl = ["gpu", "gpu_uuid"]
         return [
             GaugeMetricFamily("sentinel_gpu_up", "1 while NVML answers for this GPU.", labels=gl),
             GaugeMetricFamily(

@@ -36,7 +36,7 @@ def _gpu(**fields: object) -> GpuSample:
 
 
 def _labels(**extra: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({"gpu": "0", "uuid": "GPU-a", **extra}.items()))
+    return tuple(sorted({"gpu": "0", "gpu_uuid": "GPU-a", **extra}.items()))
 
 
 def _setup(
@@ -151,7 +151,7 @@ async def test_real_matmul_trace_exports_sw_power_cap() -> None:
     GpuCollector(telemetry, registry)
     await ReplaySource(TRACES / "h200-matmul.jsonl", clock, speed=None).run(telemetry.sink)
     got = _scrape(registry)
-    labels = (("gpu", "0"), ("uuid", "GPU-5c0bf24b-5f67-e6eb-7366-95e28a901d8e"))
+    labels = (("gpu", "0"), ("gpu_uuid", "GPU-5c0bf24b-5f67-e6eb-7366-95e28a901d8e"))
     reason = "sentinel_gpu_clock_event_reason"
     assert (1.0, 0.0) == (
         got[(reason, tuple(sorted((*labels, ("reason", "SwPowerCap")))))],
