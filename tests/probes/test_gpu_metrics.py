@@ -125,7 +125,10 @@ def test_down_gpu_exports_no_stale_values() -> None:
     """A lost GPU keeps its up=0 line but no margin/ratio from its last reading."""
     _, telemetry, registry = _setup(_gpu(temperature_c=40.0, temperature_slowdown_c=89.0))
     telemetry.observe(GpuEvent(ts=2.0, uuid="GPU-a", kind="gpu_lost"))
-    assert ["sentinel_gpu_up"] == sorted({name for name, _ in _scrape(registry)})
+    assert ["sentinel_gpu_source_up", "sentinel_gpu_up"] == sorted(
+        {name for name, _ in _scrape(registry)}
+    )
+    assert 0.0 == registry.get_sample_value("sentinel_gpu_source_up")  # its only GPU is gone
 
 
 def test_xid_counter_by_xid_and_cause() -> None:
