@@ -68,7 +68,8 @@ def _gpus(text: str, uuid_label: str, index_label: str | None) -> list[_Gpu]:
                 index = s.labels.get(index_label or "", "")
                 position = int(index) if index.isdigit() else len(found)
                 gpu = found[uuid] = _Gpu(position, uuid, dict(s.labels))
-            gpu.values[s.name] = s.value
+            # the parser names counter samples NAME_total even where the text does not
+            gpu.values[s.name.removesuffix("_total")] = s.value
     return list(found.values())
 
 
