@@ -5,6 +5,9 @@ generated JSON is committed and tests/ops/test_dashboards.py checks it is curren
 
     python dashboards/generate.py          # rewrite the JSON
     python dashboards/generate.py --check  # exit 1 when the JSON is stale
+
+The cluster label of the $cluster variable comes from alerts/mixin.yaml (cluster_label),
+the same site settings as the alert rules.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 OUT = Path(__file__).with_name("sentinel-overview.json")
+MIXIN = Path(__file__).resolve().parents[1] / "alerts" / "mixin.yaml"
+CLUSTER = yaml.safe_load(MIXIN.read_text(encoding="utf-8"))["cluster_label"]
 DS = {"type": "prometheus", "uid": "${datasource}"}
-# every sentinel/Triton query is narrowed to the chosen namespace, pods and models
-SEL = 'namespace="$namespace", pod=~"$pod"'
+# every sentinel/Triton query is narrowed to the chosen cluster, namespace, pods and
+# models; GPU queries also to the chosen GPUs, by gpu_uuid (Triton's and sentinel's label)
+SEL = f'{CLUSTER}=~"$cluster", namespace="$namespace", pod=~"$pod"'
 MSEL = SEL + ', model=~"$model"'
+GSEL = SEL + ', gpu_uuid=~"$gpu"'
 RATE = "$__rate_interval"
 
 
@@ -61,6 +70,8 @@ class Layout:
         description: str = "",
         extra: dict[str, Any] | None = None,
     ) -> None:
+        if not description:
+            raise ValueError(f"panel {title!r} needs a description (what it shows, why)")
         if self.x + w > 24:
             self.y += self.row_h
             self.x, self.row_h = 0, 0
@@ -147,6 +158,8 @@ def build() -> dict[str, Any]:
                 "{{model}} b{{batch_size}}",
             )
         ],
+        description="Largest absolute difference between Triton's output and the reference "
+        "for the golden inputs; a jump without an agreement drop is numeric noise.",
     )
     lay.panel(
         "timeseries",
@@ -158,6 +171,8 @@ def build() -> dict[str, Any]:
             )
         ],
         unit="reqps",
+        description="Canary requests per second by outcome; anything but ok means Triton "
+        "answered wrongly, late or not at all.",
     )
     lay.panel(
         "timeseries",
@@ -176,6 +191,8 @@ def build() -> dict[str, Any]:
             (f"min(sentinel_triton_up{{{SEL}}})", "server up"),
             (f"min by (model) (sentinel_triton_model_ready{{{MSEL}}})", "{{model}} ready"),
         ],
+        description="1 = Triton answers its health endpoint / the model is ready, as sentinel "
+        "sees it (the worst pod).",
     )
 
     lay.row("Incidents and automation")
@@ -183,11 +200,14 @@ def build() -> dict[str, Any]:
         "timeseries",
         "Open incidents",
         [(f"sum by (kind, severity) (sentinel_incidents_open{{{SEL}}})", "{{kind}} {{severity}}")],
+        description="Incidents sentinel holds open, by detector kind and severity "
+        "(`sentinel incidents` lists them).",
     )
     lay.panel(
         "timeseries",
         "Findings by detector kind",
         [(f"sum by (kind) (increase(sentinel_findings_total{{{SEL}}}[{RATE}]))", "{{kind}}")],
+        description="Findings the detectors raised; several findings of a kind feed one incident.",
     )
     lay.panel(
         "timeseries",
@@ -199,6 +219,8 @@ def build() -> dict[str, Any]:
                 "{{playbook}} {{outcome}}",
             )
         ],
+        description="Playbook runs by outcome (verified, failed, rolled back, dry run); the "
+        "annotations mark each run on every panel.",
         extra={"fieldConfig": {"defaults": {"custom": {"drawStyle": "bars"}}, "overrides": []}},
     )
     lay.panel(
@@ -236,21 +258,25 @@ def build() -> dict[str, Any]:
             ),
             (f"sum(sentinel_outbox_pending{{{SEL}}})", "outbox pending"),
         ],
+        description="Deliveries to Slack, PagerDuty and Alertmanager by outcome, and notices "
+        "waiting in the durable outbox (should return to 0).",
     )
 
     lay.row("GPU")
     lay.panel(
         "timeseries",
         "Temperature margin to slowdown",
-        [(f"sentinel_gpu_temperature_margin_celsius{{{SEL}}}", "{{pod}} gpu {{gpu}}")],
+        [(f"sentinel_gpu_temperature_margin_celsius{{{GSEL}}}", "{{pod}} gpu {{gpu}}")],
         unit="celsius",
+        description="Degrees below the GPU's slowdown threshold (NVML); under 5 °C the "
+        "GPU is about to throttle.",
     )
     lay.panel(
         "state-timeline",
         "Clock-event (throttle) reasons",
         [
             (
-                f"max by (gpu, reason) (sentinel_gpu_clock_event_reason{{{SEL}}}) == 1",
+                f"max by (gpu, reason) (sentinel_gpu_clock_event_reason{{{GSEL}}}) == 1",
                 "gpu {{gpu}} {{reason}}",
             )
         ],
@@ -260,12 +286,15 @@ def build() -> dict[str, Any]:
         "timeseries",
         "GPU memory: Triton vs other processes",
         [
-            (f"sum by (gpu) (nv_gpu_memory_used_bytes{{{SEL}}})", "gpu {{gpu}} used (all)"),
             (
-                f"sum by (gpu) (sentinel_gpu_memory_foreign_bytes{{{SEL}}})",
-                "gpu {{gpu}} other processes",
+                f"sum by (gpu_uuid) (nv_gpu_memory_used_bytes{{{GSEL}}})",
+                "{{gpu_uuid}} used (all)",
             ),
-            (f"sum by (gpu) (nv_gpu_memory_total_bytes{{{SEL}}})", "gpu {{gpu}} total"),
+            (
+                f"sum by (gpu_uuid) (sentinel_gpu_memory_foreign_bytes{{{GSEL}}})",
+                "{{gpu_uuid}} other processes",
+            ),
+            (f"sum by (gpu_uuid) (nv_gpu_memory_total_bytes{{{GSEL}}})", "{{gpu_uuid}} total"),
         ],
         unit="bytes",
         description="Memory held by processes other than Triton is why sentinel pages "
@@ -274,8 +303,10 @@ def build() -> dict[str, Any]:
     lay.panel(
         "timeseries",
         "GPU memory used",
-        [(f"sentinel_gpu_memory_used_ratio{{{SEL}}}", "{{pod}} gpu {{gpu}}")],
+        [(f"sentinel_gpu_memory_used_ratio{{{GSEL}}}", "{{pod}} gpu {{gpu}}")],
         unit="percentunit",
+        description="Memory used over total, as NVML reports it; above 95% for 10 minutes "
+        "alerts (GPU OOM risk).",
     )
     lay.panel(
         "timeseries",
@@ -287,23 +318,30 @@ def build() -> dict[str, Any]:
                 "{{pod}} xid {{xid}} ({{cause}})",
             )
         ],
+        description="Xid errors from the driver, by cause: hardware Xids (48, 79, ...) need "
+        "the node drained, application Xids the model fixed.",
         extra={"fieldConfig": {"defaults": {"custom": {"drawStyle": "bars"}}, "overrides": []}},
     )
     lay.panel(
         "timeseries",
         "GPU utilization and power (Triton)",
         [
-            (f"avg by (gpu) (nv_gpu_utilization{{{SEL}}})", "gpu {{gpu}} util"),
-            (f"sum by (gpu) (nv_gpu_power_usage{{{SEL}}})", "gpu {{gpu}} watts"),
+            (f"avg by (gpu_uuid) (nv_gpu_utilization{{{GSEL}}})", "{{gpu_uuid}} util"),
+            (f"sum by (gpu_uuid) (nv_gpu_power_usage{{{GSEL}}})", "{{gpu_uuid}} watts"),
         ],
-        description="Triton's own DCGM-backed gauges; NVML health below.",
+        unit="percentunit",
+        description="Triton's own GPU gauges (labelled gpu_uuid): utilization 0-1 on the "
+        "left axis, power in watts on the right.",
+        extra={"fieldConfig": {"defaults": {"unit": "percentunit"}, "overrides": [_WATTS_RIGHT]}},
     )
     lay.panel(
         "stat",
         "NVML reachable",
-        [(f"min by (gpu) (sentinel_gpu_up{{{SEL}}})", "gpu {{gpu}}")],
+        [(f"min by (gpu, gpu_uuid) (sentinel_gpu_up{{{GSEL}}})", "gpu {{gpu}} {{gpu_uuid}}")],
         w=24,
         h=4,
+        description="1 = sentinel's GPU source (NVML) answers for this GPU; 0 or no value "
+        "means sentinel is blind to it (docs/operations.md, SentinelGpuDown).",
     )
 
     lay.row("Triton")
@@ -321,6 +359,8 @@ def build() -> dict[str, Any]:
             ),
         ],
         unit="reqps",
+        description="Triton's own request counters: successes and failures by reason "
+        "(REJECTED = queue timeout, BACKEND = model error, CANCELED = client gave up).",
     )
     lay.panel(
         "timeseries",
@@ -357,6 +397,8 @@ def build() -> dict[str, Any]:
                 "{{model}} avg batch",
             ),
         ],
+        description="Requests waiting in Triton's queue, and the average batch the dynamic "
+        "batcher formed (inferences per execution).",
     )
     lay.panel(
         "table",
@@ -364,6 +406,7 @@ def build() -> dict[str, Any]:
         [(f"sentinel_build_info{{{SEL}}}", "{{pod}} {{version}}")],
         w=24,
         h=5,
+        description="Which sentinel version runs in each pod.",
         extra={"targets": [_instant(f"sentinel_build_info{{{SEL}}}")]},
     )
 
@@ -380,7 +423,7 @@ def build() -> dict[str, Any]:
         "timezone": "utc",
         "graphTooltip": 1,
         "links": [],
-        "annotations": {"list": []},
+        "annotations": {"list": _annotations()},
         "templating": {
             "list": [
                 {
@@ -391,28 +434,81 @@ def build() -> dict[str, Any]:
                     "current": {},
                 },
                 _variable(
+                    "cluster",
+                    "Cluster",
+                    f"label_values(sentinel_build_info, {CLUSTER})",
+                    multi=True,
+                ),
+                _variable(
                     "namespace",
                     "Namespace",
-                    "label_values(sentinel_build_info, namespace)",
+                    f'label_values(sentinel_build_info{{{CLUSTER}=~"$cluster"}}, namespace)',
                     multi=False,
                 ),
                 _variable(
                     "pod",
                     "Pod",
-                    'label_values(sentinel_build_info{namespace="$namespace"}, pod)',
+                    f'label_values(sentinel_build_info{{{CLUSTER}=~"$cluster", '
+                    'namespace="$namespace"}, pod)',
                     multi=True,
                 ),
                 _variable(
                     "model",
                     "Model",
-                    'label_values(sentinel_canary_requests_total{namespace="$namespace", '
-                    'pod=~"$pod"}, model)',
+                    f"label_values(sentinel_canary_requests_total{{{SEL}}}, model)",
+                    multi=True,
+                ),
+                _variable(
+                    "gpu",
+                    "GPU",
+                    # sentinel's and Triton's GPU series share gpu_uuid; either may be absent
+                    f'label_values({{__name__=~"sentinel_gpu_up|nv_gpu_utilization", {SEL}}}, '
+                    "gpu_uuid)",
                     multi=True,
                 ),
             ]
         },
         "panels": lay.panels,
     }
+
+
+_WATTS_RIGHT = {
+    "matcher": {"id": "byFrameRefID", "options": "B"},
+    "properties": [
+        {"id": "unit", "value": "watt"},
+        {"id": "custom.axisPlacement", "value": "right"},
+        {"id": "custom.axisLabel", "value": "watts"},
+    ],
+}
+
+
+def _annotations() -> list[dict[str, Any]]:
+    """Playbook runs and breaker trips, marked on every time series panel."""
+    return [
+        {
+            "name": "Playbook runs",
+            "datasource": DS,
+            "enable": True,
+            "iconColor": "orange",
+            "expr": "sum by (pod, playbook, outcome) "
+            f"(changes(sentinel_playbook_runs_total{{{SEL}}}[2m])) > 0",
+            "step": "1m",
+            "titleFormat": "{{playbook}}: {{outcome}}",
+            "textFormat": "playbook {{playbook}} ran in {{pod}} ({{outcome}})",
+            "tagKeys": "playbook,outcome",
+        },
+        {
+            "name": "Breaker open",
+            "datasource": DS,
+            "enable": True,
+            "iconColor": "red",
+            "expr": f"max by (pod) (sentinel_breaker_open{{{SEL}}}) == 1",
+            "step": "1m",
+            "titleFormat": "automation stopped in {{pod}}",
+            "textFormat": "circuit breaker open: `sentinel breaker reset` after review",
+            "tagKeys": "pod",
+        },
+    ]
 
 
 def _instant(expr: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from sentinel.probes.canary import CanaryGroup, CanaryProbe, GoldenSetError
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError, parse_source
 from sentinel.probes.gpu_metrics import GpuCollector, GpuTelemetry
 from sentinel.probes.gpu_probe import GpuProbe
+from sentinel.probes.gpu_scrape import ScrapedGpuSource
 from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.model_files import ManifestStore, ModelFilesProbe
 from sentinel.probes.nvml import NvmlUnavailable
@@ -138,6 +139,12 @@ def build_probes(
         except GpuSelectionError as exc:
             raise ConfigError(f"gpu.devices: {exc}") from exc
         probes.append(GpuProbe(nvml, sampler, config.gpu.xid_events))
+    elif kind == "triton":
+        if not config.triton.metrics_url:
+            raise ConfigError("gpu.source 'triton' needs triton.metrics_url (Triton's /metrics)")
+        probes.append(ScrapedGpuSource("triton", config.triton.metrics_url, config.gpu, clock))
+    elif kind == "dcgm":
+        probes.append(ScrapedGpuSource("dcgm", config.gpu.metrics_url or "", config.gpu, clock))
     elif kind == "replay" and path is not None:
         probes.append(ReplayProbe(path, config.gpu.replay_speed, clock))
     return probes, canaries

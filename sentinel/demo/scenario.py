@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentinel.base import logging as sentinel_logging
+from sentinel.base.assets import shipped
 from sentinel.base.clock import SystemClock
 from sentinel.config import Config
 from sentinel.demo import generative
@@ -34,10 +35,10 @@ from sentinel.vocabulary.findings import Cleared, Finding, Judgement
 from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
 from sentinel.wiring import Sentinel, build
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-PLAYBOOKS = ROOT / "playbooks"
-GPU_TRACES = ROOT / "tests" / "data" / "gpu"
+# From the installed package (sentinel/defaults/), or the checkout's top level.
+EXAMPLES = shipped("examples")
+PLAYBOOKS = shipped("playbooks")
+GPU_TRACES = shipped("gpu-traces")
 MODEL = "digits"
 
 

@@ -460,9 +460,14 @@ SourceKind = tuple[str, str | None]
 
 
 def parse_source(source: str) -> SourceKind:
-    """``gpu.source`` as ('nvml'|'off'|'replay', path or None); ValueError when malformed."""
-    if source in ("nvml", "off"):
+    """``gpu.source`` as ('nvml'|'triton'|'dcgm'|'off'|'replay', path or None).
+
+    ValueError when malformed.
+    """
+    if source in ("nvml", "off", "triton", "dcgm"):
         return source, None
     if source.startswith("replay:") and len(source) > len("replay:"):
         return "replay", source[len("replay:") :]
-    raise ValueError(f"gpu.source: expected 'nvml', 'off' or 'replay:FILE', got {source!r}")
+    raise ValueError(
+        f"gpu.source: expected 'nvml', 'triton', 'dcgm', 'off' or 'replay:FILE', got {source!r}"
+    )

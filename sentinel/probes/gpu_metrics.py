@@ -101,7 +101,9 @@ class GpuCollector(Collector):
         return iter(self._families())
 
     def _families(self) -> list[Metric]:
-        gl = ["gpu", "uuid"]
+        # gpu = the index (as dcgm-exporter), gpu_uuid = the UUID (as Triton and sentinel's
+        # incidents): one label set across the three sources
+        gl = ["gpu", "gpu_uuid"]
         return [
             GaugeMetricFamily("sentinel_gpu_up", "1 while NVML answers for this GPU.", labels=gl),
             GaugeMetricFamily(
@@ -129,16 +131,22 @@ class GpuCollector(Collector):
                 "Xid critical errors seen, by Xid and cause (application/hardware/unknown).",
                 labels=["xid", "cause"],
             ),
+            GaugeMetricFamily(
+                "sentinel_gpu_source_up",
+                "1 while the configured GPU source (gpu.source) shows at least one GPU; 0 "
+                "while it is blind (no NVML, exporter unreachable, no GPU series).",
+            ),
         ]
 
     def collect(self) -> Iterator[Metric]:
-        up, reason, margin, ratio, foreign, xids = self._families()
+        up, reason, margin, ratio, foreign, xids, source_up = self._families()
         assert isinstance(up, GaugeMetricFamily)  # narrow for add_metric
         assert isinstance(reason, GaugeMetricFamily)
         assert isinstance(margin, GaugeMetricFamily)
         assert isinstance(ratio, GaugeMetricFamily)
         assert isinstance(foreign, GaugeMetricFamily)
         assert isinstance(xids, CounterMetricFamily)
+        assert isinstance(source_up, GaugeMetricFamily)
         pids = self._pids()
         for s in self._source.latest():
             labels = [str(s.index), s.uuid]
@@ -161,4 +169,8 @@ class GpuCollector(Collector):
                 foreign.add_metric(labels, float(held))
         for (xid, cause), n in sorted(self._source.xid_counts.items()):
             xids.add_metric([str(xid), cause], float(n))
-        yield from (up, reason, margin, ratio, foreign, xids)
+        # no series before the source said anything (and none with gpu.source: off)
+        if self._source.nvml_available is not None:
+            seeing = any(self._source.is_up(s.uuid) for s in self._source.latest())
+            source_up.add_metric([], 1.0 if seeing else 0.0)
+        yield from (up, reason, margin, ratio, foreign, xids, source_up)

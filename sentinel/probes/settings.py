@@ -102,10 +102,13 @@ class TensorRTCanarySettings(Section):
 
 
 class GpuSettings(Section):
-    """NVML sampling."""
+    """Where GPU samples come from: NVML, another exporter's metrics, or a recording."""
 
     source: str = "nvml"
-    """'nvml' (live), 'replay:FILE.jsonl' (a recording, e.g. a real incident), or 'off'."""
+    """'nvml' (live, through the driver), 'triton' (Triton's own nv_gpu_* metrics at
+    triton.metrics_url), 'dcgm' (a dcgm-exporter at gpu.metrics_url), 'replay:FILE.jsonl'
+    (a recording, e.g. a real incident), or 'off'. What 'triton' and 'dcgm' cannot see:
+    docs/operations.md, "GPU sources"."""
     devices: list[int | str] = Field(default_factory=list)
     """GPUs to watch, by index or UUID; empty means all."""
     interval_s: float = Field(1.0, gt=0)
@@ -114,16 +117,30 @@ class GpuSettings(Section):
     """Watch for Xid events (critical errors) on a thread of their own."""
     replay_speed: float = Field(1.0, gt=0)
     """Replay at this multiple of recorded speed (replay source only)."""
+    metrics_url: str | None = None
+    """The dcgm-exporter endpoint (source 'dcgm'), e.g. http://NODE_IP:9400/metrics."""
+    dcgm_pod: str | None = None
+    """Source 'dcgm': keep only the GPUs dcgm-exporter attributes to this pod (its `pod`
+    label, with the exporter's Kubernetes mapping on); None keeps every GPU of the node
+    (narrow with devices). In a pod: SENTINEL_GPU__DCGM_POD from the downward API."""
+    scrape_timeout_s: float = Field(5.0, gt=0)
+    """Deadline of one scrape (sources 'triton' and 'dcgm')."""
 
     @pydantic.field_validator("source")
     @classmethod
     def _source(cls, v: str, info: pydantic.ValidationInfo) -> str:
-        if v in ("nvml", "off"):
+        if v in ("nvml", "off", "triton", "dcgm"):
             return v
         if not v.startswith("replay:") or v == "replay:":
-            raise ValueError("expected 'nvml', 'off' or 'replay:FILE.jsonl'")
+            raise ValueError("expected 'nvml', 'triton', 'dcgm', 'off' or 'replay:FILE.jsonl'")
         # a relative recording path is relative to the config file, like every path
         return "replay:" + str(resolve_path(Path(v[len("replay:") :]), info))
+
+    @pydantic.model_validator(mode="after")
+    def _dcgm_needs_url(self) -> GpuSettings:
+        if self.source == "dcgm" and not self.metrics_url:
+            raise ValueError("gpu.source 'dcgm' needs gpu.metrics_url (the exporter's /metrics)")
+        return self
 
 
 class ModelFilesSettings(Section):

@@ -91,6 +91,10 @@ def dashboard_exprs(path: Path) -> list[Expr]:
             if target.get("expr"):
                 where = f"{path.name}: panel {panel.get('title')!r} {target.get('refId')}"
                 out.append(Expr(where, grafana_to_promql(target["expr"])))
+    for note in board.get("annotations", {}).get("list", []):
+        if note.get("expr"):
+            where = f"{path.name}: annotation {note.get('name')!r}"
+            out.append(Expr(where, grafana_to_promql(note["expr"])))
     for var in board.get("templating", {}).get("list", []):
         query = var.get("query")
         if var.get("type") != "query":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
-from promql import DASHBOARDS
+import yaml
+from promql import ALERTS, DASHBOARDS
 
 OVERVIEW = DASHBOARDS / "sentinel-overview.json"
 
@@ -34,21 +36,64 @@ def test_committed_json_matches_the_generator() -> None:
     assert 0 == proc.returncode, proc.stderr
 
 
-def test_templating_offers_datasource_namespace_pod_and_model(board: dict[str, Any]) -> None:
-    """The overview is templated by data source, namespace, pod and model."""
+def test_templating_offers_datasource_cluster_namespace_pod_model_and_gpu(
+    board: dict[str, Any],
+) -> None:
+    """The overview is templated by data source, cluster, namespace, pod, model and GPU."""
     names = [v["name"] for v in board["templating"]["list"]]
-    assert ["datasource", "namespace", "pod", "model"] == names
+    assert ["datasource", "cluster", "namespace", "pod", "model", "gpu"] == names
 
 
 def test_every_query_is_narrowed_to_the_chosen_pods(board: dict[str, Any]) -> None:
-    """Each panel query filters on $namespace and $pod; per-model metrics also on $model."""
+    """Each query filters on $cluster, $namespace, $pod; per-model on $model, per-GPU on $gpu."""
+    cluster = yaml.safe_load((ALERTS / "mixin.yaml").read_text(encoding="utf-8"))["cluster_label"]
     unfiltered = []
     for title, expr in _targets(board):
         needs_model = "canary" in expr or "nv_inference" in expr
-        filters = ['namespace="$namespace"', 'pod=~"$pod"'] + (['model=~"$model"'] * needs_model)
+        needs_gpu = "_gpu_" in expr and "xid" not in expr  # Xids are counted per pod
+        filters = [f'{cluster}=~"$cluster"', 'namespace="$namespace"', 'pod=~"$pod"']
+        filters += ['model=~"$model"'] * needs_model + ['gpu_uuid=~"$gpu"'] * needs_gpu
         if not all(f in expr for f in filters):
             unfiltered.append(title)
     assert [] == unfiltered
+
+
+def test_triton_gpu_series_are_grouped_by_their_gpu_uuid_label(board: dict[str, Any]) -> None:
+    """Triton labels its GPU gauges gpu_uuid: grouping them by gpu would merge all GPUs."""
+    grouped = [
+        (title, re.findall(r"by \(([^)]*)\) \(nv_gpu_\w+", expr))
+        for title, expr in _targets(board)
+        if "nv_gpu_" in expr
+    ]
+    assert grouped
+    assert [] == [(t, g) for t, g in grouped if any("gpu_uuid" not in labels for labels in g)]
+
+
+def test_every_panel_says_what_it_shows(board: dict[str, Any]) -> None:
+    """Every panel (rows aside) has a description, shown as its tooltip."""
+    assert [] == [
+        p["title"] for p in board["panels"] if p["type"] != "row" and not p["description"]
+    ]
+
+
+def test_ratio_and_watts_are_on_separate_axes(board: dict[str, Any]) -> None:
+    """Utilization (0-1) stays on the left axis; the watts series has its own right axis."""
+    (panel,) = [p for p in board["panels"] if p["title"] == "GPU utilization and power (Triton)"]
+    watts_ref = next(t["refId"] for t in panel["targets"] if "power" in t["expr"])
+    (override,) = panel["fieldConfig"]["overrides"]
+    props = {p["id"]: p["value"] for p in override["properties"]}
+    assert ("percentunit", watts_ref) == (
+        panel["fieldConfig"]["defaults"]["unit"],
+        override["matcher"]["options"],
+    )
+    assert ("watt", "right") == (props["unit"], props["custom.axisPlacement"])
+
+
+def test_playbook_runs_are_annotated(board: dict[str, Any]) -> None:
+    """An annotation query marks each playbook run (and breaker trips) on the time series."""
+    exprs = {a["name"]: a["expr"] for a in board["annotations"]["list"]}
+    assert "sentinel_playbook_runs_total" in exprs["Playbook runs"]
+    assert "sentinel_breaker_open" in exprs["Breaker open"]
 
 
 def test_panels_have_unique_ids_and_do_not_overlap(board: dict[str, Any]) -> None:

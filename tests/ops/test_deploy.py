@@ -1,6 +1,7 @@
 """Kubernetes manifests: schema-valid, least privilege, and consistent with sentinel.
 
-Core kinds are validated against the Kubernetes OpenAPI schemas shipped offline by
+The manifests are rendered by the real kustomize (`kubectl kustomize`; tests skip without
+kubectl). Core kinds are validated against the Kubernetes OpenAPI schemas shipped offline by
 `kubernetes-validate`. PodMonitor and PrometheusRule are prometheus-operator CRDs
 with no schema there; they are validated against the subset schemas in
 tests/ops/schemas/ (hand-written from the operator's API reference, named as such).
@@ -24,36 +25,47 @@ from sentinel.config import load_config
 from sentinel.runbook.settings import FleetSettings
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = REPO / "deploy" / "base"
-OVERLAY = REPO / "deploy" / "overlays" / "example"
+DEPLOY = REPO / "deploy"
+BASE = DEPLOY / "base"
+OVERLAY = DEPLOY / "overlays" / "example"
 SCHEMAS = Path(__file__).parent / "schemas"
 K8S_VERSIONS = ["1.29.0", "1.33.0"]
 CRD_SCHEMAS = {
     "PodMonitor": SCHEMAS / "podmonitor.schema.json",
     "PrometheusRule": SCHEMAS / "prometheusrule.schema.json",
 }
+# every folder kustomize can build (components are built through the ones using them)
+KUSTOMIZATIONS = sorted(
+    p.parent for p in DEPLOY.rglob("kustomization.yaml") if "kind: Component" not in p.read_text()
+)
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """A kustomization rendered by the real kustomize inside kubectl (skip without kubectl)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed: kustomize rendering not checked")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert 0 == proc.returncode, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+_RENDERED: dict[Path, list[dict[str, Any]]] = {}
 
 
 def base_docs() -> list[dict[str, Any]]:
-    """The base's resources as listed in its kustomization (no kustomize needed)."""
-    kust = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
-    docs = []
-    for name in kust["resources"]:
-        docs.extend(d for d in yaml.safe_load_all((BASE / name).read_text(encoding="utf-8")) if d)
-    return docs
+    """The base (an example Triton Deployment with the sidecar component) as rendered."""
+    if BASE not in _RENDERED:
+        _RENDERED[BASE] = render(BASE)
+    return json.loads(json.dumps(_RENDERED[BASE]))  # a copy the test may change
 
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
     """The example overlay rendered by the real kustomize inside kubectl."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed: kustomize rendering not checked")
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60
-    )
-    assert 0 == proc.returncode, proc.stderr
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return render(OVERLAY)
 
 
 def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -95,8 +107,8 @@ def test_rendered_overlay_validates(rendered: list[dict[str, Any]]) -> None:
         validate(doc, K8S_VERSIONS[-1])
     kinds = sorted({d["kind"] for d in rendered})
     assert [
-        "ConfigMap", "Deployment", "Namespace", "PodDisruptionBudget", "PodMonitor",
-        "PrometheusRule", "Role", "RoleBinding", "Secret", "ServiceAccount",
+        "ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PodDisruptionBudget",
+        "PodMonitor", "PrometheusRule", "Role", "RoleBinding", "Secret", "ServiceAccount",
     ] == kinds  # fmt: skip
     namespaced = {d["metadata"].get("namespace") for d in rendered if d["kind"] != "Namespace"}
     assert {"inference"} == namespaced
@@ -133,6 +145,7 @@ def test_sidecar_can_signal_triton_and_is_probed_on_its_health_endpoints() -> No
         ports[sentinel["readinessProbe"]["httpGet"]["port"]],
     )
     assert (True, "sentinel") == (pod["shareProcessNamespace"], pod["serviceAccountName"])
+    assert ["triton", "sentinel"] == [c["name"] for c in pod["containers"]]  # triton's default
     assert ("/healthz", 9309, "/readyz", 9309) == probes
     assert {"metrics": 9308, "api": 9309} == ports
 
@@ -204,12 +217,12 @@ def test_config_in_the_configmap_is_a_valid_sentinel_config(tmp_path: Path) -> N
         config.notifiers.pagerduty.routing_key_file,
     ]
     placed = [
-        (str(f.parent) == mounts["secrets"], f.name in secret_keys)
+        (str(f.parent) == mounts["sentinel-secrets"], f.name in secret_keys)
         for f in secret_files
         if f is not None
     ]
     assert [(True, True)] * 3 == placed
-    assert [Path(mounts["playbooks"])] == config.playbooks.dirs
+    assert [Path(mounts["sentinel-playbooks"])] == config.playbooks.dirs
     role = _one(docs, "Role", "sentinel")
     lease_names = {
         n for r in role["rules"] if "leases" in r["resources"] for n in r.get("resourceNames", [])

@@ -220,7 +220,8 @@ def test_rules_evaluate_on_real_scrapes_of_sentinel_and_triton(
         ],
     }
     # the dashboard's canary and Triton panels, filtered as a user would pick them
-    values = {"namespace": "ops", "pod": ".*", "model": "digits", "__rate_interval": "1m"}
+    values = {"cluster": ".*", "namespace": "ops", "pod": ".*", "model": "digits"}
+    values["__rate_interval"] = "1m"
     panels = panel_queries(DASHBOARDS / "sentinel-overview.json", values)
     with running_prometheus(tmp_path, yaml.safe_dump(config)) as prometheus:
         deadline = time.monotonic() + 40

@@ -113,8 +113,11 @@ def test_alert_has_severity_summary_description_and_runbook(rule: dict[str, Any]
 
 @pytest.mark.parametrize("rule", [r for r in rules() if "alert" in r], ids=lambda r: r["alert"])
 def test_runbook_url_points_at_a_file_or_heading_in_this_repo(rule: dict[str, Any]) -> None:
-    """runbook_url names a file of this repository (and a heading of it, when it has an anchor)."""
-    path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+    """runbook_url is the mixin's base URL + a file of this repository (and a heading of it)."""
+    base = yaml.safe_load((ALERTS / "mixin.yaml").read_text(encoding="utf-8"))["runbook_base_url"]
+    url = rule["annotations"]["runbook_url"]
+    assert url.startswith(base), f"{rule['alert']}: {url} is not under {base}"
+    path, _, anchor = url.removeprefix(base).partition("#")
     target = REPO / path
     assert target.is_file(), f"{rule['alert']}: {path} does not exist"
     if anchor:

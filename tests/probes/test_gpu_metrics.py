@@ -36,7 +36,7 @@ def _gpu(**fields: object) -> GpuSample:
 
 
 def _labels(**extra: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({"gpu": "0", "uuid": "GPU-a", **extra}.items()))
+    return tuple(sorted({"gpu": "0", "gpu_uuid": "GPU-a", **extra}.items()))
 
 
 def _setup(
@@ -125,7 +125,10 @@ def test_down_gpu_exports_no_stale_values() -> None:
     """A lost GPU keeps its up=0 line but no margin/ratio from its last reading."""
     _, telemetry, registry = _setup(_gpu(temperature_c=40.0, temperature_slowdown_c=89.0))
     telemetry.observe(GpuEvent(ts=2.0, uuid="GPU-a", kind="gpu_lost"))
-    assert ["sentinel_gpu_up"] == sorted({name for name, _ in _scrape(registry)})
+    assert ["sentinel_gpu_source_up", "sentinel_gpu_up"] == sorted(
+        {name for name, _ in _scrape(registry)}
+    )
+    assert 0.0 == registry.get_sample_value("sentinel_gpu_source_up")  # its only GPU is gone
 
 
 def test_xid_counter_by_xid_and_cause() -> None:
@@ -151,7 +154,7 @@ async def test_real_matmul_trace_exports_sw_power_cap() -> None:
     GpuCollector(telemetry, registry)
     await ReplaySource(TRACES / "h200-matmul.jsonl", clock, speed=None).run(telemetry.sink)
     got = _scrape(registry)
-    labels = (("gpu", "0"), ("uuid", "GPU-5c0bf24b-5f67-e6eb-7366-95e28a901d8e"))
+    labels = (("gpu", "0"), ("gpu_uuid", "GPU-5c0bf24b-5f67-e6eb-7366-95e28a901d8e"))
     reason = "sentinel_gpu_clock_event_reason"
     assert (1.0, 0.0) == (
         got[(reason, tuple(sorted((*labels, ("reason", "SwPowerCap")))))],
