@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "model_repository" / "digits"
 GOLDEN = ROOT / "examples" / "golden" / "digits.npz"
 LAUNCHER = Path(__file__).resolve().parent / "standin_sentinel.py"
+"""Runs sentinel with the stand-in GPUs (it imports sentinel.testing.nvml from --checkout)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MODEL_NAMES = ("digits", "digits_2", "digits_3", "digits_4")
 DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:http")
@@ -80,10 +81,13 @@ class Watch:
     switches: dict[int, int] = field(default_factory=dict)
     """tid -> voluntary + involuntary switches, last seen (kept after the thread ends)."""
     max_threads: int = 0
+    max_rss_kib: int = 0
+    """The most VmRSS seen (the peak where the kernel keeps no VmHWM, as under gVisor)."""
 
     def poll(self) -> None:
         status = status_fields(Path(f"/proc/{self.pid}/status"))
         self.max_threads = max(self.max_threads, int(status["Threads"]))
+        self.max_rss_kib = max(self.max_rss_kib, kib(status.get("VmRSS", "0 kB")))
         for task in Path(f"/proc/{self.pid}/task").iterdir():
             with contextlib.suppress(OSError, KeyError, ValueError):
                 s = status_fields(task / "status")
@@ -131,7 +135,7 @@ def measure(watches: dict[str, Watch], seconds: float) -> dict[str, Figures]:
         out[n] = Figures(
             name=n,
             cpu_pct=100.0 * (cpu_seconds(w.pid) - cpu0[n]) / elapsed,
-            peak_rss_mb=kib(status["VmHWM"]) / 1024,
+            peak_rss_mb=kib(status.get("VmHWM", f"{w.max_rss_kib} kB")) / 1024,
             threads=w.max_threads,
             wakeups_per_s=switches / elapsed,
             seconds=elapsed,
@@ -154,14 +158,19 @@ def model_repository(into: Path) -> Path:
 
 
 def sentinel_config(
-    server: LocalTriton, models: int, gpus: int, state: Path, protocol: str = "grpc"
+    server: LocalTriton,
+    models: int,
+    gpus: int,
+    state: Path,
+    protocol: str = "grpc",
+    canary_interval_s: float = 2.0,
 ) -> str:
     """The example config's intervals, pointed at the local server and free ports."""
     canaries = [
         {
             "model": name,
             "golden_set": str(GOLDEN),
-            "interval_s": 2,
+            "interval_s": canary_interval_s,
             "recheck_interval_s": 1,
             "max_rechecks": 5,
             "batch_sizes": [1, 8],
@@ -232,13 +241,15 @@ def run_config(
     folder = work / spec.replace(":", "-")
     folder.mkdir()
     config_path = folder / "sentinel.yaml"
-    config_path.write_text(sentinel_config(server, models, gpus, folder / "state", protocol))
+    config_path.write_text(
+        sentinel_config(server, models, gpus, folder / "state", protocol, args.canary_interval)
+    )
     api_port = json.loads(config_path.read_text())["api"]["port"]
     if gpus:
         cmd = [args.python, str(LAUNCHER), str(gpus), "run", "--config", str(config_path)]
     else:
         cmd = [args.python, "-m", "sentinel", "run", "--config", str(config_path)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(args.checkout))
     log = folder / "sentinel.log"
     with process(cmd, log, env) as pid:
         wait_ready(api_port, pid)
@@ -295,6 +306,16 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter for sentinel and the idle process (e.g. a venv with only "
         "sentinel's runtime dependencies; sentinel itself comes from this checkout)",
     )
+    parser.add_argument(
+        "--canary-interval", type=float, default=2.0, help="canary interval_s (example: 2)"
+    )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=ROOT,
+        help="folder holding the sentinel package to run (default: this checkout), "
+        "e.g. an export of an older commit for a before/after",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
@@ -304,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         parse_spec(spec)
 
+    # SIGTERM unwinds like Ctrl-C, so the server and sentinel are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="sentinel-overhead-"))
     rows: list[tuple[Figures, Figures]] = []
     try:
@@ -317,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(
-        f"sentinel run, {args.seconds:.0f} s window per configuration after {args.warmup:.0f} s "
-        f"warm-up; {os.cpu_count()} CPUs; {args.python}"
+        f"sentinel run, canaries every {args.canary_interval:g} s, {args.seconds:.0f} s window "
+        f"per configuration after {args.warmup:.0f} s warm-up; {os.cpu_count()} CPUs; "
+        f"{args.python}; sentinel from {args.checkout}"
     )
     print(table(rows))
     if args.json:

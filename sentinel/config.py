@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -30,7 +30,6 @@ from sentinel.notify.settings import NotifySettings
 from sentinel.probes.settings import (
     CanarySettings,
     GpuSettings,
-    TensorRTCanarySettings,
     TritonSettings,
 )
 from sentinel.runbook.settings import RunbookSettings
@@ -78,7 +77,6 @@ class Config(Section):
     """Global dry-run: playbooks are planned and logged, nothing with a side effect runs."""
     triton: TritonSettings = TritonSettings()
     canaries: list[CanarySettings] = Field(default_factory=list)
-    tensorrt_canaries: list[TensorRTCanarySettings] = Field(default_factory=list)
     gpu: GpuSettings = GpuSettings()
     detectors: DetectorSettings = DetectorSettings()
     incidents: IncidentSettings = IncidentSettings()
@@ -88,6 +86,12 @@ class Config(Section):
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "tensorrt_canaries": "TensorRT models are canaried through Triton: list each under "
+        "canaries (model, golden_set) like any other model",
+    }
+    """Keys that once meant something: a config still using one is told what to do instead."""
 
     @model_validator(mode="after")
     def _unique_canaries(self) -> Config:

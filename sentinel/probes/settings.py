@@ -62,15 +62,6 @@ class CanarySettings(Section):
         return v
 
 
-class TensorRTCanarySettings(Section):
-    """A canary run directly against a serialized TensorRT engine (optional extra)."""
-
-    engine: RelPath
-    """Path of the `.plan` / `.engine` file."""
-    golden_set: RelPath
-    interval_s: float = Field(30.0, gt=0)
-
-
 class GpuSettings(Section):
     """NVML sampling."""
 
