@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -31,7 +31,6 @@ from sentinel.probes.settings import (
     GpuSettings,
     ModelFilesSettings,
     StreamCanarySettings,
-    TensorRTCanarySettings,
     TritonSettings,
 )
 from sentinel.runbook.settings import FleetSettings, RunbookSettings
@@ -79,7 +78,6 @@ class Config(Section):
     """Global dry-run: playbooks are planned and logged, nothing with a side effect runs."""
     triton: TritonSettings = TritonSettings()
     canaries: list[CanarySettings] = Field(default_factory=list)
-    tensorrt_canaries: list[TensorRTCanarySettings] = Field(default_factory=list)
     stream_canaries: list[StreamCanarySettings] = Field(default_factory=list)
     """Golden prompts streamed through decoupled (generative) models."""
     gpu: GpuSettings = GpuSettings()
@@ -98,6 +96,12 @@ class Config(Section):
     def _repository_once(cls, data: Any) -> Any:
         """The runbook's model_repo actions default to model_files' folders."""
         return default_repo_folders(data)
+
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "tensorrt_canaries": "TensorRT models are canaried through Triton: list each under "
+        "canaries (model, golden_set) like any other model",
+    }
+    """Keys that once meant something: a config still using one is told what to do instead."""
 
     @model_validator(mode="after")
     def _unique_canaries(self) -> Config:

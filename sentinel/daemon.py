@@ -98,7 +98,7 @@ class Daemon:
     async def run(self) -> None:
         """Run until :meth:`request_stop` (or SIGTERM/SIGINT when installed)."""
         if self.metrics_server is not None:
-            self.metrics_server.start()
+            await self.metrics_server.start()
             log.info("metrics_listening", port=self.metrics_server.port)
         tasks = [
             asyncio.create_task(self._guarded(p.name, self._runner(p)), name=p.name)
@@ -123,7 +123,7 @@ class Daemon:
             log.error("task_did_not_stop", task=t.get_name(), waited_s=self.stop_timeout_s)
         await close_in_turn(reversed(self.wiring.closers), self.stop_timeout_s)
         if self.metrics_server is not None:
-            self.metrics_server.stop()
+            await self.metrics_server.stop()
         log.info("sentinel_stopped", left_behind=sorted(t.get_name() for t in stuck))
 
     async def once(self) -> list[Sample]:

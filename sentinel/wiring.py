@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -76,22 +77,54 @@ class ConfigError(InputError, ValueError):
 
 
 class ServerPids:
-    """Triton's pid(s) for attributing GPU memory; looked up lazily, refreshed on demand."""
+    """Triton's pid(s) for attributing GPU memory; looked up lazily, refreshed on demand.
 
-    def __init__(self, config: Config) -> None:
+    Refreshed every tick, so it stays cheap: while the known server still runs under
+    its name, one small read; a full /proc scan only when it is gone (a restart) or
+    not known, and at most every ``RESCAN_S`` while none is found (a sidecar that
+    does not share the pod's process namespace never sees one).
+    """
+
+    RESCAN_S = 5.0
+
+    def __init__(self, config: Config, proc: Path = Path("/proc")) -> None:
         self._config = config
+        self._proc = proc
         self.pids: set[int] = set()
+        self._missed_at: float | None = None
 
-    def refresh(self) -> bool:
+    def refresh(self, now: float | None = None) -> bool:
         """Look the server up again; True when its pid changed (e.g. after a restart)."""
         settings = self._config.playbooks
+        if settings.server_pid_file is None:
+            if self._still_running():
+                return False
+            missed = self._missed_at
+            if now is not None and missed is not None and now - missed < self.RESCAN_S:
+                return False
         try:
-            pid = find_server_pid(settings.server_pid_file, settings.server_process_names)
+            pid = find_server_pid(
+                settings.server_pid_file, settings.server_process_names, self._proc
+            )
         except Exception:  # no server process visible from here: keep what we knew
+            self._missed_at = now
             return False
+        self._missed_at = None
         changed = self.pids != {pid}
         self.pids = {pid}
         return changed
+
+    def _still_running(self) -> bool:
+        """The known server's pid still names the server (a restart gives a new pid)."""
+        if len(self.pids) != 1:
+            return False
+        names = self._config.playbooks.server_process_names
+        wanted = (names[0] if names else "tritonserver")[:15]  # as find_server_pid reads it
+        try:
+            comm = (self._proc / str(next(iter(self.pids))) / "comm").read_text(encoding="utf-8")
+        except OSError:
+            return False
+        return comm.strip() == wanted
 
     def __call__(self) -> set[int]:
         return self.pids
@@ -247,7 +280,7 @@ async def build(
                     await pipeline.ingest_judgement(judgement)
 
         async def tick(now: float) -> None:
-            if server_pids.refresh():
+            if server_pids.refresh(now):
                 suite.set_server_pids(server_pids.pids)
             await pipeline.tick(now)
 

@@ -8,15 +8,10 @@ registry over HTTP on its own port.
 from __future__ import annotations
 
 import platform
-import threading
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CollectorRegistry,
-    Info,
-    disable_created_metrics,
-    start_http_server,
-)
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Info, disable_created_metrics
+from prometheus_client.exposition import choose_encoder
 
 from sentinel import __version__
 
@@ -33,28 +28,53 @@ def new_registry() -> CollectorRegistry:
 
 
 class MetricsServer:
-    """Serves a registry at ``/metrics`` on a background thread."""
+    """Serves a registry at ``/metrics`` on the event loop.
+
+    No thread of its own: nothing wakes between scrapes (prometheus_client's server
+    thread polled twice a second), and collectors read the stages' state on the
+    thread that changes it.
+    """
 
     def __init__(self, registry: CollectorRegistry, bind: str, port: int) -> None:
         self._registry = registry
         self._bind = bind
         self._port = port
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._bound: int | None = None
 
     @property
     def port(self) -> int:
         """The bound port (useful when configured as 0)."""
-        return self._server.server_port if self._server else self._port
+        return self._bound if self._bound is not None else self._port
 
-    def start(self) -> None:
-        self._server, self._thread = start_http_server(
-            self._port, addr=self._bind, registry=self._registry
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._scrape)
+        app.router.add_get("/", self._scrape)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._bind, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        sockets = getattr(site._server, "sockets", None) or []
+        self._bound = int(sockets[0].getsockname()[1]) if sockets else self._port
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _scrape(self, request: web.Request) -> web.Response:
+        """The exposition format the scraper asks for (text or OpenMetrics), gzipped if
+        it accepts that, as prometheus_client's own server answers."""
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        response = web.Response(
+            body=encoder(self._registry), headers={"Content-Type": content_type}
         )
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression()
+        return response

@@ -148,13 +148,20 @@ def _inner_model(ann: Any) -> Any:
 def problems_from(
     error: pydantic.ValidationError, data: Any, filename: str, model: type[pydantic.BaseModel]
 ) -> list[Problem]:
-    """Turn pydantic's errors into file/line/field problems, with 'did you mean'."""
+    """Turn pydantic's errors into file/line/field problems, with 'did you mean'.
+
+    A top-level key the model lists in a ``REMOVED_KEYS`` class attribute (key -> what
+    to do instead) gets that advice rather than 'unknown key'.
+    """
     out = []
     for err in error.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         dotted = ".".join(str(p) for p in loc)
         message = err["msg"]
-        if err["type"] == "extra_forbidden" and loc:
+        removed: dict[str, str] = getattr(model, "REMOVED_KEYS", {})
+        if err["type"] == "extra_forbidden" and len(loc) == 1 and str(loc[0]) in removed:
+            message = f"no longer a setting: {removed[str(loc[0])]}"
+        elif err["type"] == "extra_forbidden" and loc:
             message = "unknown key"
             close = difflib.get_close_matches(str(loc[-1]), _known_fields(model, loc), n=1)
             if close:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from sentinel import __version__
+# numpy's BLAS starts a thread per core at import (15 idle threads on a 16-core GPU node);
+# the canaries' arithmetic is tiny, so one is plenty. A value set by the user wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from sentinel import __version__  # noqa: E402 -- after the BLAS thread limit
 
 # Command modules, in the order `sentinel --help` lists them.
 COMMAND_MODULES = (

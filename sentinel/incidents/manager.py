@@ -133,6 +133,7 @@ class IncidentManager:
                 changes.append(self._resolve(inc, now, why))
         for inc in self.store.open():
             was_muted = inc.muted
+            mutes = (inc.silenced_by, inc.inhibited_by)
             self._apply_mutes(inc, now)
             due = (
                 self._s.renotify_interval_s > 0
@@ -142,7 +143,7 @@ class IncidentManager:
             if not inc.muted and (was_muted or due):
                 inc.updated_at = now
                 changes.append(self._emit(inc, "renotify", now))
-            else:
+            elif mutes != (inc.silenced_by, inc.inhibited_by):  # no write a tick otherwise
                 self.store.save(inc)
         return changes
 

@@ -2,10 +2,13 @@
 
 A golden set is an ``.npz``: the model's inputs under their tensor names, the
 trusted FP32 outputs as ``reference__<OUTPUT>``, and optional integer ``labels``.
-Each round the probe reads the model's live config (its ``max_batch_size`` caps
-the batch sizes, so a reduced batch size is still probed) and metadata (the
-golden set must still fit the model), then sends one request per batch size and
-records a :class:`~sentinel.vocabulary.samples.CanaryResult` for each.
+Each round sends one request per batch size and records a
+:class:`~sentinel.vocabulary.samples.CanaryResult` for each. The round's plan comes
+from the model's live config (its ``max_batch_size`` caps the batch sizes, so a
+reduced batch size is still probed) and metadata (the golden set must still fit
+the model): read afresh by every ``check()`` (playbook verification) and, for the
+scheduled rounds, at least every ``PLAN_MAX_AGE_S`` and after any failed request
+(so a model reloaded with another config is never blamed for the stale plan).
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import Agreement, CanaryOutcome, CanaryResult, Sample
 
 log = structlog.get_logger(__name__)
+
+PLAN_MAX_AGE_S = 30.0
+"""Scheduled rounds reuse the model's config and metadata this long (two calls saved
+of every round's four at two batch sizes)."""
+FAILED_FAST = frozenset({"server_error", "model_not_ready", "bad_response"})
+"""Failures answered at once: the round is redone with a fresh plan. A timeout or an
+unreachable server is reported as is (redoing it would double the wait)."""
 REFERENCE_PREFIX = "reference__"
 LABELS = "labels"
 
@@ -231,6 +241,8 @@ class CanaryProbe:
         """Asked after each round (once the sink has judged it): recheck this model soon?"""
         self.rechecks = 0
         """Rechecks in a row so far."""
+        self._plan_cache: tuple[str, float, _Plan] | None = None
+        """(version, monotonic time read, plan) of the last round planned."""
 
     async def run(self, sink: SampleSink, clock: Clock) -> None:
         """A round every ``interval_s`` on ``clock``, results to ``sink``, until cancelled;
@@ -266,7 +278,7 @@ class CanaryProbe:
     async def once(self) -> list[Sample]:
         """One round; a golden set that no longer fits the model is a ``bad_response``."""
         try:
-            return list(await self.check())
+            return list(await self._round(self.settings.version, reuse_plan=True))
         except GoldenSetError as exc:
             log.error("canary_golden_set_mismatch", model=self.settings.model, error=str(exc))
             ts = self.clock.now()
@@ -281,14 +293,33 @@ class CanaryProbe:
         """
         if model and model != self.settings.model:
             raise ValueError(f"this canary watches {self.settings.model!r}, not {model!r}")
-        version = version or self.settings.version
+        return await self._round(version or self.settings.version, reuse_plan=False)
+
+    async def _round(self, version: str, *, reuse_plan: bool) -> list[CanaryResult]:
+        cached = self._cached_plan(version) if reuse_plan else None
+        if cached is not None:
+            results = [await self._one(b, cached, version) for b in cached.sizes]
+            if all(r.outcome == "ok" for r in results):
+                return results
+            self._plan_cache = None
+            if not any(r.outcome in FAILED_FAST for r in results):
+                return results
+            # maybe the model changed under the plan: the round an uncached probe would do
         ts = self.clock.now()
         try:
             plan = await self._plan(version)
         except TritonError as exc:
             outcome = outcome_of(exc)
             return [self._failed(ts, b, outcome, str(exc)) for b in self.settings.batch_sizes]
+        self._plan_cache = (version, self.clock.monotonic(), plan)
         return [await self._one(b, plan, version) for b in plan.sizes]
+
+    def _cached_plan(self, version: str) -> _Plan | None:
+        if self._plan_cache is None:
+            return None
+        planned_for, at, plan = self._plan_cache
+        fresh = self.clock.monotonic() - at < PLAN_MAX_AGE_S
+        return plan if planned_for == version and fresh else None
 
     async def _plan(self, version: str) -> _Plan:
         model = self.settings.model

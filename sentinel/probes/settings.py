@@ -92,15 +92,6 @@ class StreamCanarySettings(Section):
     """Deadline of the whole stream."""
 
 
-class TensorRTCanarySettings(Section):
-    """A canary run directly against a serialized TensorRT engine (optional extra)."""
-
-    engine: RelPath
-    """Path of the `.plan` / `.engine` file."""
-    golden_set: RelPath
-    interval_s: float = Field(30.0, gt=0)
-
-
 class GpuSettings(Section):
     """Where GPU samples come from: NVML, another exporter's metrics, or a recording."""
 

@@ -1,9 +1,10 @@
 """Triton's own view of itself, as ``TritonHealth`` samples on a schedule.
 
 Each round reads live/ready, each watched model's readiness and ready versions
-(repository index), and the per-model counters of Triton's ``/metrics`` endpoint
-(success, failures by reason, pending requests, cumulative request and queue time).
-Nothing a server sends can crash the probe: an unreadable part is left None.
+(from the repository index; model by model only when the index is unreadable),
+and the per-model counters of Triton's ``/metrics`` endpoint (success, failures by
+reason, pending requests, cumulative request and queue time). Nothing a server
+sends can crash the probe: an unreadable part is left None.
 """
 
 from __future__ import annotations
@@ -83,14 +84,22 @@ class TritonHealthProbe:
         self._up_since: float | None = None
         self._was_down = False
         self._warned: dict[str, str] = {}
+        self._scraper: httpx.AsyncClient | None = None
 
     async def run(self, sink: SampleSink, clock: Clock) -> None:
         """Sample every ``interval_s`` on ``clock`` until cancelled."""
         self.clock = clock
-        while True:
-            for sample in await self.once():
-                await sink(sample)
-            await clock.sleep(self.interval_s)
+        # one client (and kept-alive connection) for the probe's life: a client per
+        # scrape built a TLS context each time, half of an idle sentinel's CPU
+        async with httpx.AsyncClient(timeout=self.triton.timeout_s) as scraper:
+            self._scraper = scraper
+            try:
+                while True:
+                    for sample in await self.once():
+                        await sink(sample)
+                    await clock.sleep(self.interval_s)
+            finally:
+                self._scraper = None
 
     async def once(self) -> list[Sample]:
         return list(await self.sample())
@@ -111,8 +120,12 @@ class TritonHealthProbe:
         counters = None
         try:
             if live:
-                versions = await self._ready_versions()
-                models_ready = {m: await self._model_ready(m) for m in self.models}
+                index = await self._ready_versions()
+                versions = index or {}
+                if index is not None:  # a model is ready when a version of it is READY
+                    models_ready = {m: m in index for m in self.models}
+                else:  # no usable index: ask model by model
+                    models_ready = {m: await self._model_ready(m) for m in self.models}
                 counters = await self._scrape()
         except (TritonTimeout, TritonUnreachable) as exc:
             # it froze or died after answering 'live': as good as a failed live check,
@@ -178,19 +191,22 @@ class TritonHealthProbe:
             return False
         return True
 
-    async def _ready_versions(self) -> dict[str, tuple[str, ...]]:
+    async def _ready_versions(self) -> dict[str, tuple[str, ...]] | None:
+        """Model -> its READY versions, from the repository index (None: unreadable)."""
         try:
             index = await self.triton.repository_index()
         except (TritonTimeout, TritonUnreachable):
             raise
         except TritonError as exc:
             self._warn("triton_index_unreadable", str(exc))
-            return {}
+            return None
         versions: dict[str, list[str]] = {}
         for entry in index:
             name, version = entry.get("name"), entry.get("version")
-            if isinstance(name, str) and entry.get("state") == "READY" and version is not None:
-                versions.setdefault(name, []).append(str(version))
+            if isinstance(name, str) and entry.get("state") == "READY":
+                ready = versions.setdefault(name, [])
+                if version is not None:
+                    ready.append(str(version))
         return {k: tuple(sorted(v)) for k, v in versions.items()}
 
     async def _scrape(self) -> dict[str, ModelCounters] | None:
@@ -198,9 +214,11 @@ class TritonHealthProbe:
             return None
         seconds = self.triton.timeout_s
         try:
-            # a client per scrape: nothing to close on shutdown, one connection per round
-            async with httpx.AsyncClient(timeout=seconds) as client:
-                response = await asyncio.wait_for(client.get(self.metrics_url), seconds)
+            if self._scraper is not None:
+                response = await asyncio.wait_for(self._scraper.get(self.metrics_url), seconds)
+            else:  # a round outside run(): nothing kept open between rounds
+                async with httpx.AsyncClient(timeout=seconds) as client:
+                    response = await asyncio.wait_for(client.get(self.metrics_url), seconds)
             response.raise_for_status()
         except (httpx.HTTPError, TimeoutError) as exc:
             self._warn("triton_metrics_unreachable", str(exc))

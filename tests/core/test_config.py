@@ -48,6 +48,15 @@ def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
     assert [expected] == problems(path)
 
 
+def test_removed_tensorrt_canaries_say_what_to_do_instead(tmp_path: Path) -> None:
+    """tensorrt_canaries, no longer a setting, is an error naming its line and saying that
+    TensorRT models are canaried through Triton."""
+    path = write(tmp_path, "pod: p\ntensorrt_canaries:\n  - engine: m.plan\n")
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:2: tensorrt_canaries: no longer a setting: ")
+    assert "TensorRT models are canaried through Triton" in problem
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     """Broken YAML syntax is reported with its line."""
     path = write(tmp_path, "pod: p\ntriton:\n  url: [unclosed\n")

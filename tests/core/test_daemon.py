@@ -59,8 +59,10 @@ def scrape(port: int) -> dict[str, float]:
 
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Until ``predicate`` holds; it runs off the loop (a scrape blocks, /metrics is served
+    by the loop)."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not await asyncio.to_thread(predicate):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
@@ -106,15 +108,15 @@ async def test_added_latency_shows_in_the_latency_histogram(
             assert sentinel.daemon.metrics_server is not None
             port = sentinel.daemon.metrics_server.port
             await wait_for(lambda: scrape(port).get(count, 0) >= 3)
-            fast = scrape(port)
+            fast = await asyncio.to_thread(scrape, port)
             assert fast[count] == fast[slow], "before the fault every canary is under 250 ms"
             served = await sentinel.triton.model_config("digits")
             params = dict(served.get("parameters", {}))
             params["delay_ms"] = {"string_value": "300"}
             await sentinel.triton.load_model("digits", {**served, "parameters": params})
-            before = scrape(port)[count]
+            before = (await asyncio.to_thread(scrape, port))[count]
             await wait_for(lambda: scrape(port)[count] >= before + 3)
-            after = scrape(port)
+            after = await asyncio.to_thread(scrape, port)
             slow_ones = (after[count] - after[slow]) - (fast[count] - fast[slow])
             assert slow_ones >= 2, f"expected canaries over 250 ms, got {slow_ones}"
         finally:

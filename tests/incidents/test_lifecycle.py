@@ -209,3 +209,16 @@ def test_every_change_is_audited(conn: sqlite3.Connection, clock: FakeClock) -> 
     actions = [(e["action"], e["target"]) for e in entries(conn)]
     key = opened.incident.key
     assert [("incident.resolved", key), ("incident.opened", key)] == actions
+
+
+def test_ticks_that_change_nothing_write_nothing(
+    conn: sqlite3.Connection, clock: FakeClock
+) -> None:
+    """An open incident that nothing happens to is not rewritten every tick (the daemon
+    ticks each second)."""
+    m = manager(conn, clock)
+    t = clock.now()
+    m.ingest(spike(t))
+    before = conn.total_changes
+    changes = [m.tick(t + s) for s in range(1, 11)]
+    assert ([[]] * 10, before) == (changes, conn.total_changes)
