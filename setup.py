@@ -25,7 +25,8 @@ SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {
     "examples": (
         "examples",
         ("sentinel.yaml", "golden/*.npz", "model_repository/**/*.pbtxt",
-         "model_repository/**/*.py", "model_repository/**/*.npz"),
+         "model_repository/**/*.py", "model_repository/**/*.npz",
+         "llm_repository/**/*.pbtxt", "llm_repository/**/*.py", "llm_repository/**/*.npz"),
     ),
     "gpu-traces": ("tests/data/gpu", ("h200-oom.jsonl", "h200-thermal-synth.jsonl")),
 }

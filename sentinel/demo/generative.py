@@ -13,12 +13,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentinel.base.assets import shipped
 from sentinel.wiring import Sentinel
 
 if TYPE_CHECKING:
     from sentinel.demo.scenario import Demo
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = shipped("examples")  # the installed package's copy, or the checkout's
 STREAM_MODEL = "charlm"
 
 DEMO_GENERATION: dict[str, Any] = {
@@ -34,7 +35,11 @@ DEMO_GENERATION: dict[str, Any] = {
 
 def add_streaming_model(repo: Path) -> None:
     """Copy the streaming model into the demo's model repository."""
-    shutil.copytree(EXAMPLES / "llm_repository" / STREAM_MODEL, repo / STREAM_MODEL)
+    shutil.copytree(
+        EXAMPLES / "llm_repository" / STREAM_MODEL,
+        repo / STREAM_MODEL,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
 
 
 def stream_canaries() -> list[dict[str, Any]]:

@@ -112,6 +112,9 @@ def test_wheel_carries_every_shipped_file(wheel: Path) -> None:
         "sentinel/defaults/examples/golden/digits.npz",
         "sentinel/defaults/examples/model_repository/digits/config.pbtxt",
         "sentinel/defaults/gpu-traces/h200-oom.jsonl",
+        "sentinel/defaults/examples/golden/charlm.npz",
+        "sentinel/defaults/examples/llm_repository/charlm/config.pbtxt",
+        "sentinel/defaults/examples/llm_repository/charlm/1/model.py",
     }
     assert demo <= names
 
