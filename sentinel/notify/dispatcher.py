@@ -104,7 +104,9 @@ class Dispatcher:
             try:
                 found = await self._reconcile(row, notifier)
             except RetryableDelivery as exc:  # cannot look now: do not post blindly
-                self._failed(row, UncertainDelivery(f"reconcile: {exc.reason}"))
+                self._failed(
+                    row, UncertainDelivery(f"reconcile: {exc.reason}", retry_after=exc.retry_after)
+                )
                 return
             if found is not None:
                 self.outbox.mark_sent(row, found, notifier)
@@ -158,6 +160,8 @@ class Dispatcher:
             attempts = row.attempts + 1
             delay = min(self._s.backoff_initial_s * 2 ** (attempts - 1), self._s.backoff_max_s)
         uncertain = isinstance(exc, UncertainDelivery)
+        if uncertain:
+            delay = max(delay, self._s.reconcile_after_s)
         self._count(row, "failed")
         log.warning(
             "notify_retry",

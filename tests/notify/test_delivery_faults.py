@@ -61,6 +61,28 @@ async def test_unreadable_row_is_given_up_and_the_others_are_delivered(
     assert (dead.last_error or "").startswith("unreadable row")
 
 
+async def test_running_dispatcher_survives_an_unreadable_row(
+    conn: sqlite3.Connection,
+    clock: FakeClock,
+    slack: SlackServer,
+    pd: PagerDutyServer,
+    notify_settings: NotifySettings,
+) -> None:
+    """The dispatcher as a service keeps delivering past a damaged row (no crash loop)."""
+    stack = build_notify(conn, notify_settings, POD, clock)
+    for notice in await _open(conn, clock, "resnet", "bert"):
+        await stack.teller.tell(notice)
+    bad = stack.outbox.rows()[0]
+    with conn:
+        conn.execute("UPDATE outbox SET payload = X'fffe00' WHERE id = ?", (bad.id,))
+    stack.dispatcher.start()
+    try:
+        await _until(lambda: 3 == stack.outbox.counts().get("sent", 0), within_s=20)
+    finally:
+        await stack.dispatcher.stop()
+    assert {"sent": 3, "dead": 1} == stack.outbox.counts()
+
+
 async def test_slow_slack_answer_is_reconciled_not_posted_again(
     conn: sqlite3.Connection,
     clock: FakeClock,
