@@ -3,7 +3,10 @@
 Libraries that log through stdlib ``logging`` (slack-sdk, pagerduty, aiohttp)
 go through the same renderer, so every line has the same shape and the same
 bound context (model, incident) from contextvars. Secrets are redacted by key
-name and by value before rendering.
+name, by known value and by shape (bearer headers, Slack tokens), once before
+and once after exceptions are rendered: a traceback is text made at render
+time, so it is redacted as text too. Tracebacks never carry frame locals (a
+client's locals hold its ``Authorization`` header).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 SECRET_KEY = re.compile(r"(token|secret|password|authorization|routing_key|api_key)", re.I)
+SECRET_SHAPE = re.compile(
+    r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"  # an Authorization header's credentials
+    r"|\bxox[a-z]-[A-Za-z0-9-]+"  # Slack bot/user tokens
+    r"|\bxapp-[A-Za-z0-9-]+"  # Slack app tokens
+    r"|hooks\.slack\.com/services/[A-Za-z0-9/]+"  # a webhook URL is its own secret
+)
 REDACTED = "[redacted]"
 
 
@@ -40,13 +49,18 @@ class Redactor:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, REDACTED)
-            return value
+            return SECRET_SHAPE.sub(REDACTED, value)
         if isinstance(value, MutableMapping):
             return {k: self._clean(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self._clean("", v) for v in value]
         return value
 
+
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+"""Structured tracebacks (file, line, function per frame) without each frame's locals."""
 
 redactor = Redactor()
 """The process-wide redactor; the daemon registers configured secrets with it."""
@@ -68,7 +82,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     stream = stream or sys.stdout
     pretty = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Processor = (
-        structlog.dev.ConsoleRenderer(colors=True)
+        structlog.dev.ConsoleRenderer(
+            colors=True, exception_formatter=structlog.dev.plain_traceback
+        )
         if pretty
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
@@ -76,7 +92,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         foreign_pre_chain=shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks if not pretty else _identity,
+            # render the exception here, without frame locals, so the redactor sees its text
+            structlog.processors.format_exc_info if pretty else _DICT_TRACEBACKS,
+            redactor,
             renderer,
         ],
     )
@@ -105,7 +123,3 @@ def silenced_library_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     logger.setLevel(logging.CRITICAL)
     return logger
-
-
-def _identity(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    return event_dict

@@ -1,29 +1,19 @@
 """The durable outbox: every notification is a row before anything is sent.
 
 One row per (notice, notifier) with a unique idempotency key, so telling the
-same notice twice queues it once. The :class:`Dispatcher` delivers rows in
-order per (notifier, incident) -- a Slack reply never overtakes its root --
-with retries: ``Retry-After`` on 429 (which also pauses that notifier), capped
-exponential backoff on 5xx and connection errors, and give-up (logged, kept
-as ``dead``) on other 4xx.
-
-The window between a successful send and marking it sent is kept tight: a
-row is marked ``sending`` before the request, the request is shielded from
-cancellation (a stop or cancel lets it finish and be recorded), and the
-notifier's own effects (e.g. the Slack thread ``ts``) are written in the same
-transaction as ``sent``. Only a hard kill in that window leaves a ``sending``
-row; on restart the notifier's :meth:`Notifier.reconcile` looks for it on the
-far side (Slack: message metadata) before resending; PagerDuty and
-Alertmanager are idempotent by key, so a resend is harmless.
+same notice twice queues it once; :mod:`sentinel.notify.dispatcher` delivers
+the rows. A row's states: ``pending`` (due at ``next_at``), ``sending`` (a send
+started and may have arrived: reconcile before resending), ``sent``, ``dead``
+(given up, logged). PagerDuty and Alertmanager are idempotent by key, so a
+resend is harmless; Slack finds its message by metadata
+(:meth:`Notifier.reconcile`). A row whose payload cannot be read (damaged
+state) is given up with a log line naming its id, and the others go on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sqlite3
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,8 +22,6 @@ import structlog
 from sentinel.base import db
 from sentinel.base.clock import Clock
 from sentinel.base.errors import Retryable, SentinelError
-from sentinel.notify.metrics import NotifyMetrics
-from sentinel.notify.settings import OutboxSettings
 from sentinel.vocabulary.notices import Notice
 
 log = structlog.get_logger(__name__)
@@ -113,6 +101,15 @@ class RetryableDelivery(DeliveryError, Retryable):
         self.retry_after = retry_after
 
 
+class UncertainDelivery(RetryableDelivery):
+    """The request went out but no readable answer came back (timeout, dropped
+    connection, garbled reply): it may have arrived, so reconcile before resending."""
+
+
+class UnreadableRow(SentinelError):
+    """An outbox row whose stored payload is not a JSON object (damaged state)."""
+
+
 class History(Protocol):
     def queued(self, notifier: str, incident_id: str, op: str) -> bool:
         """Whether a message with this op for this incident was ever queued (any state)."""
@@ -174,25 +171,47 @@ class Outbox:
         ).fetchone()
         return row is not None
 
-    def heads(self) -> list[OutboxRow]:
-        """The oldest live row of each (notifier, incident) lane."""
-        rows = self.conn.execute(
-            "SELECT * FROM outbox WHERE state IN ('pending', 'sending') ORDER BY id"
-        ).fetchall()
+    def heads(self, notifier: str | None = None) -> list[OutboxRow]:
+        """The oldest live row of each (notifier, incident) lane; an unreadable row
+        is given up on the spot (logged with its id) so it cannot stall its lane."""
+        sql, params = _SELECT + " WHERE state IN ('pending', 'sending')", tuple[str, ...]()
+        if notifier is not None:
+            sql, params = sql + " AND notifier = ?", (notifier,)
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
         seen: set[tuple[str, str]] = set()
         out = []
         for r in rows:
             lane = (r["notifier"], r["incident_id"] or f"#{r['id']}")
-            if lane not in seen:
-                seen.add(lane)
-                out.append(_row(r))
+            if lane in seen:
+                continue
+            try:
+                row = _row(r)
+            except UnreadableRow as exc:
+                self._quarantine(r, str(exc))
+                continue
+            seen.add(lane)
+            out.append(row)
         return out
 
+    def _quarantine(self, r: sqlite3.Row, reason: str) -> None:
+        log.error(
+            "outbox_row_unreadable", id=r["id"], notifier=r["notifier"], op=r["op"], error=reason
+        )
+        with self.conn:
+            self.conn.execute(
+                "UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
+                (f"unreadable row: {reason}", r["id"]),
+            )
+
     def rows(self, state: str | None = None) -> list[OutboxRow]:
-        sql, params = "SELECT * FROM outbox", tuple[str, ...]()
+        """Every row (an unreadable payload shows as ``{}``), oldest first."""
+        sql, params = _SELECT, tuple[str, ...]()
         if state is not None:
             sql, params = sql + " WHERE state = ?", (state,)
-        return [_row(r) for r in self.conn.execute(sql + " ORDER BY id", params).fetchall()]
+        return [
+            _row(r, strict=False)
+            for r in self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        ]
 
     def mark_sending(self, row: OutboxRow) -> None:
         with self.conn:
@@ -210,11 +229,12 @@ class Outbox:
             )
             notifier.record(self.conn, row, result)
 
-    def retry_at(self, row: OutboxRow, at: float, error: str) -> None:
+    def retry_at(self, row: OutboxRow, at: float, error: str, *, uncertain: bool = False) -> None:
+        """Try again at ``at``; ``uncertain`` keeps it ``sending`` (reconcile first)."""
         with self.conn:
             self.conn.execute(
-                "UPDATE outbox SET state = 'pending', next_at = ?, last_error = ? WHERE id = ?",
-                (at, error, row.id),
+                "UPDATE outbox SET state = ?, next_at = ?, last_error = ? WHERE id = ?",
+                ("sending" if uncertain else "pending", at, error, row.id),
             )
 
     def give_up(self, row: OutboxRow, error: str) -> None:
@@ -248,180 +268,54 @@ class Outbox:
             )
         return cur.rowcount
 
+    def oldest_live_age(self, now: float) -> dict[str, float]:
+        """Per notifier, how long its oldest undelivered row has waited (seconds)."""
+        rows = self.conn.execute(
+            "SELECT notifier, MIN(created_at) FROM outbox"
+            " WHERE state IN ('pending', 'sending') GROUP BY notifier"
+        ).fetchall()
+        return {r[0]: max(now - r[1], 0.0) for r in rows}
+
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         return {r[0]: r[1] for r in rows}
 
 
-def _row(r: sqlite3.Row) -> OutboxRow:
+_SELECT = (
+    "SELECT id, idem_key, notifier, incident_id, op, CAST(payload AS BLOB) AS payload, state,"
+    " attempts, next_at, created_at, last_error FROM outbox"
+)
+"""The payload comes as bytes: a damaged one (not UTF-8) fails its row, not the query."""
+
+
+def _payload(raw: object) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        payload = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UnreadableRow(f"payload is not JSON: {type(exc).__name__}: {exc}"[:300]) from exc
+    if not isinstance(payload, dict):
+        raise UnreadableRow(f"payload is a JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+def _row(r: sqlite3.Row, *, strict: bool = True) -> OutboxRow:
+    try:
+        payload = _payload(r["payload"])
+    except UnreadableRow:
+        if strict:
+            raise
+        payload = {}
     return OutboxRow(
         id=r["id"],
         idem_key=r["idem_key"],
         notifier=r["notifier"],
         incident_id=r["incident_id"],
         op=r["op"],
-        payload=json.loads(r["payload"]),
+        payload=payload,
         state=r["state"],
         attempts=r["attempts"],
         next_at=r["next_at"],
         created_at=r["created_at"],
         last_error=r["last_error"],
     )
-
-
-class Dispatcher:
-    """Delivers due outbox rows; ``start``/``stop`` run it as a task, tests call ``deliver_due``."""
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        notifiers: Mapping[str, Notifier],
-        clock: Clock,
-        settings: OutboxSettings | None = None,
-        metrics: NotifyMetrics | None = None,
-    ) -> None:
-        self.outbox = outbox
-        self.metrics = metrics
-        self.notifiers = dict(notifiers)
-        self._clock = clock
-        self._s = settings or OutboxSettings()
-        self._paused_until: dict[str, float] = {}
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """New rows were queued: look now."""
-        self._wake.set()
-
-    async def deliver_due(self) -> float | None:
-        """One pass over the lanes; returns when the next row is due (epoch), or None."""
-        now = self._clock.now()
-        for row in self.outbox.heads():
-            if self._stopping:
-                break
-            if max(row.next_at, self._paused_until.get(row.notifier, 0.0)) > now:
-                continue
-            notifier = self.notifiers.get(row.notifier)
-            if notifier is None:
-                self._dead(row, f"notifier {row.notifier!r} is not configured")
-            elif now - row.created_at > self._s.give_up_after_s:
-                self._dead(row, f"undelivered after {self._s.give_up_after_s:g}s: {row.last_error}")
-            else:
-                await self._attempt(row, notifier)
-        return self._next_due()
-
-    def _next_due(self) -> float | None:
-        dues = [
-            max(r.next_at, self._paused_until.get(r.notifier, 0.0)) for r in self.outbox.heads()
-        ]
-        return min(dues) if dues else None
-
-    async def _attempt(self, row: OutboxRow, notifier: Notifier) -> None:
-        if row.state == "sending":
-            found = await self._reconcile(row, notifier)
-            if found is not None:
-                self.outbox.mark_sent(row, found, notifier)
-                self._count(row, "reconciled")
-                log.info("outbox_reconciled", notifier=row.notifier, idem_key=row.idem_key)
-                return
-        self.outbox.mark_sending(row)
-        fut = asyncio.ensure_future(notifier.deliver(row, self.outbox))
-        try:
-            result = await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            # finish the send we started and record it, then honour the cancel
-            with contextlib.suppress(Exception):
-                self.outbox.mark_sent(row, await fut, notifier)
-                self._count(row, "sent")
-            raise
-        except DeliveryError as exc:
-            self._failed(row, exc)
-            return
-        except Exception as exc:  # a bug or an unexpected library error: retry, loudly
-            log.exception("outbox_deliver_crashed", notifier=row.notifier, idem_key=row.idem_key)
-            self._failed(row, RetryableDelivery(f"{type(exc).__name__}: {exc}"))
-            return
-        self.outbox.mark_sent(row, result, notifier)
-        self._count(row, "sent")
-        log.info("notified", notifier=row.notifier, op=row.op, incident=row.incident_id)
-
-    def _count(self, row: OutboxRow, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.delivered(row.notifier, outcome)
-
-    async def _reconcile(self, row: OutboxRow, notifier: Notifier) -> dict[str, Any] | None:
-        try:
-            return await notifier.reconcile(row, self.outbox)
-        except Exception as exc:
-            log.warning("outbox_reconcile_failed", notifier=row.notifier, error=str(exc))
-            return None
-
-    def _failed(self, row: OutboxRow, exc: DeliveryError) -> None:
-        now = self._clock.now()
-        if not isinstance(exc, RetryableDelivery):
-            self._dead(row, exc.reason)
-            return
-        if exc.retry_after is not None:
-            delay = min(max(exc.retry_after, 0.0), self._s.retry_after_max_s)
-            self._paused_until[row.notifier] = now + delay
-        else:
-            attempts = row.attempts + 1
-            delay = min(self._s.backoff_initial_s * 2 ** (attempts - 1), self._s.backoff_max_s)
-        self._count(row, "failed")
-        log.warning(
-            "notify_retry", notifier=row.notifier, op=row.op, error=exc.reason, retry_in_s=delay
-        )
-        self.outbox.retry_at(row, now + delay, exc.reason)
-
-    def _dead(self, row: OutboxRow, reason: str) -> None:
-        self._count(row, "dead")
-        log.error("notify_gave_up", notifier=row.notifier, op=row.op, reason=reason)
-        self.outbox.give_up(row, reason)
-
-    # -- as a service ------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Deliver until :meth:`stop`; an in-flight send always finishes and is recorded."""
-        self._stopping = False
-        while not self._stopping:
-            try:
-                nxt = await self.deliver_due()
-                self.outbox.prune(self._clock.now() - self._s.keep_sent_s)
-                if self.metrics is not None:
-                    self.metrics.refresh(self.outbox.conn)
-            except sqlite3.Error:
-                log.exception("outbox_db_error")
-                nxt = None
-            now = self._clock.now()
-            delay = self._s.poll_s if nxt is None else min(max(nxt - now, 0.0), self._s.poll_s)
-            if delay > 0 and not self._stopping:
-                await self._idle(delay)
-
-    async def _idle(self, delay: float) -> None:
-        self._wake.clear()
-        waiter = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (waiter, sleeper):
-                t.cancel()
-            await asyncio.gather(waiter, sleeper, return_exceptions=True)
-
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name="outbox-dispatcher")
-        return self._task
-
-    async def stop(self) -> None:
-        """Graceful: the current send finishes and is marked; then the task ends."""
-        self._stopping = True
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is not None:
-            await asyncio.wait({task})
-            if not task.cancelled() and task.exception() is not None:
-                log.error("outbox_dispatcher_failed", error=str(task.exception()))
-        for n in self.notifiers.values():
-            with contextlib.suppress(Exception):
-                await n.aclose()

@@ -126,6 +126,11 @@ class OutboxSettings(Section):
     """Idle check interval of the dispatcher (new notices wake it at once)."""
     keep_sent_s: float = Field(7 * 86400.0, gt=0)
     """Delivered rows are pruned after this long."""
+    reconcile_after_s: float = Field(10.0, ge=0)
+    """A send that got no answer is looked up no sooner than this (the far side may still
+    be writing it), before any resend."""
+    stuck_after_s: float = Field(600.0, gt=0)
+    """A notifier whose oldest undelivered row waited this long is stuck (``Dispatcher.stuck``)."""
 
 
 class NotifySettings(Section):

@@ -4,8 +4,10 @@ Web API through ``slack_sdk``'s ``AsyncWebClient`` with no retry handlers of
 its own (the outbox owns retries and honours ``Retry-After``). Every message
 carries metadata with its idempotency key, so a row left ``sending`` by a
 crash is found in the channel (``conversations.history``/``.replies``)
-instead of being posted twice. Without a bot token an incoming-webhook URL
-is a reduced fallback: no threads, no root updates.
+instead of being posted twice -- and so is one whose answer never came (a
+timeout, a dropped connection, a non-JSON reply): those are
+:class:`UncertainDelivery`, reconciled before any resend. Without a bot token
+an incoming-webhook URL is a reduced fallback: no threads, no root updates.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sentinel.notify.outbox import (
     Outbox,
     OutboxRow,
     RetryableDelivery,
+    UncertainDelivery,
 )
 from sentinel.notify.policy import PagingPolicy, muted_note, notice_key
 from sentinel.notify.settings import SlackSettings
@@ -41,6 +44,26 @@ _ICON = {
     "info": ":large_blue_circle:",
 }
 _RETRYABLE_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error"}
+
+
+class _StrictWebClient(AsyncWebClient):
+    """A Web API client that treats a 200 without a JSON object body (a proxy's HTML
+    page, plain text) as an unanswered send instead of crashing on it."""
+
+    async def _request(  # type: ignore[no-untyped-def]
+        self, *, http_verb, api_url, req_args
+    ) -> dict[str, Any]:
+        res: dict[str, Any] = await super()._request(
+            http_verb=http_verb, api_url=api_url, req_args=req_args
+        )
+        data = res.get("data")
+        if res.get("status_code") == 200 and not (isinstance(data, dict) and "ok" in data):
+            raise UncertainDelivery(f"slack answered 200 without a JSON body ({_kind(data)})")
+        return res
+
+
+def _kind(data: object) -> str:
+    return "empty" if not data else type(data).__name__
 
 
 def _when(t: float | None) -> str:
@@ -129,7 +152,7 @@ class SlackNotifier:
         self._policy = policy or PagingPolicy()
         token = settings.bot_token()
         self._web = (
-            AsyncWebClient(
+            _StrictWebClient(
                 token=token,
                 base_url=settings.base_url,
                 timeout=int(settings.timeout_s),
@@ -184,7 +207,7 @@ class SlackNotifier:
         except SlackApiError as exc:
             raise _classify(exc) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise RetryableDelivery(f"slack connection error: {type(exc).__name__}: {exc}") from exc
+            raise _connection_error(exc) from exc
 
     async def _deliver_web(
         self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
@@ -223,17 +246,28 @@ class SlackNotifier:
         return {"webhook": resp.status_code}
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
-        """Find a message we may have posted before a crash, by its metadata."""
+        """Find a message we may have posted (before a crash, or unanswered), by its
+        metadata; RetryableDelivery when Slack cannot be asked now."""
         if self._web is None or row.op == "update":
             return None  # webhook: cannot look; update: idempotent, just resend
+        try:
+            return await self._find(self._web, row, outbox)
+        except SlackApiError as exc:
+            raise _classify(exc) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise RetryableDelivery(f"slack connection error: {type(exc).__name__}") from exc
+
+    async def _find(
+        self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
+    ) -> dict[str, Any] | None:
         ref = outbox.ref(NAME, row.incident_id) if row.incident_id else None
         if row.op == "reply" and ref is not None:
-            resp = await self._web.conversations_replies(
+            resp = await web.conversations_replies(
                 channel=ref["channel"], ts=ref["ts"], include_all_metadata=True, limit=200
             )
             channel = ref["channel"]
         else:
-            resp = await self._web.conversations_history(
+            resp = await web.conversations_history(
                 channel=self._s.channel,
                 oldest=f"{row.created_at - 1:.6f}",
                 include_all_metadata=True,
@@ -264,9 +298,20 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def _connection_error(exc: BaseException) -> RetryableDelivery:
+    """Not connected: surely not sent. Connected, then no answer: it may have arrived."""
+    what = f"slack connection error: {type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return RetryableDelivery(what)
+    return UncertainDelivery(what)
+
+
 def _classify(exc: SlackApiError) -> DeliveryError:
     resp = exc.response
-    status = getattr(resp, "status_code", 0)
+    status = getattr(resp, "status_code", None)
+    if status is None:  # the SDK could not parse the body: it carries the raw response
+        status = getattr(resp, "status", 0)
+        return UncertainDelivery(f"slack answered {status} with a body that is not JSON")
     error = ""
     data = getattr(resp, "data", None)
     if isinstance(data, dict):

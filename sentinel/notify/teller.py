@@ -20,8 +20,9 @@ from sentinel.base.audit import audit
 from sentinel.base.clock import Clock
 from sentinel.notify.alertmanager import AlertmanagerNotifier
 from sentinel.notify.console import ConsoleNotifier
+from sentinel.notify.dispatcher import Dispatcher
 from sentinel.notify.metrics import NotifyMetrics
-from sentinel.notify.outbox import Dispatcher, Notifier, Outbox
+from sentinel.notify.outbox import Notifier, Outbox
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller

@@ -3,7 +3,8 @@
 Real HTTP(S) servers (aiohttp) on 127.0.0.1 that answer like the services do:
 point sentinel's notify settings at ``base_url`` / ``url``, let it deliver, and
 assert on what the server accepted. A test scripts failures (429 with
-Retry-After, 500) by appending :class:`Failure` entries to ``script``.
+Retry-After, 500, a garbage body) by appending :class:`Failure` entries to
+``script``, and a slow Slack with ``SlackServer.delays``.
 
 - :class:`SlackServer`: the Web API methods sentinel uses (post, update, history, replies).
 - :class:`PagerDutyServer`: Events API v2 over HTTPS (pagerduty's client insists on
@@ -30,7 +31,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from sentinel.base.clock import FakeClock
-    from sentinel.notify.outbox import Dispatcher
+    from sentinel.notify.dispatcher import Dispatcher
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Failure:
 
     status: int
     retry_after: float | None = None
+    body: str | None = None
+    """A raw body instead of the service's own error (e.g. a proxy's HTML page)."""
+    content_type: str = "text/plain"
 
 
 @dataclass
@@ -55,6 +59,10 @@ class _Base:
             return None
         f = self.script.pop(0)
         headers = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None else {}
+        if f.body is not None:
+            return web.Response(
+                status=f.status, text=f.body, content_type=f.content_type, headers=headers
+            )
         if f.status == 429:
             body = {"ok": False, "error": "ratelimited", "status": "throttle event"}
             return web.json_response(body, status=429, headers=headers)
@@ -82,6 +90,8 @@ class SlackServer(_Base):
     _ts: int = 0
     hold: asyncio.Event | None = None
     """When set, a posted message is recorded but the answer waits for this event."""
+    delays: list[float] = field(default_factory=list)
+    """Seconds the next posts' answers wait (each recorded first), in order: a slow Slack."""
 
     @property
     def base_url(self) -> str:
@@ -122,6 +132,8 @@ class SlackServer(_Base):
         self.messages.append({**body, "ts": ts, "metadata": metadata})
         if self.hold is not None:
             await self.hold.wait()
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.json_response({"ok": True, "channel": body["channel"], "ts": ts})
 
     async def _update(self, request: web.Request) -> web.Response:

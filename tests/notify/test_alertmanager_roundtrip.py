@@ -30,7 +30,8 @@ from sentinel.notify.alertmanager import (
     ExternalAlert,
     alert_to_judgement,
 )
-from sentinel.notify.outbox import Dispatcher, Outbox
+from sentinel.notify.dispatcher import Dispatcher
+from sentinel.notify.outbox import Outbox
 from sentinel.notify.settings import AlertmanagerSettings
 from sentinel.notify.teller import OutboxTeller
 from sentinel.testing import cleared, drain, finding

@@ -15,7 +15,8 @@ from sentinel.base.clock import FakeClock
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.alertmanager import AlertmanagerNotifier, ExternalAlert, alert_to_judgement
-from sentinel.notify.outbox import Dispatcher, Outbox
+from sentinel.notify.dispatcher import Dispatcher
+from sentinel.notify.outbox import Outbox
 from sentinel.notify.settings import (
     AlertmanagerSettings,
     ConsoleSettings,
