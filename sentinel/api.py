@@ -23,6 +23,7 @@ from aiohttp import web
 
 from sentinel.base.audit import audit
 from sentinel.base.clock import Clock
+from sentinel.base.db import health_of
 from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
@@ -220,7 +221,11 @@ class _Api:
 
     async def readyz(self, request: web.Request) -> web.Response:
         ok = self._ready() if self._ready is not None else True
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+        state = health_of(self._conn)
+        body: dict[str, Any] = {"ready": ok and state.writable}
+        if not state.writable:  # incidents and pages may not be recorded: say so
+            body["state"] = state.to_dict()
+        return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def status(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = dict(self._status()) if self._status is not None else {}

@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from sentinel.api import build_app, start_api
-from sentinel.base import db
+from sentinel.base import audit, db
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.base.errors import InputError
 from sentinel.base.logging import redactor
@@ -206,7 +206,9 @@ async def build(
     for secret in _notifier_secrets(config):
         redactor.add(secret)
 
-    conn = db.open_db(db.path_in(config.state_dir))
+    conn = db.open_db(db.path_in(config.state_dir), on_corrupt=config.state.on_corrupt)
+    db.register_metrics(conn, registry)
+    audit.configure(conn, config.state.audit, registry)
     triton = triton_adapter.connect(config.triton)
     closers: list[Callable[[], Any]] = [_aclose(conn.close), triton.close]
     try:
@@ -271,6 +273,8 @@ async def build(
             observers=[probe_metrics.observe, telemetry.observe, *observers]
             + ([files_probe.observe] if files_probe is not None else []),
             on_judgement=_both(FindingMetrics(registry).observe, on_judgement),
+            unit_of_work=lambda: db.unit_of_work(conn),
+            retry_on=db.is_write_failure,
         )
 
         async def on_alerts(alerts: list[ExternalAlert]) -> None:
@@ -282,6 +286,7 @@ async def build(
         async def tick(now: float) -> None:
             if server_pids.refresh(now):
                 suite.set_server_pids(server_pids.pids)
+            db.recheck(conn)  # after a failed write: readiness comes back once space does
             await pipeline.tick(now)
 
         services: list[Callable[[], Any]] = [notify.dispatcher.run]
