@@ -271,7 +271,15 @@ def open_db(path: Path | str, *, on_corrupt: OnCorrupt = "move_aside") -> sqlite
     try:
         return _connect(str(path))
     except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot open the state database: {exc}") from exc
+        raise _unusable(path, "open", exc) from exc
+
+
+def _unusable(path: Path, what: str, exc: BaseException) -> StateError:
+    """A one-line error naming the file, with the likely fix for the usual causes."""
+    hint = ""
+    if "readonly" in str(exc) or "unable to open" in str(exc) or isinstance(exc, PermissionError):
+        hint = f" (the state directory {path.parent} must be writable by sentinel's user)"
+    return StateError(f"{path}: cannot {what} the state database: {exc}{hint}")
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -319,20 +327,20 @@ def _damage(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateError(f"{path}: cannot read the state database: {exc}") from exc
+        raise _unusable(path, "read", exc) from exc
     if size == 0:
         # sentinel never leaves an empty file: something truncated it and its history is gone
         return "zero-length file: its data is gone"
     try:
         check = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot open the state database: {exc}") from exc
+        raise _unusable(path, "open", exc) from exc
     try:
         rows = check.execute(f"PRAGMA quick_check({QUICK_CHECK_ERRORS})").fetchall()
     except sqlite3.Error as exc:
         if _is_damage(exc):
             return str(exc)
-        raise StateError(f"{path}: cannot read the state database: {exc}") from exc
+        raise _unusable(path, "read", exc) from exc
     finally:
         check.close()
     problems = [str(r[0]) for r in rows if r[0] != "ok"]
