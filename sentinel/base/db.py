@@ -16,6 +16,7 @@ connection's :class:`StateHealth`, which ``/readyz`` and the metrics report.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -188,11 +189,18 @@ def unit_of_work(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[
     return contextlib.nullcontext()
 
 
+RECHECK_ROOM_BYTES = 1 << 20
+"""Room the database must have again (file limit and filesystem) before a recheck trusts a
+small write: a row that fits into a half-empty page proves nothing about a full disk."""
+
+
 def recheck(conn: sqlite3.Connection) -> bool:
-    """After a write failure, try a small write again; True when the database takes it."""
+    """After a write failure: True once there is room again and a small write succeeds."""
     health = health_of(conn)
     if health.writable:
         return True
+    if not _has_room(conn, health.path):
+        return False
     with contextlib.suppress(sqlite3.Error), conn:
         conn.execute(
             "INSERT INTO state_check (id, at) VALUES (1, ?)"
@@ -200,6 +208,24 @@ def recheck(conn: sqlite3.Connection) -> bool:
             (time.time(),),
         )
     return health.writable
+
+
+def _has_room(conn: sqlite3.Connection, path: str) -> bool:
+    try:
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        limit = int(conn.execute("PRAGMA max_page_count").fetchone()[0])
+    except sqlite3.Error:
+        return False
+    if (limit - pages) * page_size < RECHECK_ROOM_BYTES:
+        return False
+    if path == ":memory:":
+        return True
+    try:
+        fs = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize >= RECHECK_ROOM_BYTES
 
 
 class StateCollector:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -93,4 +94,25 @@ async def test_full_disk_is_loud_and_the_page_goes_out_when_space_comes_back(
     finally:
         await flow.notify.dispatcher.stop()
         await runner.cleanup()
+        flow.conn.close()
+
+
+def test_readiness_comes_back_with_space_even_with_nothing_to_retry(
+    tmp_path: Path, clock: FakeClock, pd: PagerDutyServer
+) -> None:
+    """A failed write with nothing pending: the tick's recheck finds the space again."""
+    flow = build_flow(tmp_path / "sentinel.db", clock, pd)
+    try:
+        flow.cap(0)
+        with flow.conn:  # a stand-in for any write that needs a new page
+            flow.conn.execute("CREATE TABLE filler (x TEXT)")
+            flow.conn.execute("INSERT INTO filler VALUES (?)", ("f" * 20_000,))
+    except sqlite3.OperationalError:
+        pass
+    try:
+        health = db.health_of(flow.conn)
+        assert (False, False) == (health.writable, db.recheck(flow.conn))
+        flow.uncap()
+        assert (True, True) == (db.recheck(flow.conn), health.writable)
+    finally:
         flow.conn.close()
