@@ -23,6 +23,7 @@ from aiohttp import web
 
 from sentinel.base.audit import audit
 from sentinel.base.clock import Clock
+from sentinel.base.db import health_of
 from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
@@ -51,9 +52,15 @@ def build_app(
     on_alerts: AlertSink | None = None,
     status: Callable[[], dict[str, Any]] | None = None,
     ready: Callable[[], bool] | None = None,
+    degraded: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
-    """The aiohttp application; every dependency is an argument (None: that part is off)."""
+    """The aiohttp application; every dependency is an argument (None: that part is off).
+
+    ``degraded`` names what sentinel cannot do right now (e.g. pages stuck for a notifier);
+    anything it returns makes /readyz answer 503 with it.
+    """
     api = _Api(conn, token, clock, playbooks, on_alerts, status, ready)
+    api.degraded = degraded
     app = web.Application(client_max_size=1024**2)
     r = app.router
     r.add_get("/healthz", api.healthz)
@@ -130,6 +137,7 @@ class _Api:
         self._on_alerts = on_alerts
         self._status = status
         self._ready = ready
+        self.degraded: Callable[[], dict[str, Any]] | None = None
         self._incidents = IncidentStore(conn)
         self._silences = SilenceStore(conn)
 
@@ -220,7 +228,13 @@ class _Api:
 
     async def readyz(self, request: web.Request) -> web.Response:
         ok = self._ready() if self._ready is not None else True
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+        state = health_of(self._conn)
+        problems = self.degraded() if self.degraded is not None else {}
+        body: dict[str, Any] = {"ready": ok and state.writable and not problems}
+        if not state.writable:  # incidents and pages may not be recorded: say so
+            body["state"] = state.to_dict()
+        body.update(problems)
+        return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def status(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = dict(self._status()) if self._status is not None else {}

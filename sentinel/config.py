@@ -21,6 +21,7 @@ import pydantic
 import yaml
 from pydantic import Field, SecretStr, model_validator
 
+from sentinel.base.db import StateSettings
 from sentinel.base.settings import RelPath, Section, read_secret
 from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, problems_from
 from sentinel.detect.settings import DetectorSettings
@@ -74,6 +75,8 @@ class Config(Section):
     """Name of this pod/host, first part of every incident's dedup key."""
     state_dir: RelPath = Path("state")
     """Where the SQLite store lives (incidents, runs, outbox, audit)."""
+    state: StateSettings = StateSettings()
+    """The state database: what to do when it is damaged, and the audit trail's bounds."""
     dry_run: bool = False
     """Global dry-run: playbooks are planned and logged, nothing with a side effect runs."""
     triton: TritonSettings = TritonSettings()

@@ -7,6 +7,7 @@ every sample through them in order, keeping the latest observations as
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -68,6 +69,11 @@ class LatestFacts:
 
 
 Observer = Callable[[Sample], None]
+UnitOfWork = Callable[[], contextlib.AbstractContextManager[object]]
+"""A transaction around one judgement's incident change and the notices it tells."""
+
+PENDING_LIMIT = 1000
+"""Judgements kept for a retry while the state cannot be written (oldest dropped first)."""
 
 
 class Pipeline:
@@ -83,6 +89,8 @@ class Pipeline:
         actor: Actor | None = None,
         observers: Sequence[Observer] = (),
         on_judgement: Callable[[Judgement], None] | None = None,
+        unit_of_work: UnitOfWork = contextlib.nullcontext,
+        retry_on: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self.facts = facts
         self._judge = judge
@@ -91,6 +99,10 @@ class Pipeline:
         self._actor = actor
         self._observers = list(observers)
         self._on_judgement = on_judgement
+        self._unit = unit_of_work
+        self._retry_on = retry_on
+        self.pending: deque[Judgement] = deque(maxlen=PENDING_LIMIT)
+        """Judgements whose incident change could not be stored, retried every tick."""
 
     async def accept(self, sample: Sample) -> None:
         """One sample through the whole flow."""
@@ -118,26 +130,59 @@ class Pipeline:
         except Exception:
             log.exception("detector_tick_failed")
             judgements = []
+        await self._retry_pending()
         await self._remember(judgements)
         try:
-            changes = self._memory.tick(now)
+            # an incident change is stored together with its notices, or not at all:
+            # what a failed write rolled back, the next tick works out again
+            with self._unit():
+                changes = self._memory.tick(now)
+                await self._tell(changes)
         except Exception:
             log.exception("incident_tick_failed")
             return
-        await self._tell_and_act(changes)
+        await self._act(changes)
+
+    async def _retry_pending(self) -> None:
+        for _ in range(len(self.pending)):
+            if not await self._ingest(self.pending.popleft()):
+                break  # still failing: the rest wait for the next tick, in order
 
     async def _remember(self, judgements: list[Judgement]) -> None:
         for judgement in judgements:
             if self._on_judgement is not None:
                 self._on_judgement(judgement)
-            try:
-                changes = self._memory.ingest(judgement)
-            except Exception:
-                log.exception("incident_ingest_failed", kind=judgement.kind)
+            if self.pending:  # keep the order: this one waits behind the earlier ones
+                self._keep(judgement)
                 continue
-            await self._tell_and_act(changes)
+            await self._ingest(judgement)
 
-    async def _tell_and_act(self, changes: list[IncidentChanged]) -> None:
+    async def _ingest(self, judgement: Judgement) -> bool:
+        """One judgement remembered and told in one unit of work; False if kept for later."""
+        try:
+            with self._unit():
+                changes = self._memory.ingest(judgement)
+                await self._tell(changes)
+        except Exception as exc:
+            if not self._retry_on(exc):
+                log.exception("incident_ingest_failed", kind=judgement.kind)
+                return True
+            log.error("incident_not_stored", kind=judgement.kind, error=str(exc))
+            self.pending.appendleft(judgement)
+            return False
+        await self._act(changes)
+        return True
+
+    def _keep(self, judgement: Judgement) -> None:
+        if len(self.pending) == self.pending.maxlen:
+            log.error("incident_judgement_dropped", kind=self.pending[0].kind)
+        self.pending.append(judgement)
+
+    async def _tell(self, changes: list[IncidentChanged]) -> None:
+        for change in changes:
+            await self._teller.tell(change)
+
+    async def _act(self, changes: list[IncidentChanged]) -> None:
         for change in changes:
             log.info(
                 "incident_" + change.change,
@@ -145,7 +190,6 @@ class Pipeline:
                 severity=str(change.incident.severity),
                 summary=change.incident.summary,
             )
-            await self._teller.tell(change)
             if self._actor is not None:
                 try:
                     await self._actor.handle(change)

@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from sentinel.api import build_app, start_api
-from sentinel.base import db
+from sentinel.base import audit, db
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.base.errors import InputError
 from sentinel.base.logging import redactor
@@ -29,6 +29,7 @@ from sentinel.detect.suite import DetectorSuite
 from sentinel.incidents.manager import IncidentManager
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, alert_to_judgement
+from sentinel.notify.dispatcher import Dispatcher
 from sentinel.notify.teller import NotifyStack, TappedTeller, build_notify
 from sentinel.pipeline import LatestFacts, Observer, Pipeline
 from sentinel.probes import triton as triton_adapter
@@ -183,6 +184,12 @@ def build_probes(
     return probes, canaries
 
 
+def _degraded(dispatcher: Dispatcher) -> dict[str, Any]:
+    """What /readyz reports as sentinel's own trouble: notifiers whose pages are stuck."""
+    stuck = dispatcher.stuck()
+    return {"pages_stuck_s": {n: round(age, 1) for n, age in stuck.items()}} if stuck else {}
+
+
 @contextlib.asynccontextmanager
 async def build(
     config: Config,
@@ -206,7 +213,9 @@ async def build(
     for secret in _notifier_secrets(config):
         redactor.add(secret)
 
-    conn = db.open_db(db.path_in(config.state_dir))
+    conn = db.open_db(db.path_in(config.state_dir), on_corrupt=config.state.on_corrupt)
+    db.register_metrics(conn, registry)
+    audit.configure(conn, config.state.audit, registry)
     triton = triton_adapter.connect(config.triton)
     closers: list[Callable[[], Any]] = [_aclose(conn.close), triton.close]
     try:
@@ -271,6 +280,8 @@ async def build(
             observers=[probe_metrics.observe, telemetry.observe, *observers]
             + ([files_probe.observe] if files_probe is not None else []),
             on_judgement=_both(FindingMetrics(registry).observe, on_judgement),
+            unit_of_work=lambda: db.unit_of_work(conn),
+            retry_on=db.is_write_failure,
         )
 
         async def on_alerts(alerts: list[ExternalAlert]) -> None:
@@ -282,6 +293,7 @@ async def build(
         async def tick(now: float) -> None:
             if server_pids.refresh(now):
                 suite.set_server_pids(server_pids.pids)
+            db.recheck(conn)  # after a failed write: readiness comes back once space does
             await pipeline.tick(now)
 
         services: list[Callable[[], Any]] = [notify.dispatcher.run]
@@ -304,6 +316,7 @@ async def build(
                 on_alerts=on_alerts,
                 status=lambda: _status(config, facts, engine),
                 ready=lambda: facts.triton() is not None,
+                degraded=lambda: _degraded(notify.dispatcher),
             )
             runner, port = await start_api(app, config.api.bind, config.api.port)
             log.info("api_listening", bind=config.api.bind, port=port)

@@ -28,6 +28,7 @@ def _handle(args: argparse.Namespace) -> int:
         return BAD_INPUT
     if args.dry_run:
         config = config.model_copy(update={"dry_run": True})
+    from sentinel.base.db import StateError
     from sentinel.wiring import ConfigError
 
     try:
@@ -40,6 +41,9 @@ def _handle(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{args.config or '<defaults>'}: {exc}", file=sys.stderr)
         return 2
+    except StateError as exc:  # str() names the file: one line, no traceback
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _once(config: Config, as_json: bool) -> int:

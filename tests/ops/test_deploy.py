@@ -133,7 +133,8 @@ def test_crd_schema_catches_a_misspelt_field() -> None:
 
 
 def test_sidecar_can_signal_triton_and_is_probed_on_its_health_endpoints() -> None:
-    """shareProcessNamespace is on; sentinel's probes hit /healthz and /readyz on port 9309."""
+    """shareProcessNamespace is on; both of sentinel's probes hit /healthz on port 9309
+    (/readyz reports sentinel's own trouble, which must not take Triton out of service)."""
     docs = base_docs()
     pod = _one(docs, "Deployment", "triton")["spec"]["template"]["spec"]
     sentinel = _container(docs, "sentinel")
@@ -146,7 +147,7 @@ def test_sidecar_can_signal_triton_and_is_probed_on_its_health_endpoints() -> No
     )
     assert (True, "sentinel") == (pod["shareProcessNamespace"], pod["serviceAccountName"])
     assert ["triton", "sentinel"] == [c["name"] for c in pod["containers"]]  # triton's default
-    assert ("/healthz", 9309, "/readyz", 9309) == probes
+    assert ("/healthz", 9309, "/healthz", 9309) == probes
     assert {"metrics": 9308, "api": 9309} == ports
 
 
