@@ -20,6 +20,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from sentinel import __version__  # noqa: E402 -- after the BLAS thread limit
+from sentinel.base.db import StateError  # noqa: E402
 
 # Command modules, in the order `sentinel --help` lists them.
 COMMAND_MODULES = (
@@ -59,5 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except StateError as exc:  # any command that opens the database: one line, no traceback
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 1
     sys.stdout.flush()
     return code

@@ -167,3 +167,21 @@ def test_one_unreadable_incident_row_does_not_stop_recovery(conn: sqlite3.Connec
         recovered = manager.recover()
     assert [opened.incident.id] == [inc.id for inc in recovered]
     assert ["bad1"] == [e["id"] for e in logs if e["event"] == "incident_row_unreadable"]
+
+
+def test_incidents_command_with_a_directory_in_place_of_the_database_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """`sentinel incidents` (any command opening the database) reports it in one line, exit 1."""
+    (tmp_path / "state" / "sentinel.db").mkdir(parents=True)
+    cfg = tmp_path / "sentinel.yaml"
+    cfg.write_text(f"pod: p\nstate_dir: {tmp_path / 'state'}\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sentinel", "incidents", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+    )
+    assert_one_line_naming(proc, tmp_path / "state" / "sentinel.db")
