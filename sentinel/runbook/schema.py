@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -344,6 +345,17 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+@dataclass(frozen=True, slots=True)
+class MissingFolder(Problem):
+    """A configured playbook folder that does not exist (no file in it is invalid)."""
+
+
+def invalid_files(problems: list[Problem]) -> list[Problem]:
+    """The problems that are about a playbook file or an override, not a missing folder:
+    these fail readiness and count in ``sentinel_playbooks_invalid``."""
+    return [p for p in problems if not isinstance(p, MissingFolder)]
+
+
 def load_dirs(
     dirs: list[Path], overrides: dict[str, dict[str, Any]] | None = None
 ) -> tuple[dict[str, LoadedPlaybook], list[Problem]]:
@@ -357,7 +369,7 @@ def load_dirs(
     problems: list[Problem] = []
     for d in dirs:
         if not d.is_dir():
-            problems.append(Problem(str(d), 0, "", "playbook folder not found"))
+            problems.append(MissingFolder(str(d), 0, "", "playbook folder not found"))
             continue
         for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
             name = _name_in(f) or ""
