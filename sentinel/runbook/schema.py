@@ -31,6 +31,7 @@ from pydantic import (
 from sentinel.base.yamlsource import InvalidFile, Problem, line_of, load_yaml, plain, validate
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.authoring import authoring_problems
+from sentinel.runbook.param_schemas import conditionals, with_schemas
 from sentinel.runbook.templating import check_expression, check_templates
 from sentinel.vocabulary.findings import FINDING_KINDS, Severity
 
@@ -402,4 +403,8 @@ def _name_in(path: Path) -> str | None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a playbook file (for editors and CI; shipped as SCHEMA_ID)."""
     schema = Playbook.model_json_schema(by_alias=True)
+    by_action, defs = with_schemas()
+    for name in ("Step", "Rollback"):
+        schema["$defs"][name]["allOf"] = conditionals(by_action)
+    schema["$defs"].update(defs)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

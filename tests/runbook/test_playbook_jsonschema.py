@@ -78,3 +78,22 @@ def test_unknown_kind_and_action_fail_the_schema() -> None:
     bad_action["steps"][0]["action"] = "wiat"
     assert 1 == len(_errors(bad_kind))
     assert 1 == len(_errors(bad_action))
+
+
+def _step_with(action: str, params: dict[str, Any]) -> dict[str, Any]:
+    data = _minimal()
+    data["steps"][0].update({"action": action, "with": params, "rollback": "none"})
+    return data
+
+
+def test_each_actions_parameters_are_in_the_schema() -> None:
+    """An editor flags wait_exit_s: -5 and an unknown parameter, as validate does."""
+    assert 1 == len(_errors(_step_with("process.signal", {"wait_exit_s": -5})))
+    assert 1 == len(_errors(_step_with("process.signal", {"kill_after": 30})))
+    assert 1 == len(_errors(_step_with("triton.load_model", {"model": "m", "patch": {"x": 1}})))
+
+
+def test_templated_parameters_pass_the_schema() -> None:
+    """A template where a number goes is accepted (it is typed once rendered)."""
+    params = {"model": "{{ target.model }}", "patch": {"max_batch_size": "{{ 2 * 2 }}"}}
+    assert [] == _errors(_step_with("triton.load_model", params))
