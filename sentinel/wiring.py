@@ -52,6 +52,7 @@ from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.fleet import FleetHalt, OnHalt, build_fleet_guard
+from sentinel.runbook.schema import invalid_files
 from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
@@ -184,10 +185,15 @@ def build_probes(
     return probes, canaries
 
 
-def _degraded(dispatcher: Dispatcher) -> dict[str, Any]:
-    """What /readyz reports as sentinel's own trouble: notifiers whose pages are stuck."""
-    stuck = dispatcher.stuck()
-    return {"pages_stuck_s": {n: round(age, 1) for n, age in stuck.items()}} if stuck else {}
+def _degraded(dispatcher: Dispatcher, engine: Engine | None = None) -> dict[str, Any]:
+    """What /readyz reports as sentinel's own trouble: notifiers whose pages are stuck, and
+    playbook files that did not load (``sentinel_playbooks_invalid`` counts them too)."""
+    out: dict[str, Any] = {}
+    if stuck := dispatcher.stuck():
+        out["pages_stuck_s"] = {n: round(age, 1) for n, age in stuck.items()}
+    if engine is not None and invalid_files(engine.problems):
+        out["playbook_problems"] = [str(p) for p in engine.problems]
+    return out
 
 
 @contextlib.asynccontextmanager
@@ -315,8 +321,8 @@ async def build(
                 playbooks=EnginePlaybookService(engine),
                 on_alerts=on_alerts,
                 status=lambda: _status(config, facts, engine),
-                ready=lambda: facts.triton() is not None,
-                degraded=lambda: _degraded(notify.dispatcher),
+                ready=lambda: ready(facts, engine),
+                degraded=lambda: _degraded(notify.dispatcher, engine),
             )
             runner, port = await start_api(app, config.api.bind, config.api.port)
             log.info("api_listening", bind=config.api.bind, port=port)
@@ -385,6 +391,12 @@ def _notifier_secrets(config: Config) -> list[str]:
     return [s for s in out if s]
 
 
+def ready(facts: LatestFacts, engine: Engine) -> bool:
+    """/readyz: Triton has been seen, and every playbook file loaded (a bad one is not
+    running: ``sentinel_playbooks_invalid`` says how many problems, the log says which)."""
+    return facts.triton() is not None and not invalid_files(engine.problems)
+
+
 def _status(config: Config, facts: LatestFacts, engine: Engine) -> dict[str, Any]:
     health = facts.triton()
     return {
@@ -393,4 +405,5 @@ def _status(config: Config, facts: LatestFacts, engine: Engine) -> dict[str, Any
         "triton": {"live": health.live, "ready": health.ready} if health else None,
         "gpus": [g.uuid for g in facts.gpus()],
         "playbooks": sorted(engine.playbooks),
+        "playbook_problems": [str(p) for p in engine.problems],
     }

@@ -60,7 +60,8 @@ def build_context(
         "incident": incident_data(incident),
         "subject": subject_data(incident),
         "evidence": incident.evidence,
-        "target": target,
+        # defined fallback: a server- or GPU-wide incident may name no model
+        "target": {"model": "", **target},
         "params": params,
         "gpus": gpus,
         "gpu": gpu,

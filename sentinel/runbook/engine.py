@@ -27,7 +27,7 @@ from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
 from sentinel.runbook.metrics import RunbookMetrics
 from sentinel.runbook.records import LOCKED, Ports, RunRequest, RunResult
-from sentinel.runbook.schema import LoadedPlaybook, load_dirs
+from sentinel.runbook.schema import LoadedPlaybook, invalid_files, load_dirs
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.runbook.targets import target_key, target_of
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
@@ -102,6 +102,8 @@ class Engine:
         self.playbooks, self.problems = found, problems
         for p in problems:
             log.error("playbook_invalid", problem=str(p))
+        if self.ports.metrics is not None:
+            self.ports.metrics.playbooks_invalid.set(len(invalid_files(problems)))
         return problems
 
     def recover(self) -> list[str]:

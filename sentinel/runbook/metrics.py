@@ -39,6 +39,12 @@ class RunbookMetrics:
             "1 while the circuit breaker stops all automation (until `sentinel breaker reset`).",
             registry=registry,
         )
+        self.playbooks_invalid = Gauge(
+            "sentinel_playbooks_invalid",
+            "Problems found in the playbook files (or their overrides) at the last load; "
+            "the playbooks concerned do not run, and /readyz fails while any remain.",
+            registry=registry,
+        )
         self.leases_active = Gauge(
             "sentinel_playbook_leases_active",
             "Degradations (FP16, smaller batch) currently held as leases, awaiting restore.",

@@ -8,22 +8,38 @@ snapshots and undoes itself, or an explicit ``rollback: none``).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, validate
+from sentinel.base.yamlsource import InvalidFile, Problem, line_of, load_yaml, plain, validate
 from sentinel.runbook.actions import ACTIONS
+from sentinel.runbook.authoring import authoring_problems
+from sentinel.runbook.param_schemas import conditionals, with_schemas
 from sentinel.runbook.templating import check_expression, check_templates
-from sentinel.vocabulary.findings import Severity
+from sentinel.vocabulary.findings import FINDING_KINDS, Severity
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_TEXT = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$"
+_DURATION = re.compile(_DURATION_TEXT)
+SCHEMA_ID = "playbooks/playbook.schema.json"
+"""Where the emitted schema is shipped (a test checks it is up to date)."""
 
 
 def _parse_duration(value: Any) -> Any:
@@ -39,8 +55,36 @@ def _parse_duration(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 24h)")
 
 
-Duration = Annotated[float, BeforeValidator(_parse_duration), Field(ge=0)]
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": _DURATION_TEXT},
+        {"type": "number", "minimum": 0},
+    ],
+    "description": "seconds, or 500ms / 30s / 5m / 24h / 2d",
+}
+
+Duration = Annotated[
+    float, BeforeValidator(_parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)
+]
 """Seconds; written in YAML as 30s / 5m / 24h or a number."""
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in FINDING_KINDS:
+        close = difflib.get_close_matches(kind, list(FINDING_KINDS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(FINDING_KINDS)}"
+        raise ValueError(f"no detector raises {kind!r} ({hint})")
+    return kind
+
+
+FindingKindName = Annotated[
+    str,
+    AfterValidator(_known_kind),
+    WithJsonSchema({"type": "string", "enum": list(FINDING_KINDS)}),
+]
+"""A finding kind some detector raises (vocabulary.findings.FINDING_KINDS)."""
+
+ActionName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(ACTIONS)})]
 
 
 class _Strict(BaseModel):
@@ -50,7 +94,7 @@ class _Strict(BaseModel):
 class Trigger(_Strict):
     """Which incidents start the playbook."""
 
-    kinds: list[str] = Field(min_length=1)
+    kinds: list[FindingKindName] = Field(min_length=1)
     """Finding kinds, e.g. [latency_spike, gpu_oom_predicted]."""
     min_severity: Severity = Severity.WARNING
     """Ignore incidents below this severity."""
@@ -111,7 +155,7 @@ class Step(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """Unique in the playbook; later steps see it as ``steps.<name>``."""
-    action: str
+    action: ActionName
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     """Parameters, rendered by the sandboxed template engine."""
     if_: str | None = Field(None, alias="if")
@@ -290,7 +334,27 @@ def load_playbook(path: str | Path, override: dict[str, Any] | None = None) -> L
             raise InvalidFile([Problem(str(p), 1, "overrides", str(exc))]) from exc
         digest.update(json.dumps(override, sort_keys=True, default=str).encode())
     pb = validate(Playbook, data, str(p))
+    found = authoring_problems(pb)
+    if found:
+        raise InvalidFile(
+            [Problem(str(p), line_of(data, loc), _dotted(loc), msg) for loc, msg in found]
+        )
     return LoadedPlaybook(playbook=pb, path=str(p), sha256=digest.hexdigest())
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFolder(Problem):
+    """A configured playbook folder that does not exist (no file in it is invalid)."""
+
+
+def invalid_files(problems: list[Problem]) -> list[Problem]:
+    """The problems that are about a playbook file or an override, not a missing folder:
+    these fail readiness and count in ``sentinel_playbooks_invalid``."""
+    return [p for p in problems if not isinstance(p, MissingFolder)]
 
 
 def load_dirs(
@@ -306,7 +370,7 @@ def load_dirs(
     problems: list[Problem] = []
     for d in dirs:
         if not d.is_dir():
-            problems.append(Problem(str(d), 0, "", "playbook folder not found"))
+            problems.append(MissingFolder(str(d), 0, "", "playbook folder not found"))
             continue
         for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
             name = _name_in(f) or ""
@@ -337,5 +401,10 @@ def _name_in(path: Path) -> str | None:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a playbook file (for editors)."""
-    return Playbook.model_json_schema(by_alias=True)
+    """The JSON Schema of a playbook file (for editors and CI; shipped as SCHEMA_ID)."""
+    schema = Playbook.model_json_schema(by_alias=True)
+    by_action, defs = with_schemas()
+    for name in ("Step", "Rollback"):
+        schema["$defs"][name]["allOf"] = conditionals(by_action)
+    schema["$defs"].update(defs)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

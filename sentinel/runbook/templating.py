@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sentinel.runbook.errors import RunbookError
@@ -132,3 +133,64 @@ def check_templates(value: Any, where: str = "") -> list[str]:
         for i, v in enumerate(value):
             out += check_templates(v, f"{where}[{i}]")
     return out
+
+
+INDEX = "[]"
+"""A path part read by a computed or numeric index (``gpus[0]``, ``steps[name]``)."""
+METHODS = frozenset({"get", "items", "keys", "values"})
+"""Mapping methods a template may call on any mapping."""
+
+
+def variable_paths(value: str) -> list[tuple[str, ...]]:
+    """The context paths a template (or one expression string) reads: ``target.model``
+    -> ("target", "model"). Names a template binds itself (``{% set %}``, loops) are
+    left out; a template that does not parse reads nothing (``check_templates`` says why)."""
+    single = _single_expression(value)
+    source = "{{ " + single + " }}" if single is not None else value
+    try:
+        tree = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return []
+    free = meta.find_undeclared_variables(tree)
+    out: list[tuple[str, ...]] = []
+    _walk(tree, free, out)
+    return out
+
+
+def expression_paths(expr: str) -> list[tuple[str, ...]]:
+    """The context paths one condition (``if:``, ``when:``) reads."""
+    return variable_paths("{{ " + expr + " }}")
+
+
+def _walk(node: nodes.Node, free: set[str], out: list[tuple[str, ...]]) -> None:
+    chain, inner = _chain(node)
+    if chain is not None:
+        if chain[0] in free and chain not in out:
+            out.append(chain)
+        for sub in inner:
+            _walk(sub, free, out)
+        return
+    for child in node.iter_child_nodes():
+        _walk(child, free, out)
+
+
+def _chain(node: nodes.Node) -> tuple[tuple[str, ...] | None, list[nodes.Node]]:
+    """``a.b['c'][i]`` as ("a", "b", "c", INDEX) plus the index expressions inside it."""
+    parts: list[str] = []
+    inner: list[nodes.Node] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem):
+            arg = node.arg
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                parts.append(arg.value)
+            else:
+                parts.append(INDEX)
+                inner.append(arg)
+            node = node.node
+        elif isinstance(node, nodes.Name):
+            return (node.name, *reversed(parts)), inner
+        else:
+            return None, []

@@ -75,3 +75,47 @@ class Cleared:
 
 
 Judgement = Finding | Cleared
+
+
+@dataclass(frozen=True, slots=True)
+class FindingKind:
+    """A kind of finding some detector raises, and what its subject names."""
+
+    name: str
+    subject: str
+    """'model' (always names a model), 'gpu', 'server' (names nothing), or
+    'model or gpu' (either, depending on the evidence)."""
+    summary: str
+
+    @property
+    def always_names_a_model(self) -> bool:
+        return self.subject == "model"
+
+
+FINDING_KINDS: dict[str, FindingKind] = {
+    k.name: k
+    for k in (
+        FindingKind("latency_spike", "model", "p99 latency over its SLO or baseline"),
+        FindingKind("accuracy_drift", "model", "canary agreement with the golden set fell"),
+        FindingKind("metric_anomaly", "model", "a watched series left its usual range"),
+        FindingKind("backlog", "model", "requests queue faster than they are served"),
+        FindingKind("error_burst", "model", "requests to a model fail in a burst"),
+        FindingKind("server_unhealthy", "server", "the server is not live or not ready"),
+        FindingKind("model_not_ready", "model", "a model the server should serve is not ready"),
+        FindingKind("gpu_lost", "gpu", "a GPU fell off the bus or stopped answering"),
+        FindingKind("xid_hardware", "gpu", "an Xid error of the hardware class"),
+        FindingKind("ttft_spike", "model", "time to first token over its baseline"),
+        FindingKind("stream_stalled", "model", "streams stop before their last token"),
+        FindingKind("generation_drift", "model", "generated text drifts from the golden text"),
+        FindingKind("thermal_throttle", "gpu", "clocks held down by heat"),
+        FindingKind("power_brake", "gpu", "clocks held down by the power brake"),
+        FindingKind("gpu_oom", "model or gpu", "out of memory (a request failed, or memory full)"),
+        FindingKind("gpu_oom_predicted", "gpu", "memory growth will fill the GPU soon"),
+        FindingKind("model_files_changed", "model", "a model's files differ from known-good"),
+        FindingKind("model_repo_unreachable", "model", "the model repository cannot be read"),
+        FindingKind("model_unverified", "model", "a served version has no known-good manifest"),
+        FindingKind("model_gpu_mismatch", "model", "an engine built for another GPU is served"),
+    )
+}
+"""Every kind a detector can raise (playbook triggers are checked against these; a test
+checks the detectors raise no other)."""

@@ -7,8 +7,13 @@ action's own code would do.
 
 from __future__ import annotations
 
+import difflib
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
 
 from sentinel.base.clock import Clock
 from sentinel.base.errors import is_retryable
@@ -17,6 +22,73 @@ from sentinel.runbook.settings import RunbookSettings
 from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.notices import Teller
 from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
+
+
+class ActionParams(BaseModel):
+    """An action's ``with:`` parameters; each action declares its own subclass.
+
+    Field docstrings are the reference in docs/playbooks.md. Unknown keys are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class NoParams(ActionParams):
+    """This action takes no parameters."""
+
+
+def is_template(value: Any) -> bool:
+    """A string the executor renders at run time (its type is only known then)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def param_problems(
+    params_model: type[ActionParams], given: dict[str, Any]
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """Where ``given`` breaks the action's declared parameters: (path, message) pairs.
+
+    A value that is a template is checked only once rendered (at run time), so errors
+    about one are dropped here; unknown and missing keys are always reported.
+    """
+    try:
+        params_model.model_validate(given)
+    except pydantic.ValidationError as exc:
+        out: list[tuple[tuple[int | str, ...], str]] = []
+        for err in exc.errors():
+            kind = err["type"]
+            if kind not in ("missing", "extra_forbidden") and is_template(err["input"]):
+                continue
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"].removeprefix("Value error, ")
+            if kind == "extra_forbidden":
+                message = "unknown parameter" + _suggest(params_model, loc)
+            elif kind == "missing":
+                message = "required parameter is missing"
+            if (loc, message) not in out:
+                out.append((loc, message))
+        return out
+    return []
+
+
+def _suggest(params_model: type[ActionParams], loc: tuple[int | str, ...]) -> str:
+    """'did you mean' among the fields of the (possibly nested) model that owns loc[-1]."""
+    model: Any = params_model
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = [a for a in typing.get_args(field.annotation) if _is_params(a)] if field else []
+        model = field.annotation if field and _is_params(field.annotation) else None
+        model = model or (inner[0] if inner else None)
+        if model is None:
+            return ""
+    fields = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(fields) or 'none'})"
+
+
+def _is_params(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, ActionParams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +105,8 @@ class ActionSpec:
     undoable: bool = False
     """Snapshots what it changes and can put it back (``undo``)."""
     summary: str = ""
+    params: type[ActionParams] = NoParams
+    """What ``with:`` may hold, checked when the playbook is validated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +182,7 @@ def param(params: dict[str, Any], name: str, kind: type, default: Any = ...) -> 
         value = int(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ActionError(f"with.{name}: expected {kind.__name__}, got {value!r}")
+    if default is ... and isinstance(value, str) and not value.strip():
+        # e.g. target.model rendered '' for an incident that names no model
+        raise ActionError(f"with.{name}: required, but empty")
     return value

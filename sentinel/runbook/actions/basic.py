@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pydantic import Field
+
 from sentinel.runbook.actions.base import (
     ActionContext,
+    ActionParams,
     ActionSpec,
     NoUndo,
     classify,
@@ -16,10 +19,15 @@ from sentinel.runbook.errors import ActionError
 from sentinel.vocabulary.samples import CanaryResult, ClockEventReason, GpuSample
 
 
+class WaitParams(ActionParams):
+    seconds: float = Field(ge=0)
+    """How long to wait, in seconds."""
+
+
 class Wait(NoUndo):
     """Sleep on the injected clock (let a change settle)."""
 
-    spec = ActionSpec("wait", side_effects=False, summary="wait a while")
+    spec = ActionSpec("wait", side_effects=False, summary="wait a while", params=WaitParams)
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         seconds = param(params, "seconds", float)
@@ -42,10 +50,26 @@ def summarize_canaries(results: list[CanaryResult]) -> dict[str, Any]:
     }
 
 
+class CanaryCheckParams(ActionParams):
+    model: str = Field(min_length=1)
+    """The model whose canaries run."""
+    version: str = ""
+    """A model version (default: the one Triton serves)."""
+    min_agreement: float = Field(0.0, ge=0, le=1)
+    """The round passes only if every canary's top-1 agreement reaches this."""
+    require: bool = False
+    """Fail the step when the round does not pass (else the output just says so)."""
+
+
 class CanaryCheck(NoUndo):
     """One canary round now; output says how it went (fails only with require: true)."""
 
-    spec = ActionSpec("canary.check", side_effects=False, summary="run the golden set once")
+    spec = ActionSpec(
+        "canary.check",
+        side_effects=False,
+        summary="run the golden set once",
+        params=CanaryCheckParams,
+    )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         if ctx.canary is None:
@@ -89,11 +113,22 @@ def gpu_facts(sample: GpuSample, server_names: list[str]) -> dict[str, Any]:
     return facts
 
 
+class DiagnosticsParams(ActionParams):
+    model: str = ""
+    """The model whose statistics and canaries are captured (default: the incident's;
+    empty: GPUs and the server only)."""
+    canaries: int = Field(20, ge=0)
+    """How many recent canary results to include."""
+
+
 class DiagnosticsCapture(NoUndo):
     """GPU processes, memory, clocks and reasons, Triton statistics, recent canaries."""
 
     spec = ActionSpec(
-        "diagnostics.capture", side_effects=False, summary="capture evidence into the run record"
+        "diagnostics.capture",
+        side_effects=False,
+        summary="capture evidence into the run record",
+        params=DiagnosticsParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

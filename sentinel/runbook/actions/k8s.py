@@ -10,7 +10,9 @@ import datetime
 import os
 from typing import Any
 
-from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from pydantic import Field
+
+from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.runbook.errors import ActionError
 from sentinel.runbook.kube import ApiError, KubeApi, deployment_path, mounted_namespace
 
@@ -33,11 +35,35 @@ def _namespace(ctx: ActionContext, params: dict[str, Any]) -> str:
         raise ActionError("with.namespace: not given and no service-account namespace") from exc
 
 
+class EvictPodParams(ActionParams):
+    pod: str = ""
+    """The pod to evict (default: this one, playbooks.k8s_pod or POD_NAME)."""
+    namespace: str = ""
+    """Its namespace (default: playbooks.k8s_namespace, else the service account's)."""
+
+
+class DeploymentParams(ActionParams):
+    deployment: str = Field(min_length=1)
+    """The Deployment's name."""
+    namespace: str = ""
+    """Its namespace (default: playbooks.k8s_namespace, else the service account's)."""
+
+
+class ScaleParams(DeploymentParams):
+    replicas: int = Field(ge=0)
+    """The replica count to set."""
+
+
 class EvictPod(NoUndo):
     """Evict this pod (or a named one) through the Eviction API (PDBs respected)."""
 
     spec = ActionSpec(
-        "k8s.evict_pod", side_effects=True, mutating=True, disruptive=True, summary="evict a pod"
+        "k8s.evict_pod",
+        side_effects=True,
+        mutating=True,
+        disruptive=True,
+        summary="evict a pod through the Eviction API (PodDisruptionBudgets apply)",
+        params=EvictPodParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +91,7 @@ class RolloutRestart(NoUndo):
         mutating=True,
         disruptive=True,
         summary="rollout restart a deployment",
+        params=DeploymentParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +109,12 @@ class Scale:
     """Set a Deployment's replicas; undo sets the previous count back."""
 
     spec = ActionSpec(
-        "k8s.scale", side_effects=True, mutating=True, undoable=True, summary="scale a deployment"
+        "k8s.scale",
+        side_effects=True,
+        mutating=True,
+        undoable=True,
+        summary="scale a deployment; undo sets the previous replica count back",
+        params=ScaleParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

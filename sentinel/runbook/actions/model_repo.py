@@ -13,9 +13,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from sentinel.base import modelrepo
 from sentinel.base.modelrepo import IntegrityError
-from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.runbook.errors import ActionError
 
 
@@ -73,6 +75,15 @@ def check(repo: Path, root: Path, model: str, version: str) -> dict[str, Any]:
     }
 
 
+class ModelRepoParams(ActionParams):
+    model: str = Field(min_length=1)
+    """The model whose files are compared or restored."""
+    version: str = ""
+    """A version (default: the latest backed up)."""
+    backup_dir: str = ""
+    """Another backup folder (default: playbooks.backup_dir / model_files.backup_dir)."""
+
+
 class CheckRepo(NoUndo):
     """Compare a model's files with its known-good backup (reads only)."""
 
@@ -80,6 +91,7 @@ class CheckRepo(NoUndo):
         "model_repo.check",
         side_effects=False,
         summary="compare a model's files with its known-good backup",
+        params=ModelRepoParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +114,7 @@ class RestoreKnownGood:
         mutating=True,
         undoable=True,
         summary="restore a model's last known-good files from backup and reload it",
+        params=ModelRepoParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from pydantic import Field
+
+from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.vocabulary.notices import ActionUpdate, PageRequest
+
+
+class SlackParams(ActionParams):
+    text: str
+    """The message, posted in the incident's thread."""
+
+
+class PageParams(ActionParams):
+    reason: str = ""
+    """Why (default: '<verb> by playbook <name>')."""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    """Extra evidence attached to the page (the run id is always added)."""
 
 
 class SlackNote(NoUndo):
     """A message in the incident's Slack thread."""
 
-    spec = ActionSpec("notify.slack", side_effects=True, summary="post to the incident thread")
+    spec = ActionSpec(
+        "notify.slack", side_effects=True, summary="post to the incident thread", params=SlackParams
+    )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         text = param(params, "text", str)
@@ -27,7 +43,10 @@ class Page(NoUndo):
     def __init__(self, verb: str) -> None:
         self.verb = verb
         self.spec = ActionSpec(
-            f"pagerduty.{verb}", side_effects=True, summary=f"{verb} the incident's page"
+            f"pagerduty.{verb}",
+            side_effects=True,
+            summary=f"{verb} the incident's page",
+            params=PageParams,
         )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

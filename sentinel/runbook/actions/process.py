@@ -11,7 +11,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from sentinel.runbook.actions.base import ActionContext, ActionSpec, NoUndo, param
+from pydantic import Field, field_validator
+
+from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.runbook.errors import ActionError
 
 
@@ -38,11 +40,33 @@ def find_server_pid(pid_file: Path | None, names: list[str], proc: Path = Path("
     return min(found)
 
 
+class SignalParams(ActionParams):
+    signal: str = "SIGTERM"
+    """A signal name (SIGTERM, SIGINT...); it must also be in playbooks.allowed_signals."""
+    wait_exit_s: float = Field(0.0, ge=0)
+    """Then wait this long for the process to exit (0: do not wait)."""
+    kill_after_s: float = Field(0.0, ge=0)
+    """SIGKILL the process if it is still running this long after the signal (0: never;
+    needs SIGKILL in playbooks.allowed_signals)."""
+
+    @field_validator("signal")
+    @classmethod
+    def _known_signal(cls, v: str) -> str:
+        if v.upper() not in signal.Signals.__members__:
+            raise ValueError(f"unknown signal {v!r} (e.g. SIGTERM, SIGINT, SIGKILL)")
+        return v
+
+
 class Signal(NoUndo):
     """Send an allowlisted signal to the server (SIGTERM: its supervisor restarts it)."""
 
     spec = ActionSpec(
-        "process.signal", side_effects=True, mutating=True, disruptive=True, summary="signal"
+        "process.signal",
+        side_effects=True,
+        mutating=True,
+        disruptive=True,
+        summary="signal the server's process (by server_pid_file, or by name in /proc)",
+        params=SignalParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -106,11 +130,21 @@ async def _wait_gone(ctx: ActionContext, pid: int, within: float) -> float:
     return ctx.clock.monotonic() - start
 
 
+class ExecParams(ActionParams):
+    command: str = Field(min_length=1)
+    """A name in playbooks.commands."""
+
+
 class Exec(NoUndo):
     """Run a command named in playbooks.commands (an argv list, never a shell)."""
 
     spec = ActionSpec(
-        "process.exec", side_effects=True, mutating=True, disruptive=True, summary="run a command"
+        "process.exec",
+        side_effects=True,
+        mutating=True,
+        disruptive=True,
+        summary="run a command named in playbooks.commands (an argv list; never a shell)",
+        params=ExecParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pydantic import Field
+
 from sentinel.runbook.actions.base import (
     ActionContext,
+    ActionParams,
     ActionSpec,
     NoUndo,
     classify,
@@ -142,6 +145,46 @@ def _version_policy(value: Any) -> dict[str, Any]:
     )
 
 
+class ConfigPatch(ActionParams):
+    """The fields of a model config a playbook may change."""
+
+    precision: str | None = None
+    """Sets the config parameter ``precision`` (e.g. fp16)."""
+    parameters: dict[str, str | int | float | bool] | None = None
+    """Config parameters, name: value (written as strings)."""
+    default_model_filename: str | None = None
+    """The file the model loads (e.g. model_fp16.plan)."""
+    max_batch_size: int | None = Field(None, ge=0)
+    """Preferred batch sizes above it are dropped."""
+    version_policy: dict[str, Any] | None = None
+    """{latest: {num_versions: N}}, {all: {}} or {specific: {versions: [..]}}."""
+    dynamic_batching: dict[str, Any] | bool | None = None
+    """Merged into the dynamic batcher's settings; false turns it off."""
+    instance_count: int | None = Field(None, ge=1)
+    """Instances per instance group."""
+
+
+class LoadModelParams(ActionParams):
+    model: str = Field(min_length=1)
+    """The model to reload."""
+    patch: ConfigPatch = ConfigPatch()
+    """What to change in the config it runs now (only the keys given)."""
+
+
+class ModelParams(ActionParams):
+    model: str = Field(min_length=1)
+    """The model."""
+
+
+class WaitReadyParams(ActionParams):
+    model: str = ""
+    """The model to wait for (empty: the server)."""
+    within_s: float = Field(60.0, ge=0)
+    """Fail after this many seconds."""
+    interval_s: float = Field(1.0, gt=0)
+    """Seconds between polls."""
+
+
 class LoadModel:
     """Reload a model with a patched copy of the config it runs now."""
 
@@ -151,6 +194,7 @@ class LoadModel:
         mutating=True,
         undoable=True,
         summary="reload a model with a config patch; undo reloads the snapshot",
+        params=LoadModelParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +250,7 @@ class UnloadModel:
         disruptive=True,
         undoable=True,
         summary="unload a model; undo reloads its snapshot",
+        params=ModelParams,
     )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +272,12 @@ class UnloadModel:
 class WaitReady(NoUndo):
     """Poll until the model (or the server, without a model) is ready."""
 
-    spec = ActionSpec("triton.wait_ready", side_effects=False, summary="wait until ready")
+    spec = ActionSpec(
+        "triton.wait_ready",
+        side_effects=False,
+        summary="wait until the model (or the server) is ready",
+        params=WaitReadyParams,
+    )
 
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         triton = ctx.need_triton()
