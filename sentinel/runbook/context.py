@@ -82,15 +82,18 @@ def cause_facts(incident: Incident, gpu: dict[str, Any]) -> dict[str, Any]:
     ev = incident.evidence
     foreign_now = int(gpu.get("foreign_memory_bytes") or 0)
     foreign_then = int(ev.get("other_bytes") or 0) if ev.get("cause") == "other_process" else 0
-    hardware_now = bool(
-        gpu.get("hw_slowdown") or gpu.get("hw_thermal_slowdown") or gpu.get("hw_power_brake")
-    )
-    hardware_then = bool(ev.get("hardware")) or incident.kind == "power_brake"
+    thermal_now = bool(gpu.get("hw_slowdown") or gpu.get("hw_thermal_slowdown"))
+    thermal_then = incident.kind == "thermal_throttle" and bool(ev.get("hardware"))
+    power_now = bool(gpu.get("hw_power_brake"))
+    power_then = incident.kind == "power_brake"
+    hardware_then = bool(ev.get("hardware")) or power_then
     return {
         "foreign_memory": foreign_now > 0 or foreign_then > 0,
         "foreign_memory_bytes": max(foreign_now, foreign_then),
         "foreign_processes": ev.get("other_processes") or gpu.get("foreign_processes") or [],
-        "hardware_throttle": hardware_now or hardware_then,
+        "hardware_throttle": thermal_now or power_now or hardware_then,
+        "hardware_thermal": thermal_now or thermal_then,
+        "hardware_power": power_now or power_then,
         "reasons": ev.get("reasons") or gpu.get("clock_event_names") or [],
     }
 
