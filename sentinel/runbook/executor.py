@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from sentinel.runbook.context import build_context
+from sentinel.runbook.context import RunContext, build_context
 from sentinel.runbook.guards import Verdict, cleared, first_gate, freshness
 from sentinel.runbook.records import LOCKED, Abort, Ports, RunRequest, RunResult
 from sentinel.runbook.reporting import RunReporter
@@ -54,7 +54,7 @@ class Executor:
         key = target_key(self.p.pod, req.target)
         params = {**pb.params, **req.params}
         config = await self._read_config(req.target.get("model"))
-        ctx = build_context(
+        facts = build_context(
             incident=req.incident,
             target=req.target,
             params=params,
@@ -65,7 +65,8 @@ class Executor:
             dry_run=dry,
         )
         if req.lease is not None:
-            ctx["lease"] = req.lease
+            facts["lease"] = req.lease
+        ctx = RunContext(facts)
         record = {
             "id": run_id,
             "playbook": pb.name,
@@ -73,13 +74,13 @@ class Executor:
             "target_key": key,
             "target": req.target,
             "incident_id": None if req.manual else req.incident.id,
-            "incident": ctx["incident"],
+            "incident": facts["incident"],
             "params": params,
             "actor": req.actor,
             "dry_run": dry,
             "started_at": self.p.clock.now(),
             # what the decisions were made on: the live config and the facts at the start
-            "evidence": {"model_config": config, "gpu": ctx["gpu"], "triton": ctx["triton"]},
+            "evidence": {"model_config": config, "gpu": facts["gpu"], "triton": facts["triton"]},
         }
         verdict = self._pre_run(req, ctx, key)
         if verdict is not None:
@@ -118,7 +119,7 @@ class Executor:
         steps = self.p.history.steps(run_id)
         return RunResult(run_id, pb.name, status, reason, dry, steps, refused_by=stopped_by)
 
-    def _pre_run(self, req: RunRequest, ctx: dict[str, Any], key: str) -> Verdict | None:
+    def _pre_run(self, req: RunRequest, ctx: RunContext, key: str) -> Verdict | None:
         pb = req.loaded.playbook
         s = self.p.settings
         now = self.p.clock.now()
@@ -133,7 +134,7 @@ class Executor:
                 return stale
         if pb.when is not None:
             try:
-                if not condition(pb.when, ctx):
+                if not condition(pb.when, ctx.template()):
                     return Verdict(RunStatus.SKIPPED, f"when: {pb.when} is false", guard=Guard.WHEN)
             except TemplateFailure as exc:
                 return Verdict(RunStatus.FAILED, f"when: {exc}", page=True, guard=Guard.WHEN)
@@ -165,7 +166,7 @@ class Executor:
                 page=True,
                 guard=Guard.BUDGET,
             )
-        return first_gate(pb.guards.blocked_if, ctx)
+        return first_gate(pb.guards.blocked_if, ctx.template())
 
     async def _refuse(
         self, req: RunRequest, record: dict[str, Any], verdict: Verdict, dry: bool
@@ -203,7 +204,7 @@ class Executor:
             return False
 
     async def _steps(
-        self, req: RunRequest, run_id: str, ctx: dict[str, Any], dry: bool
+        self, req: RunRequest, run_id: str, ctx: RunContext, dry: bool
     ) -> tuple[RunStatus, str, Guard | None]:
         """How the steps ended, and the guard that stopped them (None: they ran)."""
         pb = req.loaded.playbook
@@ -253,26 +254,24 @@ class Executor:
             return {}
 
 
-def _unverified(ctx: dict[str, Any]) -> str:
+def _unverified(ctx: RunContext) -> str:
     """A run whose verified steps all failed did not fix anything."""
-    checked = [(n, s) for n, s in ctx["steps"].items() if s.get("verified") is not None]
-    if checked and not any(s["verified"] for _, s in checked):
+    checked = [(n, s) for n, s in ctx.steps.items() if s.verified is not None]
+    if checked and not any(s.verified for _, s in checked):
         return "no step's fix verified: " + ", ".join(n for n, _ in checked)
     return ""
 
 
-def _outcome(ctx: dict[str, Any]) -> tuple[RunStatus, str]:
+def _outcome(ctx: RunContext) -> tuple[RunStatus, str]:
     """succeeded (a fix verified, or nothing needed verifying), blocked, or paged."""
-    steps = ctx["steps"]
-    verified = [n for n, s in steps.items() if s.get("verified")]
+    steps = ctx.steps
+    verified = [n for n, s in steps.items() if s.verified]
     if verified:
         return RunStatus.SUCCEEDED, f"verified: {', '.join(verified)}"
-    blocked = [
-        f"{n}: {s['blocked']}" for n, s in steps.items() if s["status"] == StepStatus.BLOCKED
-    ]
+    blocked = [f"{n}: {s.blocked}" for n, s in steps.items() if s.status == StepStatus.BLOCKED]
     if blocked:
         return RunStatus.BLOCKED, "; ".join(blocked)
-    paged = [n for n, s in steps.items() if s["status"] == StepStatus.SUCCEEDED and s.get("paged")]
+    paged = [n for n, s in steps.items() if s.status == StepStatus.SUCCEEDED and s.paged]
     if paged:
         return RunStatus.PAGED, f"a human was paged ({', '.join(paged)})"
     return RunStatus.SUCCEEDED, "all steps done"

@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from sentinel.runbook.actions import REGISTRY
+from sentinel.runbook.context import RunContext
 from sentinel.runbook.deadline import timed
 from sentinel.runbook.errors import ActionError
 from sentinel.runbook.records import Ports, RunRequest
@@ -35,7 +36,7 @@ class StepRollback:
         self,
         req: RunRequest,
         run_id: str,
-        ctx: dict[str, Any],
+        ctx: RunContext,
         step: Step,
         params: dict[str, Any],
         output: dict[str, Any],
@@ -59,7 +60,7 @@ class StepRollback:
         if isinstance(step.rollback, Rollback):
             rb = step.rollback
             try:
-                rb_params = render(rb.with_, {**ctx, "output": output})
+                rb_params = render(rb.with_, ctx.template(output=output))
             except TemplateFailure as exc:
                 h.start_step(
                     run_id,

@@ -16,6 +16,7 @@ import structlog
 from sentinel.base.errors import is_retryable
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext, classify
+from sentinel.runbook.context import RunContext, StepState
 from sentinel.runbook.deadline import timed
 from sentinel.runbook.errors import ActionError, StepTimeout
 from sentinel.runbook.guards import Verdict, cause_refusal, first_gate
@@ -40,24 +41,24 @@ class StepRunner:
         self.rollback = StepRollback(ports, report)
 
     async def run(
-        self, req: RunRequest, run_id: str, ctx: dict[str, Any], step: Step, phase: str, dry: bool
+        self, req: RunRequest, run_id: str, ctx: RunContext, step: Step, phase: str, dry: bool
     ) -> bool:
         """Run one step; False when it failed. Blocked or skipped steps are not failures."""
         h, now = self.p.history, self.p.clock.now
         action = REGISTRY[step.action]
         mutating = action.spec.mutating
-        state: dict[str, Any] = {"status": StepStatus.PENDING, "output": {}, "verified": None}
-        ctx["steps"][step.name] = state
+        state = ctx.step(step.name)
+        data = ctx.template()
         if step.if_ is not None:
             try:
-                go = condition(step.if_, ctx)
+                go = condition(step.if_, data)
             except TemplateFailure as exc:
                 if dry:
                     go = True  # earlier outcomes are unknown in a plan: show the step
                 else:
                     return self._fail(run_id, step, phase, state, f"if: {exc}")
             if not go:
-                state["status"] = StepStatus.SKIPPED
+                state.status = StepStatus.SKIPPED
                 h.start_step(
                     run_id,
                     phase,
@@ -70,19 +71,19 @@ class StepRunner:
                     f"if: {step.if_} is false",
                 )
                 return True
-        gate = first_gate(step.blocked_if, ctx)
+        gate = first_gate(step.blocked_if, data)
         if gate is not None:
             return await self._blocked(req, run_id, step, phase, state, gate, dry)
-        refusal = cause_refusal(step, mutating, ctx)
+        refusal = cause_refusal(step, mutating, ctx.facts)
         if refusal is not None:
             # the executor's default, not the playbook's: the run stops here and pages once
             await self._blocked(req, run_id, step, phase, state, refusal, dry, stop=True)
         try:
-            params = render(step.with_, ctx)
+            params = render(step.with_, data)
         except TemplateFailure as exc:
             return self._fail(run_id, step, phase, state, f"with: {exc}")
         if dry:
-            state["status"] = StepStatus.PLANNED
+            state.status = StepStatus.PLANNED
             note = "would run" + (
                 f", then verify {step.verify.model_dump()}" if step.verify else ""
             )
@@ -128,14 +129,13 @@ class StepRunner:
             output, attempts = await self._call(step, actx, params)
         except ActionError as exc:
             self.report.count_action(step.action, "failed")
-            state.update(status=StepStatus.FAILED, error=str(exc))
+            state.status, state.error = StepStatus.FAILED, str(exc)
             h.finish_step(step_id, StepStatus.FAILED, now(), reason=str(exc))
             await self.report.tell(req, run_id, step.name, "failed", str(exc), {}, dry)
             return False
         self.report.count_action(step.action, "succeeded")
-        state.update(
-            status=StepStatus.SUCCEEDED, output=output, paged=step.action == "pagerduty.trigger"
-        )
+        state.status, state.output = StepStatus.SUCCEEDED, output
+        state.paged = step.action == "pagerduty.trigger"
         h.finish_step(step_id, StepStatus.SUCCEEDED, now(), output, attempts=attempts)
         await self.report.tell(
             req, run_id, step.name, "succeeded", f"{step.action} done", output, dry
@@ -175,10 +175,10 @@ class StepRunner:
         self,
         req: RunRequest,
         run_id: str,
-        ctx: dict[str, Any],
+        ctx: RunContext,
         step: Step,
         phase: str,
-        state: dict[str, Any],
+        state: StepState,
         params: dict[str, Any],
         output: dict[str, Any],
     ) -> bool:
@@ -201,8 +201,8 @@ class StepRunner:
                 baseline=baseline,
                 interval=self.p.settings.canary_interval_s,
             )
-        state["verified"] = ok
-        state["verification"] = evidence
+        state.verified = ok
+        state.verification = evidence
         h.finish_step(vid, StepStatus.VERIFIED if ok else StepStatus.VERIFY_FAILED, now(), evidence)
         text = f"verification of {step.name} {'passed' if ok else 'failed'}"
         await self.report.tell(
@@ -215,17 +215,15 @@ class StepRunner:
                 )
             return True
         await self.rollback.undo(req, run_id, ctx, step, params, output)
-        state["status"] = StepStatus.ROLLED_BACK
+        state.status = StepStatus.ROLLED_BACK
         return True  # a failed verification is an answer, not an error: the ladder goes on
 
-    def _baseline(
-        self, step: Step, ctx: dict[str, Any], req: RunRequest, model: str
-    ) -> float | None:
+    def _baseline(self, step: Step, ctx: RunContext, req: RunRequest, model: str) -> float | None:
         assert step.verify is not None
         raw = step.verify.baseline_p99_s
         if raw is not None:
             try:
-                value = render(raw, ctx)
+                value = render(raw, ctx.template())
                 return float(value) if value not in (None, "") else None
             except (TemplateFailure, TypeError, ValueError):
                 log.warning("baseline_unreadable", step=step.name, template=str(raw))
@@ -253,13 +251,13 @@ class StepRunner:
         run_id: str,
         step: Step,
         phase: str,
-        state: dict[str, Any],
+        state: StepState,
         verdict: Verdict,
         dry: bool,
         stop: bool = False,
     ) -> bool:
         """Record a refused step; page, or (``stop``) end the run, which pages once."""
-        state.update(status=StepStatus.BLOCKED, blocked=verdict.reason)
+        state.status, state.blocked = StepStatus.BLOCKED, verdict.reason
         if self.p.metrics is not None:
             self.p.metrics.blocks.labels(req.loaded.playbook.name, verdict.guard or "").inc()
         self.p.history.start_step(
@@ -278,8 +276,8 @@ class StepRunner:
         await self.report.page(req, run_id, f"skipped {step.name}: {verdict.reason}", {}, dry)
         return True
 
-    def _fail(self, run_id: str, step: Step, phase: str, state: dict[str, Any], why: str) -> bool:
-        state.update(status=StepStatus.FAILED, error=why)
+    def _fail(self, run_id: str, step: Step, phase: str, state: StepState, why: str) -> bool:
+        state.status, state.error = StepStatus.FAILED, why
         self.p.history.start_step(
             run_id,
             phase,
