@@ -185,8 +185,8 @@ class Engine:
                 RunRequest(lp, incident, self._target_of(incident), actor="automatic")
             )
             results.append(result)
-            if result.status not in _NOT_ACTED:
-                break
+            if result.status not in _NOT_ACTED or result.refused_by is Guard.CLEARED:
+                break  # acted, or nothing left to act on (one page for a cleared finding)
         return results
 
     async def _consider_later(self, incident_id: str) -> list[RunResult]:

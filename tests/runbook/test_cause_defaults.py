@@ -121,8 +121,9 @@ async def test_foreign_memory_does_not_refuse_a_fix_it_cannot_cause(
 async def test_finding_cleared_before_the_first_step_is_refused_and_paged(
     bed: Bed, write_playbook: Loader
 ) -> None:
-    """Matched while firing, cleared before step one: nothing runs; recorded and paged."""
-    engine = bed.engine([write_playbook(UNLOAD)])
+    """Matched while firing, cleared before step one: nothing runs; recorded, paged once."""
+    second = UNLOAD.replace("name: site-unload", "name: site-unload-2")
+    engine = bed.engine([write_playbook(UNLOAD), write_playbook(second)])
     firing = incident("latency_spike", bed.clock.now())
     await engine.handle(IncidentChanged(firing, "opened"))
     await engine.stop()  # the spawned run is not under test; the snapshot below is

@@ -275,3 +275,28 @@ async def test_fleet_guard_is_not_asked_for_a_config_restore(bed: Bed, shipped: 
     events = await drive(bed.clock, engine.leases.tick())
     assert (["restored"], []) == ([e["event"] for e in events], guard.asked)
     assert original == bed.triton.configs["digits"]["max_batch_size"]
+
+
+async def test_reapply_waits_for_the_lock_then_puts_the_fallback_back(
+    bed: Bed, shipped: Loader
+) -> None:
+    """A returning fault while another run holds the model: the re-apply waits (recorded)."""
+    engine, original = await _leased(bed, shipped)
+    await drive(bed.clock, engine.leases.tick())
+    assert original == bed.triton.configs["digits"]["max_batch_size"]
+    assert engine.history.try_lock("pod-a/digits", "run-by-hand", bed.clock.now()) is None
+    await engine.leases.fault("digits")
+    [lease] = engine.history.leases()
+    assert ("watching", original) == (
+        lease["state"],
+        bed.triton.configs["digits"]["max_batch_size"],
+    )
+    assert "re-apply waits: run run-by-hand is already acting on" in lease["note"]
+    engine.history.unlock("pod-a/digits", "run-by-hand")
+    await engine.leases.fault("digits")
+    [lease] = engine.history.leases()
+    assert ("active", 1, original // 2) == (
+        lease["state"],
+        lease["reapplied"],
+        bed.triton.configs["digits"]["max_batch_size"],
+    )
