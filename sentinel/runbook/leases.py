@@ -124,8 +124,9 @@ class LeaseKeeper:
             why = f"the original config failed verification: {result.reason}"
             await self._reapplied(lease, why)
             return "verify_failed"
-        self.p.history.update_lease(lease["id"], now, note=f"restore refused: {result.reason}")
-        await self._reapply(lease, f"loading the original config failed: {result.reason}")
+        # the reload failed or timed out (or its rollback did): put the fallback back on
+        self.p.history.update_lease(lease["id"], now, note=f"restore failed: {result.reason}")
+        await self._reapply(lease, f"restoring the original config failed: {result.reason}")
         return "restore_failed"
 
     def _deferred(self, lease: dict[str, Any], result: RunResult) -> str:
