@@ -4,9 +4,11 @@ Triton facts, the model's live config, parameters and earlier steps."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from sentinel.runbook.actions.basic import gpu_facts
+from sentinel.runbook.status import StepStatus
 from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.ports import Facts
 from sentinel.vocabulary.samples import GpuSample, TritonHealth
@@ -45,7 +47,8 @@ def build_context(
     now: float,
     dry_run: bool,
 ) -> dict[str, Any]:
-    """Template context at the start of a run (``steps`` fills in as it goes)."""
+    """Template context at the start of a run (``steps`` fills in as it goes; a run
+    keeps it in a :class:`RunContext`)."""
     gpus: list[dict[str, Any]] = []
     triton = dict(_NO_TRITON)
     if facts is not None:
@@ -83,15 +86,18 @@ def cause_facts(incident: Incident, gpu: dict[str, Any]) -> dict[str, Any]:
     ev = incident.evidence
     foreign_now = int(gpu.get("foreign_memory_bytes") or 0)
     foreign_then = int(ev.get("other_bytes") or 0) if ev.get("cause") == "other_process" else 0
-    hardware_now = bool(
-        gpu.get("hw_slowdown") or gpu.get("hw_thermal_slowdown") or gpu.get("hw_power_brake")
-    )
-    hardware_then = bool(ev.get("hardware")) or incident.kind == "power_brake"
+    thermal_now = bool(gpu.get("hw_slowdown") or gpu.get("hw_thermal_slowdown"))
+    thermal_then = incident.kind == "thermal_throttle" and bool(ev.get("hardware"))
+    power_now = bool(gpu.get("hw_power_brake"))
+    power_then = incident.kind == "power_brake"
+    hardware_then = bool(ev.get("hardware")) or power_then
     return {
         "foreign_memory": foreign_now > 0 or foreign_then > 0,
         "foreign_memory_bytes": max(foreign_now, foreign_then),
         "foreign_processes": ev.get("other_processes") or gpu.get("foreign_processes") or [],
-        "hardware_throttle": hardware_now or hardware_then,
+        "hardware_throttle": thermal_now or power_now or hardware_then,
+        "hardware_thermal": thermal_now or thermal_then,
+        "hardware_power": power_now or power_then,
         "reasons": ev.get("reasons") or gpu.get("clock_event_names") or [],
     }
 
@@ -115,3 +121,38 @@ def synthetic_incident(pod: str, target: dict[str, str], kind: str, now: float) 
         detected_at=now,
         updated_at=now,
     )
+
+
+@dataclass(slots=True)
+class StepState:
+    """What a run knows of one of its steps (``steps.NAME`` in templates)."""
+
+    status: StepStatus = StepStatus.PENDING
+    output: dict[str, Any] = field(default_factory=dict)
+    verified: bool | None = None
+    """None: not verified (no ``verify:``, or not reached); else the canary's answer."""
+    verification: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    blocked: str = ""
+    """Why a guard refused the step."""
+    paged: bool = False
+    """The step paged a person (``pagerduty.trigger`` succeeded)."""
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One run's data: the facts fixed at its start, and its steps as they go."""
+
+    facts: dict[str, Any]
+    """``build_context``'s mapping (incident, cause, gpu, config, params, ...)."""
+    steps: dict[str, StepState] = field(default_factory=dict)
+
+    def template(self, **extra: Any) -> dict[str, Any]:
+        """What templates and conditions see: the facts, ``steps``, and ``extra``."""
+        return {**self.facts, "steps": self.steps, **extra}
+
+    def step(self, name: str) -> StepState:
+        """A fresh state for the step about to run (a step runs once per run)."""
+        state = StepState()
+        self.steps[name] = state
+        return state

@@ -26,9 +26,10 @@ from sentinel.runbook.guards import AllowAllGuard, FleetGuard, IncidentMarker, t
 from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
 from sentinel.runbook.metrics import RunbookMetrics
-from sentinel.runbook.records import LOCKED, Ports, RunRequest, RunResult
+from sentinel.runbook.records import Ports, RunRequest, RunResult
 from sentinel.runbook.schema import LoadedPlaybook, invalid_files, load_dirs
 from sentinel.runbook.settings import RunbookSettings
+from sentinel.runbook.status import Guard, RunStatus
 from sentinel.runbook.targets import target_key, target_of
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
 from sentinel.vocabulary.notices import IncidentChanged, Teller
@@ -37,9 +38,11 @@ from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
 log = structlog.get_logger(__name__)
 
 # Statuses of a run that guards stopped before it acted (the next playbook may try).
-_NOT_ACTED = {"skipped"}
+_NOT_ACTED = {RunStatus.SKIPPED}
 _TRIGGERING = {"opened", "escalated", "reopened", "renotify"}
 
+
+_CLEARED_KEPT = 4096
 
 LOCK_RETRY_S = 1.0
 """How often an incident whose target is locked by another run tries again."""
@@ -83,9 +86,10 @@ class Engine:
             pod=pod,
             metrics=RunbookMetrics(registry) if registry is not None else None,
             dry_run=dry_run or settings.dry_run,
+            cleared=self.cleared,
         )
         self.executor = Executor(self.ports)
-        self.leases = LeaseKeeper(self.ports, self.model_unhealthy)
+        self.leases = LeaseKeeper(self.ports, self.executor, self.model_unhealthy)
         self.problems: list[Problem] = []
         self.playbooks: dict[str, LoadedPlaybook] = {}
         if playbooks is None:
@@ -93,6 +97,9 @@ class Engine:
         else:
             self.playbooks = dict(playbooks)
         self._open: dict[str, Incident] = {}
+        self._cleared: dict[str, None] = {}
+        """Incidents resolved since they opened, oldest first (asked just before a run's
+        first step); the last ``_CLEARED_KEPT`` are enough for runs still deciding."""
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------
@@ -138,8 +145,12 @@ class Engine:
         model = incident.subject.model or ""
         if incident.status == IncidentStatus.RESOLVED:
             self._open.pop(incident.id, None)
+            self._cleared[incident.id] = None
+            while len(self._cleared) > _CLEARED_KEPT:
+                del self._cleared[next(iter(self._cleared))]
             return
         self._open[incident.id] = incident
+        self._cleared.pop(incident.id, None)
         if change.change not in _TRIGGERING:
             return
         if model:
@@ -149,6 +160,10 @@ class Engine:
 
     def _target_of(self, incident: Incident) -> dict[str, str]:
         return target_of(incident, self.models)
+
+    def cleared(self, incident_id: str) -> bool:
+        """The incident resolved after it was matched (and has not reopened)."""
+        return incident_id in self._cleared
 
     def model_unhealthy(self, model: str) -> bool:
         """An incident is open on this model (the leases' health signal)."""
@@ -172,8 +187,8 @@ class Engine:
                 RunRequest(lp, incident, self._target_of(incident), actor="automatic")
             )
             results.append(result)
-            if result.status not in _NOT_ACTED:
-                break
+            if result.status not in _NOT_ACTED or result.refused_by is Guard.CLEARED:
+                break  # acted, or nothing left to act on (one page for a cleared finding)
         return results
 
     async def _consider_later(self, incident_id: str) -> list[RunResult]:
@@ -191,7 +206,7 @@ class Engine:
             log.info("trigger_dropped", incident=incident_id, reason="cleared before for: elapsed")
             return []
         results = await self.consider(latest)
-        if results and all(r.status == "skipped" and LOCKED in r.reason for r in results):
+        if results and all(r.refused_by is Guard.LOCK for r in results):
             # another run held the target (e.g. a latency fix while the model also
             # drifted): this incident still deserves its own playbook once that run is over
             key = target_key(self.ports.pod, self._target_of(latest))

@@ -1,11 +1,15 @@
 """The executor: runs one playbook for one target, and owns every safety rule.
 
 Guards, in order: mode, freshness (cleared/stale), ``when:``, the circuit
-breaker, cooldown, budget (then page), cause-aware ``blocked_if`` gates, the
-target lock. Then steps: ``if:``, step gates, rendering, dry-run (an action
-that declares side effects is never called), the fleet guard for disruptive
-actions, the breaker again, timeout, transient-only retries with backoff,
-verification by canary, rollback, and a lease for ``restore_after``.
+breaker, cooldown, budget (then page), the playbook's ``blocked_if`` gates, the
+target lock, and -- just before the first step -- whether the finding has cleared
+meanwhile. Then steps: ``if:``, step gates, the cause refusals (by default no
+changing step acts on a hardware cause, a lost GPU or foreign memory; a step opts
+out with ``allow_causes`` + ``because``), rendering, dry-run (an action that
+declares side effects is never called), the fleet guard for disruptive actions,
+the breaker again, timeout, transient-only retries with backoff, verification by
+canary, rollback, and a lease for ``restore_after``. Lease restores and re-applies
+(``leases.py``) are runs of this executor too, so every change passes here.
 Every decision is a row in SQLite before anything is called.
 
 This module is the run (its guards, its steps in order, its outcome); one step is
@@ -21,10 +25,11 @@ from typing import Any
 
 import structlog
 
-from sentinel.runbook.context import build_context
-from sentinel.runbook.guards import Verdict, first_gate, freshness
+from sentinel.runbook.context import RunContext, build_context
+from sentinel.runbook.guards import Verdict, cleared, first_gate, freshness
 from sentinel.runbook.records import LOCKED, Abort, Ports, RunRequest, RunResult
 from sentinel.runbook.reporting import RunReporter
+from sentinel.runbook.status import Guard, RunStatus, StepStatus
 from sentinel.runbook.steps import StepRunner
 from sentinel.runbook.targets import target_key
 from sentinel.runbook.templating import TemplateFailure, condition
@@ -49,7 +54,7 @@ class Executor:
         key = target_key(self.p.pod, req.target)
         params = {**pb.params, **req.params}
         config = await self._read_config(req.target.get("model"))
-        ctx = build_context(
+        facts = build_context(
             incident=req.incident,
             target=req.target,
             params=params,
@@ -59,6 +64,9 @@ class Executor:
             now=self.p.clock.now(),
             dry_run=dry,
         )
+        if req.lease is not None:
+            facts["lease"] = req.lease
+        ctx = RunContext(facts)
         record = {
             "id": run_id,
             "playbook": pb.name,
@@ -66,50 +74,57 @@ class Executor:
             "target_key": key,
             "target": req.target,
             "incident_id": None if req.manual else req.incident.id,
-            "incident": ctx["incident"],
+            "incident": facts["incident"],
             "params": params,
             "actor": req.actor,
             "dry_run": dry,
             "started_at": self.p.clock.now(),
             # what the decisions were made on: the live config and the facts at the start
-            "evidence": {"model_config": config, "gpu": ctx["gpu"], "triton": ctx["triton"]},
+            "evidence": {"model_config": config, "gpu": facts["gpu"], "triton": facts["triton"]},
         }
         verdict = self._pre_run(req, ctx, key)
         if verdict is not None:
             return await self._refuse(req, record, verdict, dry)
         holder = None if dry else self.p.history.try_lock(key, run_id, self.p.clock.now())
         if holder is not None:
-            verdict = Verdict("skipped", f"run {holder} {LOCKED} {key}", guard="lock")
+            verdict = Verdict(RunStatus.SKIPPED, f"run {holder} {LOCKED} {key}", guard=Guard.LOCK)
             return await self._refuse(req, record, verdict, dry)
-        self.p.history.start_run({**record, "status": "running", "counted": not dry})
+        if self._cleared_meanwhile(req):
+            # the lock (or reading the config) took time: never act on what has gone away
+            if not dry:
+                self.p.history.unlock(key, run_id)
+            return await self._refuse(req, record, cleared(req.incident), dry)
+        self.p.history.start_run({**record, "status": RunStatus.RUNNING, "counted": not dry})
         if self.p.metrics is not None and not dry:
             self.p.metrics.budget_exhausted.labels(pb.name).set(0)
         log.info("run_started", run_id=run_id, playbook=pb.name, target=key, dry_run=dry)
         try:
-            status, reason = await self._steps(req, run_id, ctx, dry)
+            status, reason, stopped_by = await self._steps(req, run_id, ctx, dry)
         except asyncio.CancelledError:
             # stopping the daemon: leave the run 'running' so recovery marks it interrupted
             raise
         except Exception as exc:  # a bug must not take the daemon down; record it
             log.exception("run_crashed", run_id=run_id)
-            status, reason = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+            stopped_by = None
         finally:
             if not dry:
                 self.p.history.unlock(key, run_id)
         self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), record["evidence"])
         log.info("run_finished", run_id=run_id, playbook=pb.name, status=status, reason=reason)
         self.report.count(pb.name, status, "")
-        if status not in ("succeeded", "planned") and not dry and not req.manual:
+        if status not in (RunStatus.SUCCEEDED, RunStatus.PLANNED) and not dry and not req.manual:
             self.report.back_to_firing(req)
         await self.report.tell(req, run_id, None, status, f"{pb.name}: {status}. {reason}", {}, dry)
-        return RunResult(run_id, pb.name, status, reason, dry, self.p.history.steps(run_id))
+        steps = self.p.history.steps(run_id)
+        return RunResult(run_id, pb.name, status, reason, dry, steps, refused_by=stopped_by)
 
-    def _pre_run(self, req: RunRequest, ctx: dict[str, Any], key: str) -> Verdict | None:
+    def _pre_run(self, req: RunRequest, ctx: RunContext, key: str) -> Verdict | None:
         pb = req.loaded.playbook
         s = self.p.settings
         now = self.p.clock.now()
         if pb.mode == "disabled":
-            return Verdict("skipped", "playbook is disabled", guard="disabled")
+            return Verdict(RunStatus.SKIPPED, "playbook is disabled", guard=Guard.DISABLED)
         if not req.manual:
             max_age = min(
                 [s.max_event_age_s] + [t.max_age for t in pb.triggers if t.max_age is not None]
@@ -119,24 +134,24 @@ class Executor:
                 return stale
         if pb.when is not None:
             try:
-                if not condition(pb.when, ctx):
-                    return Verdict("skipped", f"when: {pb.when} is false", guard="when")
+                if not condition(pb.when, ctx.template()):
+                    return Verdict(RunStatus.SKIPPED, f"when: {pb.when} is false", guard=Guard.WHEN)
             except TemplateFailure as exc:
-                return Verdict("failed", f"when: {exc}", page=True, guard="when")
+                return Verdict(RunStatus.FAILED, f"when: {exc}", page=True, guard=Guard.WHEN)
         breaker = self.p.history.breaker()
         if breaker["open"]:
             return Verdict(
-                "blocked",
+                RunStatus.BLOCKED,
                 f"circuit breaker open since {breaker['opened_at']}: {breaker['reason']}; "
                 "automation stopped until `sentinel breaker reset`",
                 page=True,
-                guard="breaker",
+                guard=Guard.BREAKER,
             )
         cooldown = pb.guards.cooldown if pb.guards.cooldown is not None else s.cooldown_s
         last = self.p.history.last_counted_end(pb.name, key)
         if last is not None and now - last < cooldown:
             why = f"cooldown: last run {now - last:.0f} s ago (< {cooldown:g} s)"
-            return Verdict("skipped", why, guard="cooldown")
+            return Verdict(RunStatus.SKIPPED, why, guard=Guard.COOLDOWN)
         runs, per = (
             (pb.guards.budget.runs, pb.guards.budget.per)
             if pb.guards.budget is not None
@@ -145,13 +160,13 @@ class Executor:
         used = self.p.history.counted_runs_since(pb.name, key, now - per)
         if used >= runs:
             return Verdict(
-                "paged",
+                RunStatus.PAGED,
                 f"run budget spent: {used} runs of {pb.name} on {key} in {per:g} s (max {runs}); "
                 "a human is needed",
                 page=True,
-                guard="budget",
+                guard=Guard.BUDGET,
             )
-        return first_gate(pb.guards.blocked_if, ctx)
+        return first_gate(pb.guards.blocked_if, ctx.template())
 
     async def _refuse(
         self, req: RunRequest, record: dict[str, Any], verdict: Verdict, dry: bool
@@ -164,16 +179,34 @@ class Executor:
         log.info(
             "run_refused", playbook=record["playbook"], status=verdict.status, reason=verdict.reason
         )
-        self.report.count(record["playbook"], verdict.status, verdict.guard)
+        self.report.count(record["playbook"], verdict.status, verdict.guard or "")
         if verdict.page:
             await self.report.page(
                 req, record["id"], verdict.reason, {"guard": verdict.status}, dry
             )
-        return RunResult(record["id"], record["playbook"], verdict.status, verdict.reason, dry)
+        return RunResult(
+            record["id"],
+            record["playbook"],
+            verdict.status,
+            verdict.reason,
+            dry,
+            refused_by=verdict.guard,
+        )
+
+    def _cleared_meanwhile(self, req: RunRequest) -> bool:
+        """The incident resolved after it was matched (a person's run is exempt)."""
+        if req.manual or self.p.cleared is None:
+            return False
+        try:
+            return self.p.cleared(req.incident.id)
+        except Exception:
+            log.exception("cleared_check_failed", incident=req.incident.id)
+            return False
 
     async def _steps(
-        self, req: RunRequest, run_id: str, ctx: dict[str, Any], dry: bool
-    ) -> tuple[str, str]:
+        self, req: RunRequest, run_id: str, ctx: RunContext, dry: bool
+    ) -> tuple[RunStatus, str, Guard | None]:
+        """How the steps ended, and the guard that stopped them (None: they ran)."""
         pb = req.loaded.playbook
         if not dry and not req.manual and self.p.incidents is not None:
             try:
@@ -193,19 +226,20 @@ class Executor:
                     break
         except Abort as abort:
             await self.report.page(req, run_id, abort.verdict.reason, {}, dry)
-            return abort.verdict.status, abort.verdict.reason
+            return abort.verdict.status, abort.verdict.reason, abort.verdict.guard
         if dry:
-            return "planned", "dry run: plan recorded, nothing with a side effect was called"
+            why = "dry run: plan recorded, nothing with a side effect was called"
+            return RunStatus.PLANNED, why, None
         if not failure:
             failure = _unverified(ctx)
         if not failure:
-            return _outcome(ctx)
+            return (*_outcome(ctx), None)
         for step in pb.on_failure:
             try:
                 await self.steps.run(req, run_id, ctx, step, "on_failure", dry)
             except Abort as abort:
-                return abort.verdict.status, abort.verdict.reason
-        return "failed", failure
+                return abort.verdict.status, abort.verdict.reason, abort.verdict.guard
+        return RunStatus.FAILED, failure, None
 
     async def _read_config(self, model: str | None) -> dict[str, Any]:
         """The model's live config for templates (a read; fine in a dry run)."""
@@ -220,27 +254,27 @@ class Executor:
             return {}
 
 
-def _unverified(ctx: dict[str, Any]) -> str:
+def _unverified(ctx: RunContext) -> str:
     """A run whose verified steps all failed did not fix anything."""
-    checked = [(n, s) for n, s in ctx["steps"].items() if s.get("verified") is not None]
-    if checked and not any(s["verified"] for _, s in checked):
+    checked = [(n, s) for n, s in ctx.steps.items() if s.verified is not None]
+    if checked and not any(s.verified for _, s in checked):
         return "no step's fix verified: " + ", ".join(n for n, _ in checked)
     return ""
 
 
-def _outcome(ctx: dict[str, Any]) -> tuple[str, str]:
+def _outcome(ctx: RunContext) -> tuple[RunStatus, str]:
     """succeeded (a fix verified, or nothing needed verifying), blocked, or paged."""
-    steps = ctx["steps"]
-    verified = [n for n, s in steps.items() if s.get("verified")]
+    steps = ctx.steps
+    verified = [n for n, s in steps.items() if s.verified]
     if verified:
-        return "succeeded", f"verified: {', '.join(verified)}"
-    blocked = [f"{n}: {s['blocked']}" for n, s in steps.items() if s["status"] == "blocked"]
+        return RunStatus.SUCCEEDED, f"verified: {', '.join(verified)}"
+    blocked = [f"{n}: {s.blocked}" for n, s in steps.items() if s.status == StepStatus.BLOCKED]
     if blocked:
-        return "blocked", "; ".join(blocked)
-    paged = [n for n, s in steps.items() if s["status"] == "succeeded" and s.get("paged")]
+        return RunStatus.BLOCKED, "; ".join(blocked)
+    paged = [n for n, s in steps.items() if s.status == StepStatus.SUCCEEDED and s.paged]
     if paged:
-        return "paged", f"a human was paged ({', '.join(paged)})"
-    return "succeeded", "all steps done"
+        return RunStatus.PAGED, f"a human was paged ({', '.join(paged)})"
+    return RunStatus.SUCCEEDED, "all steps done"
 
 
 def server_known_down(facts: Facts | None) -> bool:

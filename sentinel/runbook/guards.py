@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sentinel.runbook.schema import Gate, Trigger
+from sentinel.runbook.causes import active_causes
+from sentinel.runbook.schema import Gate, Step, Trigger
+from sentinel.runbook.status import Guard, RunStatus
 from sentinel.runbook.templating import TemplateFailure, condition
 from sentinel.vocabulary.findings import Severity
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
@@ -59,11 +61,11 @@ class IncidentMarker(Protocol):
 class Verdict:
     """A guard's decision to stop a run: status for the record, why, and whether to page."""
 
-    status: str
+    status: RunStatus
     reason: str
     page: bool = False
-    guard: str = ""
-    """Which guard decided (metrics label): breaker, budget, cooldown, stale, cleared, ..."""
+    guard: Guard | None = None
+    """Which guard decided (metrics label, and what callers branch on; never the reason)."""
 
 
 def trigger_matches(trigger: Trigger, incident: Incident) -> bool:
@@ -88,12 +90,12 @@ def trigger_matches(trigger: Trigger, incident: Incident) -> bool:
 def freshness(incident: Incident, now: float, max_age: float) -> Verdict | None:
     """Never act on a cleared incident or on one whose evidence is too old."""
     if incident.status == IncidentStatus.RESOLVED:
-        return Verdict("skipped", f"incident {incident.key} has cleared", guard="cleared")
+        return cleared(incident)
     latest = max(incident.detected_at, incident.updated_at)
     age = now - latest
     if age > max_age:
         reason = f"finding is {age:.0f} s old (max {max_age:.0f} s): stale"
-        return Verdict("skipped", reason, guard="stale")
+        return Verdict(RunStatus.SKIPPED, reason, guard=Guard.STALE)
     return None
 
 
@@ -102,8 +104,46 @@ def first_gate(gates: list[Gate], context: Mapping[str, Any]) -> Verdict | None:
     for gate in gates:
         try:
             if condition(gate.when, context):
-                return Verdict("blocked", f"{gate.reason} ({gate.when})", True, "gate")
+                return Verdict(RunStatus.BLOCKED, f"{gate.reason} ({gate.when})", True, Guard.GATE)
         except TemplateFailure as exc:
             why = f"{gate.reason}: gate could not be checked: {exc}"
-            return Verdict("blocked", why, True, "gate")
+            return Verdict(RunStatus.BLOCKED, why, True, Guard.GATE)
     return None
+
+
+def cleared(incident: Incident) -> Verdict:
+    """The finding cleared before the run acted: refuse, and page saying what it was."""
+    return Verdict(
+        RunStatus.SKIPPED,
+        f"incident {incident.key} has cleared before the run acted; nothing was changed "
+        f"({incident.summary})",
+        page=True,
+        guard=Guard.CLEARED,
+    )
+
+
+def cause_refusal(step: Step, mutating: bool, context: Mapping[str, Any]) -> Verdict | None:
+    """The executor's default: a changing step never acts on a cause it cannot fix.
+
+    Refused causes (``causes.Cause``) the step does not name in ``allow_causes`` stop it;
+    steps that change nothing (diagnostics, pages, waits) are never refused.
+    """
+    if not mutating:
+        return None
+    incident = context.get("incident") or {}
+    found = active_causes(
+        str(incident.get("kind") or ""),
+        context.get("evidence") or {},
+        context.get("cause") or {},
+    )
+    refused = {c: why for c, why in found.items() if c not in step.allow_causes}
+    if not refused:
+        return None
+    names = ", ".join(refused)
+    why = "; ".join(refused.values())
+    return Verdict(
+        RunStatus.BLOCKED,
+        f"{why} [cause: {names}; a step may allow it with allow_causes + because]",
+        page=True,
+        guard=Guard.CAUSE,
+    )

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from sentinel.base import db
+from sentinel.runbook.status import RunStatus, StepStatus
 
 MIGRATIONS = [
     """
@@ -85,8 +86,10 @@ MIGRATIONS = [
 ]
 db.register("runbook", MIGRATIONS)
 
-# Statuses after which a run holds nothing and counts as finished.
-ACTIVE = "running"
+ACTIVE = RunStatus.RUNNING
+"""The one status of a run that still holds its target."""
+_NOT_CALLED = (StepStatus.PLANNED, StepStatus.SKIPPED, StepStatus.BLOCKED)
+"""Step rows whose action was never called (the breaker does not count them)."""
 
 
 def _j(value: Any) -> str:
@@ -224,8 +227,8 @@ class History:
         """Side-effecting actions actually called (not planned, not skipped) since then."""
         row = self.conn.execute(
             "SELECT COUNT(*) FROM runbook_steps WHERE mutating = 1 AND started_at >= ?"
-            " AND status NOT IN ('planned', 'skipped', 'blocked')",
-            (since,),
+            " AND status NOT IN (?, ?, ?)",
+            (since, *_NOT_CALLED),
         ).fetchone()
         return int(row[0])
 
@@ -298,15 +301,15 @@ class History:
             ]
             for run_id in ids:
                 self.conn.execute(
-                    "UPDATE runbook_steps SET status = 'interrupted', finished_at = ?,"
+                    "UPDATE runbook_steps SET status = ?, finished_at = ?,"
                     " reason = 'sentinel stopped while this step ran; it may have half-happened'"
-                    " WHERE run_id = ? AND status = 'started'",
-                    (at, run_id),
+                    " WHERE run_id = ? AND status = ?",
+                    (StepStatus.INTERRUPTED, at, run_id, StepStatus.STARTED),
                 )
                 self.conn.execute(
-                    "UPDATE runbook_runs SET status = 'interrupted', finished_at = ?,"
+                    "UPDATE runbook_runs SET status = ?, finished_at = ?,"
                     " reason = 'sentinel stopped mid-run; not re-executed' WHERE id = ?",
-                    (at, run_id),
+                    (RunStatus.INTERRUPTED, at, run_id),
                 )
                 self.conn.execute("DELETE FROM runbook_locks WHERE run_id = ?", (run_id,))
         return ids

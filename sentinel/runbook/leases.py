@@ -6,32 +6,46 @@ meanwhile are kept) and verified; if the check fails, or the
 fault returns while the restore is being watched, the degraded config goes
 back on and the wait doubles. After ``MAX_REAPPLY`` tries the lease keeps the
 fallback and pages: a person decides.
+
+Restores and re-applies are runs of the executor (one-step playbooks built here),
+never calls to Triton from this module: the target lock, the breaker (their steps
+count), the step timeout, the fleet guard, the cause refusals and the run records
+apply to them as to any playbook. A restore refused by the lock waits for the next
+check; one refused by another guard waits a whole healthy period again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from sentinel.runbook.actions.triton import apply_patch, revert_patch
+from sentinel.runbook.causes import Cause
 from sentinel.runbook.context import synthetic_incident
-from sentinel.runbook.records import Ports
-from sentinel.runbook.schema import Verify
-from sentinel.runbook.verify import verify
+from sentinel.runbook.executor import Executor
+from sentinel.runbook.records import Ports, RunRequest, RunResult
+from sentinel.runbook.schema import LoadedPlaybook, Playbook
+from sentinel.runbook.status import Guard, RunStatus, StepStatus
 from sentinel.vocabulary.notices import ActionUpdate, PageRequest
 
 log = structlog.get_logger(__name__)
 MAX_REAPPLY = 5
+STEP_TIMEOUT_S = 120.0
+"""Deadline of one restore or re-apply (a model reload)."""
+RESTORE = "lease-restore"
+REAPPLY = "lease-reapply"
 
 
 class LeaseKeeper:
     """Checks leases on the clock; ``start``/``stop`` run it as a background task."""
 
-    def __init__(self, ports: Ports, unhealthy: Callable[[str], bool]) -> None:
+    def __init__(self, ports: Ports, executor: Executor, unhealthy: Callable[[str], bool]) -> None:
         self.p = ports
+        self.executor = executor
         self._unhealthy = unhealthy
         self._task: asyncio.Task[None] | None = None
 
@@ -92,56 +106,69 @@ class LeaseKeeper:
         return changed
 
     async def _restore(self, lease: dict[str, Any]) -> str:
-        triton, now = self.p.triton, self.p.clock.now()
-        if triton is None:
+        if self.p.triton is None:
             return "no_triton"
         if self.p.dry_run:
             return "dry_run"
-        try:
-            current = await triton.model_config(lease["model"])
-            restored = revert_patch(current, lease["original"], lease["degraded"]["patch"])
-            await triton.load_model(lease["model"], restored)
-        except Exception as exc:
-            self.p.history.update_lease(lease["id"], now, note=f"restore refused: {exc}")
-            await self._reapply(lease, f"loading the original config failed: {exc}")
-            return "restore_failed"
-        ok, evidence = await self._verify(lease)
-        if not ok:
-            await self._reapply(lease, f"the original config failed verification: {evidence}")
-            return "verify_failed"
+        loaded = _restore_playbook(lease, verifiable=self.p.canary is not None)
+        result = await self.executor.execute(self._request(lease, loaded))
         now = self.p.clock.now()
-        self.p.history.update_lease(lease["id"], now, state="watching", healthy_since=now)
-        await self._tell(lease, "restoring", "original config back on and verified; watching")
-        return "restored"
+        if result.refused_by is not None:
+            return self._deferred(lease, result)
+        if result.status == RunStatus.SUCCEEDED:
+            self.p.history.update_lease(lease["id"], now, state="watching", healthy_since=now)
+            await self._tell(lease, "restoring", "original config back on and verified; watching")
+            return "restored"
+        rolled_back = _phase_status(result, "rollback") == StepStatus.ROLLED_BACK
+        if rolled_back:  # the run's rollback re-applied the fallback already
+            why = f"the original config failed verification: {result.reason}"
+            await self._reapplied(lease, why)
+            return "verify_failed"
+        # the reload failed or timed out (or its rollback did): put the fallback back on
+        self.p.history.update_lease(lease["id"], now, note=f"restore failed: {result.reason}")
+        await self._reapply(lease, f"restoring the original config failed: {result.reason}")
+        return "restore_failed"
 
-    async def _verify(self, lease: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        if lease["verify"] is None or self.p.canary is None:
-            return True, {}
-        baseline = lease["verify"].get("baseline_p99_s")
-        spec = Verify.model_validate({**lease["verify"], "baseline_p99_s": None})
-        return await verify(
-            spec,
-            canary=self.p.canary,
-            clock=self.p.clock,
-            model=lease["model"],
-            baseline=float(baseline) if isinstance(baseline, int | float) else None,
-            interval=self.p.settings.canary_interval_s,
+    def _deferred(self, lease: dict[str, Any], result: RunResult) -> str:
+        """A guard refused the restore: the lock means try at the next check, any other
+        guard (breaker, cause, fleet) a whole healthy period from now."""
+        now = self.p.clock.now()
+        note = f"restore deferred by the {result.refused_by} guard: {result.reason}"
+        if result.refused_by is Guard.LOCK:
+            self.p.history.update_lease(lease["id"], now, note=note)
+        else:
+            self.p.history.update_lease(lease["id"], now, note=note, healthy_since=now)
+        log.info("lease_deferred", lease=lease["id"], guard=result.refused_by)
+        return "deferred"
+
+    def _request(self, lease: dict[str, Any], loaded: LoadedPlaybook) -> RunRequest:
+        target = {"model": str(lease["model"])}
+        incident = synthetic_incident(self.p.pod, target, "lease", self.p.clock.now())
+        return RunRequest(
+            loaded, incident, target, actor=f"lease:{lease['id']}", manual=True, lease=lease
         )
 
     async def _reapply(self, lease: dict[str, Any], why: str) -> None:
         if self.p.dry_run:
             log.info("lease_reapply_skipped", lease=lease["id"], reason="dry run")
             return
+        result = await self.executor.execute(self._request(lease, _reapply_playbook(lease)))
+        if result.refused_by is Guard.LOCK:
+            # another run acts on the model now; the next check (still unhealthy) tries again
+            note = f"{why}; re-apply waits: {result.reason}"
+            self.p.history.update_lease(lease["id"], self.p.clock.now(), note=note)
+            return
+        if result.status != RunStatus.SUCCEEDED:
+            await self._reapplied(
+                lease, f"{why}; re-applying the fallback failed too: {result.reason}", give_up=True
+            )
+            return
+        await self._reapplied(lease, why)
+
+    async def _reapplied(self, lease: dict[str, Any], why: str, give_up: bool = False) -> None:
+        """The fallback is back on (or could not be put back): count it, double the wait."""
         now = self.p.clock.now()
-        tries = int(lease["reapplied"]) + 1
-        try:
-            if self.p.triton is not None:
-                current = await self.p.triton.model_config(lease["model"])
-                degraded = apply_patch(current, lease["degraded"]["patch"])
-                await self.p.triton.load_model(lease["model"], degraded)
-        except Exception as exc:
-            why = f"{why}; re-applying the fallback failed too: {exc}"
-            tries = MAX_REAPPLY + 1
+        tries = MAX_REAPPLY + 1 if give_up else int(lease["reapplied"]) + 1
         if tries > MAX_REAPPLY:
             self.p.history.update_lease(lease["id"], now, state="kept", reapplied=tries, note=why)
             await self._page(lease, f"lease on {lease['model']} gave up restoring: {why}")
@@ -179,3 +206,59 @@ class LeaseKeeper:
             await self.p.teller.tell(PageRequest(incident, reason, {"lease": lease["id"]}))
         except Exception:
             log.exception("page_failed", lease=lease["id"])
+
+
+_LEASE_GUARDS = {"cooldown": 0, "budget": {"runs": 1_000_000, "per": 1}}
+"""Lease runs keep their own count (``MAX_REAPPLY``); the breaker and lock still apply."""
+
+
+def _restore_playbook(lease: dict[str, Any], verifiable: bool) -> LoadedPlaybook:
+    """One step: put back the fields the fallback changed, verified as the fallback was.
+
+    No cause is allowed: a restore waits for a GPU free of hardware slowdowns (its
+    verification would judge the original config on a braked GPU).
+    """
+    step: dict[str, Any] = {
+        "name": "restore",
+        "action": "triton.restore_config",
+        "with": {
+            "model": "{{ lease.model }}",
+            "original": "{{ lease.original }}",
+            "patch": "{{ lease.degraded.patch }}",
+        },
+        "timeout": STEP_TIMEOUT_S,
+    }
+    if lease["verify"] is not None and verifiable:  # no canary runner: nothing to check with
+        step["verify"] = lease["verify"]
+    return _internal(RESTORE, "Restore a lease's original config, verify it.", step)
+
+
+def _reapply_playbook(lease: dict[str, Any]) -> LoadedPlaybook:
+    """One step: the verified fallback goes back on, whatever the cause now."""
+    step = {
+        "name": "reapply",
+        "action": "triton.load_model",
+        "with": {"model": "{{ lease.model }}", "patch": "{{ lease.degraded.patch }}"},
+        "timeout": STEP_TIMEOUT_S,
+        "rollback": "none",
+        "allow_causes": [str(c) for c in Cause],
+        "because": (
+            "re-applying puts back a fallback that already verified on this model; it makes "
+            "the model lighter, whatever the GPU's state"
+        ),
+    }
+    return _internal(REAPPLY, "Re-apply a lease's verified fallback.", step)
+
+
+def _internal(name: str, description: str, step: dict[str, Any]) -> LoadedPlaybook:
+    playbook = Playbook.model_validate(
+        {"name": name, "description": description, "guards": _LEASE_GUARDS, "steps": [step]}
+    )
+    digest = hashlib.sha256(json.dumps(step, sort_keys=True, default=str).encode()).hexdigest()
+    return LoadedPlaybook(playbook=playbook, path="sentinel/runbook/leases.py", sha256=digest)
+
+
+def _phase_status(result: RunResult, phase: str) -> str | None:
+    """The status of the run's last step row of this phase (verify, rollback)."""
+    rows = [r for r in result.steps if r["phase"] == phase]
+    return str(rows[-1]["status"]) if rows else None

@@ -6,6 +6,7 @@ lease keeper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +17,14 @@ from sentinel.runbook.history import History
 from sentinel.runbook.metrics import RunbookMetrics
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.runbook.settings import RunbookSettings
+from sentinel.runbook.status import Guard, RunStatus
 from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.notices import Teller
 from sentinel.vocabulary.ports import CanaryRunner, Facts, TritonControl
 
 LOCKED = "is already acting on"
-"""The reason text of a run skipped because another run holds the target's lock."""
+"""Words of the reason of a run the target's lock refused (for people; code reads
+``RunResult.refused_by``)."""
 
 
 @dataclass(slots=True)
@@ -41,6 +44,8 @@ class Ports:
     metrics: RunbookMetrics | None = None
     dry_run: bool = False
     """Global dry run (config ``dry_run`` or ``playbooks.dry_run``): nothing acts, leases too."""
+    cleared: Callable[[str], bool] | None = None
+    """Whether an incident (by id) has cleared since it was matched (asked before step one)."""
 
     def dry_everywhere(self) -> bool:
         """The global dry run: a second, structural check where actions are called."""
@@ -74,6 +79,9 @@ class RunRequest:
     actor: str = "automatic"
     dry_run: bool = False
     manual: bool = False
+    """Asked for by a person or by sentinel itself (a lease): no freshness or cleared check."""
+    lease: dict[str, Any] | None = None
+    """The lease a restore or re-apply run acts for (``lease`` in templates)."""
 
 
 @dataclass(slots=True)
@@ -82,10 +90,12 @@ class RunResult:
 
     run_id: str
     playbook: str
-    status: str
+    status: RunStatus
     reason: str
     dry_run: bool
     steps: list[dict[str, Any]] = field(default_factory=list)
+    refused_by: Guard | None = None
+    """The guard that stopped the run, before its steps or at one (None: it ran its course)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -12,11 +12,13 @@ from typing import Any
 import structlog
 
 from sentinel.runbook.actions import REGISTRY
+from sentinel.runbook.context import RunContext
 from sentinel.runbook.deadline import timed
 from sentinel.runbook.errors import ActionError
 from sentinel.runbook.records import Ports, RunRequest
 from sentinel.runbook.reporting import RunReporter
 from sentinel.runbook.schema import Rollback, Step
+from sentinel.runbook.status import StepStatus
 from sentinel.runbook.targets import target_key
 from sentinel.runbook.templating import TemplateFailure, render
 
@@ -34,7 +36,7 @@ class StepRollback:
         self,
         req: RunRequest,
         run_id: str,
-        ctx: dict[str, Any],
+        ctx: RunContext,
         step: Step,
         params: dict[str, Any],
         output: dict[str, Any],
@@ -48,7 +50,7 @@ class StepRollback:
                 "rollback",
                 step.name,
                 step.action,
-                "skipped",
+                StepStatus.SKIPPED,
                 False,
                 {},
                 now(),
@@ -58,17 +60,25 @@ class StepRollback:
         if isinstance(step.rollback, Rollback):
             rb = step.rollback
             try:
-                rb_params = render(rb.with_, {**ctx, "output": output})
+                rb_params = render(rb.with_, ctx.template(output=output))
             except TemplateFailure as exc:
                 h.start_step(
-                    run_id, "rollback", step.name, rb.action, "failed", True, {}, now(), str(exc)
+                    run_id,
+                    "rollback",
+                    step.name,
+                    rb.action,
+                    StepStatus.FAILED,
+                    True,
+                    {},
+                    now(),
+                    str(exc),
                 )
                 await self.report.page(
                     req, run_id, f"rollback of {step.name} failed: {exc}", {}, False
                 )
                 return
             rid = h.start_step(
-                run_id, "rollback", step.name, rb.action, "started", True, rb_params, now()
+                run_id, "rollback", step.name, rb.action, StepStatus.STARTED, True, rb_params, now()
             )
             rb_action = REGISTRY[rb.action]
 
@@ -77,7 +87,7 @@ class StepRollback:
 
         else:
             rid = h.start_step(
-                run_id, "rollback", step.name, step.action, "started", True, params, now()
+                run_id, "rollback", step.name, step.action, StepStatus.STARTED, True, params, now()
             )
             action = REGISTRY[step.action]
 
@@ -89,10 +99,10 @@ class StepRollback:
                 raise ActionError("refused: a dry run never calls an action with side effects")
             await timed(self.p.clock, call(), step.timeout)
         except Exception as exc:
-            h.finish_step(rid, "failed", now(), reason=str(exc))
+            h.finish_step(rid, StepStatus.FAILED, now(), reason=str(exc))
             await self.report.page(req, run_id, f"rollback of {step.name} failed: {exc}", {}, False)
             return
-        h.finish_step(rid, "rolled_back", now())
+        h.finish_step(rid, StepStatus.ROLLED_BACK, now())
         await self.report.tell(
             req, run_id, step.name, "rolled_back", f"{step.name} rolled back", {}, False
         )

@@ -31,6 +31,7 @@ from pydantic import (
 from sentinel.base.yamlsource import InvalidFile, Problem, line_of, load_yaml, plain, validate
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.authoring import authoring_problems
+from sentinel.runbook.causes import Cause
 from sentinel.runbook.param_schemas import conditionals, with_schemas
 from sentinel.runbook.templating import check_expression, check_templates
 from sentinel.vocabulary.findings import FINDING_KINDS, Severity
@@ -170,6 +171,11 @@ class Step(_Strict):
     """Treat the change as a lease: restore the original after this long healthy."""
     continue_on_failure: bool = False
     """Go on with the next step when this one fails (the ladder continues)."""
+    allow_causes: list[Cause] = Field(default_factory=list)
+    """Causes this changing step may act on although the executor refuses them by
+    default (hardware_thermal, hardware_power, xid_hardware, gpu_lost, foreign_memory)."""
+    because: str = ""
+    """Why acting on ``allow_causes`` is safe here (required with them; kept in the record)."""
 
     @field_validator("action")
     @classmethod
@@ -207,6 +213,11 @@ class Step(_Strict):
             problems = check_templates(self.rollback.with_)
             if problems:
                 raise ValueError("rollback: " + "; ".join(problems))
+        if bool(self.allow_causes) != bool(self.because.strip()):
+            raise ValueError(
+                "allow_causes and because go together: name the causes and say why "
+                "acting on them is safe"
+            )
         if self.verify is not None and isinstance(self.verify.baseline_p99_s, str):
             problems = check_templates({"baseline_p99_s": self.verify.baseline_p99_s})
             if problems:

@@ -1,6 +1,9 @@
-"""One step of a run: ``if:``, gates, rendering, dry run, the fleet guard, the breaker,
-then the action with its timeout and transient-only retries, and verification by
-canary (a failed check rolls the step back).
+"""One step of a run: ``if:``, gates, the cause refusals, rendering, dry run, the fleet
+guard, the breaker, then the action with its timeout and transient-only retries, and
+verification by canary (a failed check rolls the step back).
+
+With ``rollback.py`` this is the only code that calls an action's ``run`` or ``undo``
+(``tests/runbook/test_single_path.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import structlog
 from sentinel.base.errors import is_retryable
 from sentinel.runbook.actions import REGISTRY
 from sentinel.runbook.actions.base import ActionContext, classify
+from sentinel.runbook.context import RunContext, StepState
 from sentinel.runbook.deadline import timed
 from sentinel.runbook.errors import ActionError, StepTimeout
-from sentinel.runbook.guards import Verdict, first_gate
+from sentinel.runbook.guards import Verdict, cause_refusal, first_gate
 from sentinel.runbook.records import Abort, Ports, RunRequest
 from sentinel.runbook.reporting import RunReporter
 from sentinel.runbook.rollback import StepRollback
 from sentinel.runbook.schema import Step
+from sentinel.runbook.status import Guard, RunStatus, StepStatus
 from sentinel.runbook.targets import target_key
 from sentinel.runbook.templating import TemplateFailure, condition, render
 from sentinel.runbook.verify import baseline_p99, verify
@@ -36,50 +41,62 @@ class StepRunner:
         self.rollback = StepRollback(ports, report)
 
     async def run(
-        self, req: RunRequest, run_id: str, ctx: dict[str, Any], step: Step, phase: str, dry: bool
+        self, req: RunRequest, run_id: str, ctx: RunContext, step: Step, phase: str, dry: bool
     ) -> bool:
         """Run one step; False when it failed. Blocked or skipped steps are not failures."""
         h, now = self.p.history, self.p.clock.now
         action = REGISTRY[step.action]
         mutating = action.spec.mutating
-        state: dict[str, Any] = {"status": "pending", "output": {}, "verified": None}
-        ctx["steps"][step.name] = state
+        state = ctx.step(step.name)
+        data = ctx.template()
         if step.if_ is not None:
             try:
-                go = condition(step.if_, ctx)
+                go = condition(step.if_, data)
             except TemplateFailure as exc:
                 if dry:
                     go = True  # earlier outcomes are unknown in a plan: show the step
                 else:
                     return self._fail(run_id, step, phase, state, f"if: {exc}")
             if not go:
-                state["status"] = "skipped"
+                state.status = StepStatus.SKIPPED
                 h.start_step(
                     run_id,
                     phase,
                     step.name,
                     step.action,
-                    "skipped",
+                    StepStatus.SKIPPED,
                     mutating,
                     {},
                     now(),
                     f"if: {step.if_} is false",
                 )
                 return True
-        gate = first_gate(step.blocked_if, ctx)
+        gate = first_gate(step.blocked_if, data)
         if gate is not None:
             return await self._blocked(req, run_id, step, phase, state, gate, dry)
+        refusal = cause_refusal(step, mutating, ctx.facts)
+        if refusal is not None:
+            # the executor's default, not the playbook's: the run stops here and pages once
+            await self._blocked(req, run_id, step, phase, state, refusal, dry, stop=True)
         try:
-            params = render(step.with_, ctx)
+            params = render(step.with_, data)
         except TemplateFailure as exc:
             return self._fail(run_id, step, phase, state, f"with: {exc}")
         if dry:
-            state["status"] = "planned"
+            state.status = StepStatus.PLANNED
             note = "would run" + (
                 f", then verify {step.verify.model_dump()}" if step.verify else ""
             )
             h.start_step(
-                run_id, phase, step.name, step.action, "planned", mutating, params, now(), note
+                run_id,
+                phase,
+                step.name,
+                step.action,
+                StepStatus.PLANNED,
+                mutating,
+                params,
+                now(),
+                note,
             )
             log.info(
                 "step_planned", run_id=run_id, step=step.name, action=step.action, params=params
@@ -95,12 +112,15 @@ class StepRunner:
             )
             if not fleet_ok:
                 verdict = Verdict(
-                    "blocked", "fleet guard refused: too many replicas disrupted", True, "fleet"
+                    RunStatus.BLOCKED,
+                    "fleet guard refused: too many replicas disrupted",
+                    True,
+                    Guard.FLEET,
                 )
                 return await self._blocked(req, run_id, step, phase, state, verdict, dry)
         actx = self.p.action_context(req, run_id, step.name)
         step_id = h.start_step(
-            run_id, phase, step.name, step.action, "started", mutating, params, now()
+            run_id, phase, step.name, step.action, StepStatus.STARTED, mutating, params, now()
         )
         await self.report.tell(
             req, run_id, step.name, "started", f"{step.action} {params}", {}, dry
@@ -109,13 +129,14 @@ class StepRunner:
             output, attempts = await self._call(step, actx, params)
         except ActionError as exc:
             self.report.count_action(step.action, "failed")
-            state.update(status="failed", error=str(exc))
-            h.finish_step(step_id, "failed", now(), reason=str(exc))
+            state.status, state.error = StepStatus.FAILED, str(exc)
+            h.finish_step(step_id, StepStatus.FAILED, now(), reason=str(exc))
             await self.report.tell(req, run_id, step.name, "failed", str(exc), {}, dry)
             return False
         self.report.count_action(step.action, "succeeded")
-        state.update(status="succeeded", output=output, paged=step.action == "pagerduty.trigger")
-        h.finish_step(step_id, "succeeded", now(), output, attempts=attempts)
+        state.status, state.output = StepStatus.SUCCEEDED, output
+        state.paged = step.action == "pagerduty.trigger"
+        h.finish_step(step_id, StepStatus.SUCCEEDED, now(), output, attempts=attempts)
         await self.report.tell(
             req, run_id, step.name, "succeeded", f"{step.action} done", output, dry
         )
@@ -154,10 +175,10 @@ class StepRunner:
         self,
         req: RunRequest,
         run_id: str,
-        ctx: dict[str, Any],
+        ctx: RunContext,
         step: Step,
         phase: str,
-        state: dict[str, Any],
+        state: StepState,
         params: dict[str, Any],
         output: dict[str, Any],
     ) -> bool:
@@ -165,7 +186,7 @@ class StepRunner:
         h, now = self.p.history, self.p.clock.now
         model = str(params.get("model") or req.target.get("model") or "")
         vid = h.start_step(
-            run_id, "verify", step.name, "canary.verify", "started", False, {}, now()
+            run_id, "verify", step.name, "canary.verify", StepStatus.STARTED, False, {}, now()
         )
         evidence: dict[str, Any]
         if self.p.canary is None:
@@ -180,9 +201,9 @@ class StepRunner:
                 baseline=baseline,
                 interval=self.p.settings.canary_interval_s,
             )
-        state["verified"] = ok
-        state["verification"] = evidence
-        h.finish_step(vid, "verified" if ok else "verify_failed", now(), evidence)
+        state.verified = ok
+        state.verification = evidence
+        h.finish_step(vid, StepStatus.VERIFIED if ok else StepStatus.VERIFY_FAILED, now(), evidence)
         text = f"verification of {step.name} {'passed' if ok else 'failed'}"
         await self.report.tell(
             req, run_id, step.name, "verified" if ok else "failed", text, evidence, False
@@ -194,17 +215,15 @@ class StepRunner:
                 )
             return True
         await self.rollback.undo(req, run_id, ctx, step, params, output)
-        state["status"] = "rolled_back"
+        state.status = StepStatus.ROLLED_BACK
         return True  # a failed verification is an answer, not an error: the ladder goes on
 
-    def _baseline(
-        self, step: Step, ctx: dict[str, Any], req: RunRequest, model: str
-    ) -> float | None:
+    def _baseline(self, step: Step, ctx: RunContext, req: RunRequest, model: str) -> float | None:
         assert step.verify is not None
         raw = step.verify.baseline_p99_s
         if raw is not None:
             try:
-                value = render(raw, ctx)
+                value = render(raw, ctx.template())
                 return float(value) if value not in (None, "") else None
             except (TemplateFailure, TypeError, ValueError):
                 log.warning("baseline_unreadable", step=step.name, template=str(raw))
@@ -224,7 +243,7 @@ class StepRunner:
             if self.p.metrics is not None:
                 self.p.metrics.breaker_open.set(1)
             log.warning("breaker_opened", run_id=run_id, actions=used)
-            raise Abort(Verdict("blocked", reason, page=True, guard="breaker"))
+            raise Abort(Verdict(RunStatus.BLOCKED, reason, page=True, guard=Guard.BREAKER))
 
     async def _blocked(
         self,
@@ -232,31 +251,43 @@ class StepRunner:
         run_id: str,
         step: Step,
         phase: str,
-        state: dict[str, Any],
+        state: StepState,
         verdict: Verdict,
         dry: bool,
+        stop: bool = False,
     ) -> bool:
-        state.update(status="blocked", blocked=verdict.reason)
+        """Record a refused step; page, or (``stop``) end the run, which pages once."""
+        state.status, state.blocked = StepStatus.BLOCKED, verdict.reason
         if self.p.metrics is not None:
-            self.p.metrics.blocks.labels(req.loaded.playbook.name, verdict.guard).inc()
+            self.p.metrics.blocks.labels(req.loaded.playbook.name, verdict.guard or "").inc()
         self.p.history.start_step(
             run_id,
             phase,
             step.name,
             step.action,
-            "blocked",
+            StepStatus.BLOCKED,
             False,
             {},
             self.p.clock.now(),
             verdict.reason,
         )
+        if stop:
+            raise Abort(verdict)
         await self.report.page(req, run_id, f"skipped {step.name}: {verdict.reason}", {}, dry)
         return True
 
-    def _fail(self, run_id: str, step: Step, phase: str, state: dict[str, Any], why: str) -> bool:
-        state.update(status="failed", error=why)
+    def _fail(self, run_id: str, step: Step, phase: str, state: StepState, why: str) -> bool:
+        state.status, state.error = StepStatus.FAILED, why
         self.p.history.start_step(
-            run_id, phase, step.name, step.action, "failed", False, {}, self.p.clock.now(), why
+            run_id,
+            phase,
+            step.name,
+            step.action,
+            StepStatus.FAILED,
+            False,
+            {},
+            self.p.clock.now(),
+            why,
         )
         log.warning("step_failed", run_id=run_id, step=step.name, reason=why)
         return False

@@ -32,6 +32,8 @@ CAUSE_FIELDS: dict[str, str] = {
     "when the finding fired)",
     "foreign_memory_bytes": "how much (the larger of then and now)",
     "foreign_processes": "those processes (pid, name, used_bytes)",
+    "hardware_thermal": "the GPU is (or was) slowed by HW thermal slowdown or HW slowdown",
+    "hardware_power": "the GPU is (or was) slowed by the HW power brake",
     "hardware_throttle": "the GPU is (or was) slowed by hardware: HW slowdown, HW thermal "
     "slowdown, HW power brake",
     "reasons": "the clock event reasons' names, from the evidence or the GPU now",

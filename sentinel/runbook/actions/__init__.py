@@ -8,12 +8,13 @@ from sentinel.runbook.actions.k8s import EvictPod, RolloutRestart, Scale
 from sentinel.runbook.actions.model_repo import CheckRepo, RestoreKnownGood
 from sentinel.runbook.actions.notify import Page, SlackNote
 from sentinel.runbook.actions.process import Exec, Signal
-from sentinel.runbook.actions.triton import LoadModel, UnloadModel, WaitReady
+from sentinel.runbook.actions.triton import LoadModel, RestoreConfig, UnloadModel, WaitReady
 
 
 def _registry() -> dict[str, Action]:
     actions: list[Action] = [
         LoadModel(),
+        RestoreConfig(),
         UnloadModel(),
         WaitReady(),
         CanaryCheck(),

@@ -240,6 +240,37 @@ async def _load(ctx: ActionContext, model: str, config: dict[str, Any]) -> None:
         raise classify(exc) from exc
 
 
+class RestoreConfig:
+    """Put back the fields a fallback patch changed, as they were before it (a lease's
+    restore); fields changed since by someone else are kept. Undo reloads the snapshot."""
+
+    spec = ActionSpec(
+        "triton.restore_config",
+        side_effects=True,
+        mutating=True,
+        undoable=True,
+        summary="restore the fields a patch changed from the original config; undo re-applies",
+    )
+
+    async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
+        triton = ctx.need_triton()
+        model = param(params, "model", str)
+        original = param(params, "original", dict)
+        patch = param(params, "patch", dict)
+        try:
+            previous = await triton.model_config(model)
+        except Exception as exc:
+            raise classify(exc) from exc
+        restored = revert_patch(previous, original, patch)
+        await _load(ctx, model, restored)
+        return {"model": model, "previous": previous, "applied": restored}
+
+    async def undo(
+        self, ctx: ActionContext, params: dict[str, Any], output: dict[str, Any]
+    ) -> None:
+        await _load(ctx, str(output["model"]), output["previous"])
+
+
 class UnloadModel:
     """Unload a model (serving stops); undo loads it again with its snapshot."""
 
