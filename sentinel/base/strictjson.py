@@ -15,7 +15,7 @@ from typing import Any
 
 from sentinel.base.errors import InputError
 
-__all__ = ["DEFAULT_MAX_DEPTH", "JsonRefused", "depth_of", "dumps", "loads"]
+__all__ = ["DEFAULT_MAX_DEPTH", "JsonRefused", "JsonTooLarge", "depth_of", "dumps", "loads"]
 
 DEFAULT_MAX_DEPTH = 32
 """Nesting no protocol sentinel speaks comes close to (each ``[``/``{`` is one level)."""
@@ -23,6 +23,10 @@ DEFAULT_MAX_DEPTH = 32
 
 class JsonRefused(InputError, ValueError):
     """A JSON text that is malformed, too large, too deep or holds a non-finite number."""
+
+
+class JsonTooLarge(JsonRefused):
+    """A JSON text over its byte or nesting bound (hostile, or not what was asked for)."""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -58,20 +62,28 @@ def loads(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_bytes: int | None = None,
+    allow_nan: bool = False,
 ) -> Any:
-    """The value of ``text``; JsonRefused if it is not finite, bounded, standard JSON."""
+    """The value of ``text``; JsonRefused if it is not finite, bounded, standard JSON.
+
+    ``allow_nan`` keeps the bounds but reads NaN/Infinity as Python does (a tensor's
+    values may be non-finite: that is a finding, not garbage).
+    """
     if max_bytes is not None and len(text) > max_bytes:
-        raise JsonRefused(f"JSON text of {len(text)} bytes is over the {max_bytes}-byte limit")
+        raise JsonTooLarge(f"JSON text of {len(text)} bytes is over the {max_bytes}-byte limit")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if allow_nan:
+            value = json.loads(text)
+        else:
+            value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except JsonRefused:
         raise
     except RecursionError:
-        raise JsonRefused(f"JSON nested deeper than {max_depth} levels") from None
+        raise JsonTooLarge(f"JSON nested deeper than {max_depth} levels") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError, bad UTF-8, huge integers
         raise JsonRefused(f"not valid JSON: {exc}") from None
     if depth_of(value) > max_depth:
-        raise JsonRefused(f"JSON nested deeper than {max_depth} levels")
+        raise JsonTooLarge(f"JSON nested deeper than {max_depth} levels")
     return value
 
 
