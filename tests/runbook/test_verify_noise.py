@@ -84,8 +84,7 @@ async def test_a_modest_steady_slowdown_still_fails() -> None:
 def _canaries(latencies: list[float]) -> FixedFacts:
     facts = FixedFacts()
     facts.canary_results = [
-        CanaryResult(float(i), "digits", "1", 1, "ok", latency_s=v)
-        for i, v in enumerate(latencies)
+        CanaryResult(float(i), "digits", "1", 1, "ok", latency_s=v) for i, v in enumerate(latencies)
     ]
     return facts
 
