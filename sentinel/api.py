@@ -53,6 +53,8 @@ MAX_SILENCE_S = 30 * 86400.0
 """The longest silence the API sets: a longer one is a typo or an attack, not a plan."""
 IDLE_TIMEOUT_S = 15.0
 """A connection idle this long (no request, or a request that never completes) is closed."""
+# request line, one header field, header count: far above what the CLI, Alertmanager or
+# curl send (the longest is a bearer token), far below what would hold memory per client
 MAX_LINE_BYTES = 4096
 MAX_HEADER_BYTES = 4096
 MAX_HEADERS = 64
