@@ -4,15 +4,20 @@ breaker reset and the Alertmanager webhook (aiohttp, JSON).
 Read endpoints are open (bind to localhost by default). Acting endpoints need
 ``Authorization: Bearer <token>`` (compared in constant time): missing -> 401,
 wrong -> 403, and with no token configured they refuse with 403 saying so.
-Every request to an acting endpoint is audited with its actor (the optional
-``X-Sentinel-Actor`` header, else ``api``) and outcome; tokens are never
-logged or recorded.
+Every request to an acting endpoint is audited with its actor and outcome; tokens
+are never logged or recorded. The actor is the authenticated identity (``token``:
+whoever holds the API token); the optional ``X-Sentinel-Actor`` header is only a
+name the caller claims, recorded next to it (``token:alice``), never trusted alone.
+
+Hostile input is bounded: bodies (``MAX_BODY_BYTES``), JSON nesting
+(``MAX_JSON_DEPTH``), request lines and headers, idle connections
+(``IDLE_TIMEOUT_S``); non-finite numbers are refused and answers are standard JSON.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
+import math
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -21,6 +26,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from sentinel.base import strictjson
 from sentinel.base.audit import audit
 from sentinel.base.clock import Clock
 from sentinel.base.db import health_of
@@ -39,6 +45,20 @@ AlertSink = Callable[[list[ExternalAlert]], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _ACTOR = re.compile(r"^[\w.@:+-]{1,64}$")
+AUTHENTICATED = "token"
+"""The identity a valid bearer token proves (one shared token: whoever holds it)."""
+
+MAX_BODY_BYTES = 1024**2
+MAX_JSON_DEPTH = strictjson.DEFAULT_MAX_DEPTH
+MAX_SILENCE_S = 30 * 86400.0
+"""The longest silence the API sets: a longer one is a typo or an attack, not a plan."""
+IDLE_TIMEOUT_S = 15.0
+"""A connection idle this long (no request, or a request that never completes) is closed."""
+# request line, one header field, header count: far above what the CLI, Alertmanager or
+# curl send (the longest is a bearer token), far below what would hold memory per client
+MAX_LINE_BYTES = 4096
+MAX_HEADER_BYTES = 4096
+MAX_HEADERS = 64
 ACTOR_KEY: web.RequestKey[str] = web.RequestKey("actor", str)
 AUDIT_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("audit", dict)
 
@@ -61,7 +81,7 @@ def build_app(
     """
     api = _Api(conn, token, clock, playbooks, on_alerts, status, ready)
     api.degraded = degraded
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     r = app.router
     r.add_get("/healthz", api.healthz)
     r.add_get("/readyz", api.readyz)
@@ -79,9 +99,22 @@ def build_app(
     return app
 
 
-async def start_api(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve ``app``; returns the runner (``await runner.cleanup()`` to stop) and the port."""
-    runner = web.AppRunner(app, access_log=None)
+async def start_api(
+    app: web.Application, bind: str, port: int, *, idle_timeout_s: float = IDLE_TIMEOUT_S
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (``await runner.cleanup()`` to stop) and the port.
+
+    aiohttp has no cap on concurrent connections, so idle ones are closed after
+    ``idle_timeout_s`` (it also bounds a client that never finishes its request).
+    """
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        keepalive_timeout=idle_timeout_s,
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+        max_headers=MAX_HEADERS,
+    )
     await runner.setup()
     site = web.TCPSite(runner, bind, port)
     await site.start()
@@ -90,25 +123,56 @@ async def start_api(app: web.Application, bind: str, port: int) -> tuple[web.App
     return runner, (sockets[0].getsockname()[1] if sockets else port)
 
 
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A standard JSON answer: never ``NaN`` or ``Infinity``."""
+    return web.json_response(body, status=status, headers=headers, dumps=strictjson.dumps)
+
+
 def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
+    return _json({"error": message}, status=status, headers=headers or None)
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=strictjson.dumps({"error": message}), content_type="application/json"
+    )
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object (empty body: {}); HTTPBadRequest otherwise."""
+    """The request's JSON object (empty body: {}); HTTPBadRequest saying why otherwise.
+
+    The body is at most MAX_BODY_BYTES (aiohttp answers 413 past it), nested at most
+    MAX_JSON_DEPTH deep, with finite numbers only.
+    """
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except ValueError as exc:
-        raise web.HTTPBadRequest(
-            text='{"error": "body is not valid JSON"}', content_type="application/json"
-        ) from exc
+        body = strictjson.loads(await request.read(), max_depth=MAX_JSON_DEPTH)
+    except strictjson.JsonRefused as exc:
+        raise _bad_request(f"body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text='{"error": "body must be a JSON object"}', content_type="application/json"
-        )
+        raise _bad_request("body must be a JSON object")
     return body
+
+
+def _seconds(value: Any, field: str) -> float:
+    """A finite number of seconds (a number or a numeric string); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{field}: must be a number of seconds")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{field}: must be a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{field}: must be a finite number of seconds")
+    return seconds
+
+
+def _actor(claimed: str | None) -> str:
+    """The audit actor: the authenticated identity, with the caller's claimed name if valid."""
+    if claimed and _ACTOR.match(claimed):
+        return f"{AUTHENTICATED}:{claimed}"
+    return AUTHENTICATED
 
 
 def _str_map(value: Any, field: str) -> dict[str, str]:
@@ -159,8 +223,7 @@ class _Api:
         """Wrap an acting endpoint: authenticate, then audit the attempt and its outcome."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            claimed = request.headers.get("X-Sentinel-Actor", "api")
-            actor = claimed if _ACTOR.match(claimed) else "api"
+            actor = _actor(request.headers.get("X-Sentinel-Actor"))
             target = request.match_info.get("name") or request.match_info.get("id") or ""
             details = {"method": request.method, "path": request.path, "remote": request.remote}
             refused = self._check(request)
@@ -224,7 +287,7 @@ class _Api:
     # -- read endpoints -----------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return _json({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         ok = self._ready() if self._ready is not None else True
@@ -234,7 +297,7 @@ class _Api:
         if not state.writable:  # incidents and pages may not be recorded: say so
             body["state"] = state.to_dict()
         body.update(problems)
-        return web.json_response(body, status=200 if body["ready"] else 503)
+        return _json(body, status=200 if body["ready"] else 503)
 
     async def status(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = dict(self._status()) if self._status is not None else {}
@@ -243,7 +306,7 @@ class _Api:
         body["active_silences"] = len(
             [s for s in self._silences.list(self._clock.now()) if s.active(self._clock.now())]
         )
-        return web.json_response(body)
+        return _json(body)
 
     async def incidents(self, request: web.Request) -> web.Response:
         try:
@@ -252,13 +315,13 @@ class _Api:
             return _error(400, "limit: must be an integer")
         only_open = request.query.get("open", "") in ("1", "true", "yes")
         items = self._incidents.list(limit, include_resolved=not only_open)
-        return web.json_response({"incidents": [i.to_dict() for i in items]})
+        return _json({"incidents": [i.to_dict() for i in items]})
 
     async def incident(self, request: web.Request) -> web.Response:
         inc = self._incidents.get(request.match_info["id"])
         if inc is None:
             return _error(404, "no such incident")
-        return web.json_response(inc.to_dict())
+        return _json(inc.to_dict())
 
     async def runs(self, request: web.Request) -> web.Response:
         if self._playbooks is None:
@@ -267,18 +330,18 @@ class _Api:
             limit = max(1, min(int(request.query.get("limit", "50")), 1000))
         except ValueError:
             return _error(400, "limit: must be an integer")
-        return web.json_response({"runs": self._playbooks.runs(limit)}, dumps=_dumps)
+        return _json({"runs": self._playbooks.runs(limit)})
 
     async def playbook_list(self, request: web.Request) -> web.Response:
         if self._playbooks is None:
             return _error(503, "the playbook engine is not running")
-        return web.json_response({"playbooks": self._playbooks.list()}, dumps=_dumps)
+        return _json({"playbooks": self._playbooks.list()})
 
     async def silences(self, request: web.Request) -> web.Response:
         now = self._clock.now()
         everything = request.query.get("all", "") in ("1", "true", "yes")
         items = self._silences.list(now, include_expired=everything)
-        return web.json_response({"silences": [s.to_dict(now) for s in items]})
+        return _json({"silences": [s.to_dict(now) for s in items]})
 
     # -- acting endpoints ---------------------------------------------------------
 
@@ -289,21 +352,26 @@ class _Api:
             matchers = body.get("matchers")
             if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
                 raise SilenceError("matchers: must be a list of strings like 'model=resnet'")
-            starts = float(body.get("starts_at", now))
+            starts = _seconds(body.get("starts_at", now), "starts_at")
             if "ends_at" in body:
-                ends = float(body["ends_at"])
+                ends = _seconds(body["ends_at"], "ends_at")
             elif "duration_s" in body:
-                ends = starts + float(body["duration_s"])
+                ends = starts + _seconds(body["duration_s"], "duration_s")
             else:
                 raise SilenceError("ends_at or duration_s is required")
-            author = str(body.get("created_by") or request[ACTOR_KEY])
+            if ends - max(starts, now) > MAX_SILENCE_S or starts - now > MAX_SILENCE_S:
+                days = MAX_SILENCE_S / 86400
+                raise SilenceError(f"a silence may start and last at most {days:g} days ahead")
+            # created_by is a claim like X-Sentinel-Actor: recorded next to the identity
+            claimed = body.get("created_by")
+            author = _actor(claimed) if isinstance(claimed, str) else request[ACTOR_KEY]
             s = self._silences.add(
                 matchers, starts, ends, author, str(body.get("comment", "")), now
             )
         except (SilenceError, TypeError, ValueError) as exc:
             return _error(400, str(exc))
         request[AUDIT_KEY] = {"silence": s.to_dict()}
-        return web.json_response(s.to_dict(now), status=201)
+        return _json(s.to_dict(now), status=201)
 
     async def silence_expire(self, request: web.Request) -> web.Response:
         now = self._clock.now()
@@ -311,7 +379,7 @@ class _Api:
             s = self._silences.expire(request.match_info["id"], now)
         except KeyError:
             return _error(404, "no such active silence")
-        return web.json_response(s.to_dict(now))
+        return _json(s.to_dict(now))
 
     async def playbook_run(self, request: web.Request) -> web.Response:
         if self._playbooks is None:
@@ -335,13 +403,13 @@ class _Api:
             "params": params,
             "run_id": result.get("run_id") or result.get("id"),
         }
-        return web.json_response(result, dumps=_dumps)
+        return _json(result)
 
     async def breaker_reset(self, request: web.Request) -> web.Response:
         if self._playbooks is None:
             return _error(503, "the playbook engine is not running")
         self._playbooks.reset_breaker(request[ACTOR_KEY])
-        return web.json_response({"breaker": "reset"})
+        return _json({"breaker": "reset"})
 
     async def alertmanager(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -355,8 +423,4 @@ class _Api:
             "alerts": len(alerts),
             "receiver": alerts[0].receiver if alerts else "",
         }
-        return web.json_response({"accepted": len(alerts)})
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)
+        return _json({"accepted": len(alerts)})

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import math
 import warnings
 from collections.abc import Awaitable, Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.base import strictjson
 from sentinel.base.errors import ProbeError, Retryable
 from sentinel.probes import tensors
 from sentinel.probes.settings import TritonSettings
@@ -318,8 +318,13 @@ def connect(settings: TritonSettings) -> TritonAdapter:
 
 
 def parse_json_body(text: str | bytes, what: str) -> Any:
-    """A JSON answer, or TritonBadResponse naming the call."""
+    """A JSON answer, or TritonBadResponse naming the call (also for JSON nested past
+    ``strictjson.DEFAULT_MAX_DEPTH``); NaN outputs stay readable, as the canary judges them."""
+    if not text:
+        return None
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        return strictjson.loads(text, allow_nan=True)
+    except strictjson.JsonTooLarge as exc:
+        raise TritonBadResponse(f"{what}: {exc}") from None
+    except strictjson.JsonRefused:
         raise TritonBadResponse(f"{what}: answer is not JSON: {text!r:.120}") from None

@@ -2,6 +2,10 @@
 
 Inference uses the binary tensor extension (a JSON header, then raw little-endian
 bytes), so large inputs do not become JSON number lists; JSON answers are read too.
+
+Answers are read as a stream up to a bound (``max_answer_bytes``; error answers
+``MAX_ERROR_BYTES``) and parsed with bounded nesting, so a huge or hostile body is a
+``TritonBadResponse``, never a crash or a memory blow-up.
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 
+from sentinel.base import strictjson
 from sentinel.probes import tensors
 from sentinel.probes.triton import (
     DATATYPES,
@@ -36,6 +42,19 @@ from sentinel.probes.triton import (
 )
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_ANSWER_BYTES = 64 * 1024**2
+"""The largest answer read (inference outputs included); a larger one is a bad response."""
+MAX_ERROR_BYTES = 64 * 1024
+"""The largest error answer read: Triton's are one short ``{"error": "..."}``."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A whole answer, read within its bound."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
 
 
 def _base_url(url: str) -> str:
@@ -56,10 +75,12 @@ class HttpTriton(TritonAdapter):
         timeout_s: float = 5.0,
         load_timeout_s: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = _base_url(url)
         self.timeout_s = timeout_s
         self.load_timeout_s = load_timeout_s
+        self.max_answer_bytes = max_answer_bytes
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -83,7 +104,7 @@ class HttpTriton(TritonAdapter):
         timeout_s: float | None = None,
         model: str | None = None,
         binary: tuple[bytes, int] | None = None,
-    ) -> httpx.Response:
+    ) -> _Answer:
         """One request; transport failures and error answers become TritonErrors.
 
         ``binary`` is a binary-tensor request: the bytes and the JSON header's length.
@@ -103,11 +124,7 @@ class HttpTriton(TritonAdapter):
             headers = {"Content-Type": "application/json"}
         try:
             response = await self._deadline(
-                self._http().request(
-                    method, path, content=content, headers=headers, timeout=seconds
-                ),
-                seconds,
-                what,
+                self._read(method, path, content, headers, seconds, what), seconds, what
             )
         except httpx.TimeoutException:
             raise TritonTimeout(f"{what}: no answer from {self.url} in {seconds:g} s") from None
@@ -120,15 +137,49 @@ class HttpTriton(TritonAdapter):
             raise server_error(message, status=str(response.status_code))
         return response
 
-    @staticmethod
-    def _error_text(response: httpx.Response) -> str:
+    async def _read(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+        seconds: float,
+        what: str,
+    ) -> _Answer:
+        """Send and read the answer, refusing (unread) whatever is past its bound."""
+        request = self._http().build_request(
+            method, path, content=content, headers=headers, timeout=seconds
+        )
+        response = await self._http().send(request, stream=True)
         try:
-            body = response.json()
-        except ValueError:
-            body = None
+            limit = self.max_answer_bytes if response.status_code < 400 else MAX_ERROR_BYTES
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise TritonBadResponse(
+                        f"{what}: HTTP {response.status_code} answer over {limit} bytes"
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return _Answer(response.status_code, response.headers, b"".join(chunks))
+
+    @staticmethod
+    def _error_text(response: _Answer) -> str:
+        """Triton's error message; an error body that is not even bounded JSON is refused."""
+        what = f"HTTP {response.status_code} answer"
+        try:
+            body = strictjson.loads(response.content)
+        except strictjson.JsonTooLarge as exc:
+            raise TritonBadResponse(f"{what}: {exc}") from None
+        except strictjson.JsonRefused:
+            body = None  # plain text: the text is the message
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             return str(body["error"])
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+        text = response.content.decode("utf-8", "replace")
+        return f"HTTP {response.status_code}: {text[:200]}"
 
     async def _get_json(self, path: str, model: str | None = None) -> Any:
         response = await self._call("GET", path, model=model)

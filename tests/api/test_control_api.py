@@ -59,10 +59,14 @@ async def test_read_endpoints_are_open(api: Api) -> None:
 
 
 async def test_silence_lifecycle_over_the_api(api: Api) -> None:
-    """POST creates (author = actor), GET lists, DELETE expires; each acting call is audited."""
+    """POST creates (author: token + claimed name), GET lists, DELETE expires; all audited."""
     body = {"matchers": ["model=resnet"], "duration_s": 3600, "comment": "driver upgrade"}
     status, created = await _call(api, "POST", "/v1/silences", body, api.auth(actor="bob"))
-    assert (status, created["created_by"], created["matchers"]) == (201, "bob", ["model=resnet"])
+    assert (status, created["created_by"], created["matchers"]) == (
+        201,
+        "token:bob",
+        ["model=resnet"],
+    )
     _, listed = await _call(api, "GET", "/v1/silences")
     assert [created["id"]] == [s["id"] for s in listed["silences"]]
     status, _ = await _call(api, "DELETE", f"/v1/silences/{created['id']}", None, api.auth())
@@ -70,7 +74,7 @@ async def test_silence_lifecycle_over_the_api(api: Api) -> None:
     _, listed = await _call(api, "GET", "/v1/silences")
     assert [] == listed["silences"]
     audited = [(e["actor"], e["action"], e["outcome"]) for e in entries(api.conn)][::-1]
-    assert [("bob", "silence.add", "ok"), ("alice", "silence.expire", "ok")] == audited
+    assert [("token:bob", "silence.add", "ok"), ("token:alice", "silence.expire", "ok")] == audited
 
 
 async def test_bad_silence_is_a_400_naming_the_problem(api: Api) -> None:
@@ -88,7 +92,7 @@ async def test_manual_playbook_run_reaches_the_service(api: Api) -> None:
         api, "POST", "/v1/playbooks/restart-server/run", body, api.auth(actor="carol")
     )
     assert (status, result["run_id"]) == (200, "run-1")
-    expected = [("restart-server", {"model": "resnet"}, {"batch": "4"}, True, "carol")]
+    expected = [("restart-server", {"model": "resnet"}, {"batch": "4"}, True, "token:carol")]
     assert expected == api.playbooks.calls
     status, _ = await _call(api, "POST", "/v1/playbooks/nope/run", {}, api.auth())
     assert 404 == status
@@ -101,7 +105,7 @@ async def test_manual_playbook_run_reaches_the_service(api: Api) -> None:
 async def test_breaker_reset_and_garbage_bodies(api: Api) -> None:
     """Breaker reset records the actor; non-JSON and non-webhook bodies are 400s."""
     status, _ = await _call(api, "POST", "/v1/breaker/reset", None, api.auth(actor="dave"))
-    assert (status, api.playbooks.resets) == (200, ["dave"])
+    assert (status, api.playbooks.resets) == (200, ["token:dave"])
     async with api.session.post(
         api.url + "/v1/alertmanager", data=b"{not json", headers=api.auth()
     ) as r:

@@ -161,5 +161,5 @@ async def test_run_through_the_daemon_api(
         conn.close()
     assert "planned" == result["status"]
     assert row["id"] == result["run_id"]
-    assert row["actor"].startswith("cli")
+    assert row["actor"].startswith("token:cli")
     assert ["halve"] == [p["name"] for p in listed]
