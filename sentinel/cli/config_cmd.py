@@ -38,38 +38,45 @@ def override_problems(config: Config, path: str) -> list[Problem]:
     overrides = config.playbooks.overrides
     if not overrides:
         return []
-    from sentinel.runbook.schema import load_dirs
+    from sentinel.runbook.schema import load_dirs, load_playbook
 
-    dirs = list(config.playbooks.dirs)
-    found, before = load_dirs(dirs)
-    _, after = load_dirs(dirs, overrides)
-    names = {lp.path: name for name, lp in found.items()}
+    _, problems = load_dirs(list(config.playbooks.dirs), overrides)
     data = load_yaml(read_text(path), path)
+    own: dict[str, tuple[str, list[Problem]]] = {}  # file -> (name, problems unpatched)
     out = []
-    for problem in after:
-        if problem in before:
-            continue  # the playbook's own problem, not the override's
-        name, field = _override_field(problem, names)
-        where = ("playbooks", "overrides", name, *(field.split(".") if field else ()))
-        dotted = ".".join(["playbooks.overrides", name, *([field] if field else [])])
-        message = problem.message
-        if problem.file != "config":
-            message += f" (in {problem.file})"
-        if field and problem.field == "overrides":
-            message = message.partition(": ")[2] or message
-        out.append(Problem(path, line_of(data, where), dotted, message))
+    for problem in problems:
+        if problem.file == "config":  # "playbooks.overrides.NAME": no such playbook
+            name, field = problem.field.removeprefix("playbooks.overrides."), ""
+        elif Path(problem.file).is_file():
+            if problem.file not in own:
+                try:
+                    lp = load_playbook(problem.file)
+                    own[problem.file] = (lp.playbook.name, [])
+                except InvalidFile as exc:
+                    own[problem.file] = (Path(problem.file).stem, exc.problems)
+            name, unpatched = own[problem.file]
+            if name not in overrides or problem in unpatched:
+                continue  # the playbook's own problem, not the override's
+            field = problem.field
+            if field == "overrides":  # "steps.nope: no step of that name to override"
+                head, sep, _ = problem.message.partition(": ")
+                field = head if sep else ""
+        else:
+            continue  # a missing folder: the daemon's problem, not an override's
+        out.append(_at_override(path, data, name, field, problem))
     return out
 
 
-def _override_field(problem: Problem, names: dict[str, str]) -> tuple[str, str]:
-    """(playbook name, dotted field inside its override) of a problem an override made."""
-    if problem.file == "config":  # "playbooks.overrides.NAME": no such playbook
-        return problem.field.removeprefix("playbooks.overrides."), ""
-    name = names.get(problem.file) or Path(problem.file).stem
-    if problem.field == "overrides":  # "steps.nope: no step of that name to override"
-        field, sep, _ = problem.message.partition(": ")
-        return name, field if sep else ""
-    return name, problem.field
+def _at_override(path: str, data: object, name: str, field: str, problem: Problem) -> Problem:
+    """``problem`` of a patched playbook, placed at its override's line in the config."""
+    where = ("playbooks", "overrides", name, *(field.split(".") if field else ()))
+    dotted = ".".join(["playbooks.overrides", name, *([field] if field else [])])
+    message = problem.message
+    if problem.field == "overrides" and field:
+        message = message.partition(": ")[2]
+    if problem.file != "config":
+        message += f" (in {problem.file})"
+    return Problem(path, line_of(data, where), dotted, message)
 
 
 def _check(args: argparse.Namespace) -> int:

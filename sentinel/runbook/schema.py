@@ -250,11 +250,14 @@ def apply_override(data: dict[str, Any], override: dict[str, Any]) -> dict[str, 
     merged = dict(data)
     for key, value in override.items():
         if key in ("steps", "on_failure") and isinstance(value, dict):
-            steps = [dict(step) for step in merged.get(key) or []]
-            names = [step.get("name") for step in steps]
+            found = merged.get(key) or []
+            steps = [dict(s) if isinstance(s, dict) else s for s in found]
+            names = [s.get("name") if isinstance(s, dict) else None for s in steps]
             for name, patch in value.items():
-                if name not in names:
+                if not isinstance(found, list) or name not in names:
                     raise ValueError(f"{key}.{name}: no step of that name to override")
+                if not isinstance(patch, dict):
+                    raise ValueError(f"{key}.{name}: expected a mapping of the step's fields")
                 i = names.index(name)
                 steps[i] = apply_override(steps[i], patch)
             merged[key] = steps

@@ -40,3 +40,13 @@ def test_good_override_passes(tmp_path: Path) -> None:
     """An override that keeps its playbook valid is no problem."""
     path = _config(tmp_path, "    restart-server:\n      guards:\n        cooldown: 5m\n")
     assert [] == check(str(path))
+
+
+def test_step_patch_that_is_not_a_mapping_is_a_problem(tmp_path: Path) -> None:
+    """`steps: {halve_batch: true}` is a problem at its line (it once raised
+    AttributeError, in config check and in the daemon's playbook load)."""
+    path = _config(tmp_path, "    reduce-batch-size:\n      steps:\n        halve_batch: true\n")
+    [problem] = [str(p) for p in check(str(path))]
+    assert problem.startswith(
+        f"{path}:7: playbooks.overrides.reduce-batch-size.steps.halve_batch: expected a mapping"
+    )
