@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, validate
+from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, read_text, validate
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.templating import check_expression, check_templates
 from sentinel.vocabulary.findings import Severity
@@ -332,8 +331,8 @@ def load_dirs(
 def _name_in(path: Path) -> str | None:
     """The playbook's `name:` read without validation (overrides are keyed by it)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml(read_text(path), str(path))  # bounded: depth, size, aliases
+    except InvalidFile:
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None

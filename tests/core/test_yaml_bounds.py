@@ -9,6 +9,7 @@ import pytest
 
 from sentinel.base.yamlsource import MAX_YAML_BYTES, InvalidFile, load_yaml, plain, read_text
 from sentinel.config import ApiSettings, load_config
+from sentinel.runbook.schema import load_dirs
 
 
 def _problems(text: str, filename: str = "f.yaml") -> list[str]:
@@ -173,3 +174,14 @@ def test_non_utf8_config_is_a_problem(tmp_path: Path) -> None:
 def test_numbers_still_accept_numbers() -> None:
     """Ints and floats given as numbers validate as before."""
     assert 8080 == ApiSettings.model_validate({"port": 8080}).port
+
+
+def test_deep_file_in_playbook_folder_is_a_problem(tmp_path: Path) -> None:
+    """A deeply nested file among the playbooks is reported (its name was once read with
+    an unbounded loader: RecursionError in the daemon and in config check)."""
+    (tmp_path / "deep.yaml").write_text("[" * 2000 + "]" * 2000)
+    found, problems = load_dirs([tmp_path])
+    assert ({}, [f"{tmp_path / 'deep.yaml'}:1: nested deeper than 64 levels"]) == (
+        found,
+        [str(p) for p in problems],
+    )
