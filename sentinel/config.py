@@ -18,12 +18,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pydantic
-import yaml
 from pydantic import Field, SecretStr, model_validator
 
 from sentinel.base.db import StateSettings
 from sentinel.base.settings import RelPath, Section, read_secret
-from sentinel.base.yamlsource import InvalidFile, Problem, load_yaml, plain, problems_from
+from sentinel.base.yamlsource import (
+    InvalidFile,
+    Problem,
+    load_yaml,
+    plain,
+    problems_from,
+    read_text,
+)
 from sentinel.detect.settings import DetectorSettings
 from sentinel.incidents.settings import IncidentSettings
 from sentinel.notify.settings import NotifySettings
@@ -137,8 +143,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if not path:
             continue
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            # the config file's own YAML rules (a bare `off` stays a string)
+            value = plain(load_yaml(raw, name))
+        except InvalidFile:
             value = raw
         if value is None:
             value = raw
@@ -170,11 +177,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         p = Path(path)
         filename = str(p)
         base_dir = p.resolve().parent
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidFile([Problem(filename, 0, "", f"cannot read: {exc.strerror}")]) from exc
-        data = load_yaml(text, filename) or {}
+        data = load_yaml(read_text(p), filename) or {}
         if not isinstance(data, dict):
             raise InvalidFile([Problem(filename, 1, "", "the config must be a mapping")])
     overrides = env_overrides(environ)

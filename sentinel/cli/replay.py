@@ -22,14 +22,14 @@ from sentinel.detect.generic import MetricDetector
 from sentinel.detect.series import FIELDS, SAMPLE_FOR, SERIES_SLOWDOWN_C
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import DETECTOR_NAMES, DetectorSuite
-from sentinel.probes.recording import iter_recording
+from sentinel.probes.recording import MAX_LINE_CHARS, bounded_lines, iter_recording
 from sentinel.vocabulary.findings import Judgement
-from sentinel.vocabulary.samples import Sample
+from sentinel.vocabulary.samples import TS_RANGE, Sample
 
 SECTIONS = (*DETECTOR_NAMES, "generic")
 """Detectors a replay can run (and name in --set): the suite's and the generic one."""
 GENERIC_FIELD = "any numeric series (rises, drops, level shifts, variance, flat lines)"
-_EPOCH_RANGE = (-62135596800.0, 253402300799.0)
+_EPOCH_RANGE = TS_RANGE
 """Year 1 to 9999 (UTC): timestamps outside cannot be written back as dates."""
 
 
@@ -282,7 +282,9 @@ def read_csv(
 def _csv_rows(path: Path) -> Iterator[tuple[int, float, float, TimeForm]]:
     header_seen = False
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, line in bounded_lines(fh):
+            if line is None:
+                raise BadInput(f"{path}:{lineno}: line longer than {MAX_LINE_CHARS} characters")
             text = line.strip()
             if not text or text.startswith("#"):
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import sys
 
@@ -44,6 +45,30 @@ def _handle(args: argparse.Namespace) -> int:
     except StateError as exc:  # str() names the file: one line, no traceback
         print(f"sentinel: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno not in _CANNOT_LISTEN:
+            raise
+        print(f"{args.config or '<defaults>'}: {_listen_problem(config, exc)}", file=sys.stderr)
+        return 2
+
+
+_CANNOT_LISTEN = {
+    errno.EADDRINUSE: "the port is already in use",
+    errno.EACCES: "permission denied",
+    errno.EADDRNOTAVAIL: "no such local address",
+}
+
+
+def _listen_problem(config: Config, exc: OSError) -> str:
+    """One line naming the setting whose address could not be bound (a busy port)."""
+    why = _CANNOT_LISTEN[exc.errno or 0]
+    for name, section in (("api", config.api), ("metrics", config.metrics)):
+        if f"', {section.port}" in str(exc):  # asyncio names ('bind', port) in its message
+            return (
+                f"{name}.port: cannot listen on {section.bind}:{section.port}: {why} "
+                f"(choose another {name}.port, or SENTINEL_{name.upper()}__PORT)"
+            )
+    return f"cannot listen: {exc.strerror or exc}"
 
 
 async def _once(config: Config, as_json: bool) -> int:

@@ -6,6 +6,7 @@ tests score them with :func:`score`.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,22 +52,40 @@ class _Pairing:
                 ep.clear_evidence = dict(j.evidence)
 
 
+MAX_TICKS_PER_GAP = 1000
+"""Ticks run in one gap between samples; past them (hours of silence at 10 s) the replay
+jumps to the last tick before the next sample, so a gap of years costs no more."""
+
+
 def run(judge: Judge, samples: Iterable[Sample], tick_s: float = 10.0) -> list[Episode]:
     """Findings of a sample stream in order, paired with their clears.
 
     ``tick`` is called whenever sample time passes a multiple of ``tick_s``, as the
-    daemon would, so quiet-period clears happen during a replay too.
+    daemon would, so quiet-period clears happen during a replay too. Work per sample is
+    bounded (:data:`MAX_TICKS_PER_GAP`); a non-finite sample time is a ValueError.
     """
+    if not (math.isfinite(tick_s) and tick_s > 0):
+        raise ValueError(f"tick_s must be a positive number, not {tick_s!r}")
     pairing = _Pairing()
     take = pairing.take
     next_tick: float | None = None
 
     for sample in samples:
+        if not math.isfinite(sample.ts):
+            raise ValueError(f"sample time is not finite: {sample.ts!r}")
         if next_tick is None:
             next_tick = sample.ts + tick_s
+        ticks = 0
         while sample.ts >= next_tick:
+            if ticks == MAX_TICKS_PER_GAP:
+                # whatever waiting clears has cleared: skip to the last tick before ts
+                next_tick += math.floor((sample.ts - next_tick) / tick_s) * tick_s
             take(judge.tick(next_tick))
-            next_tick += tick_s
+            ticks += 1
+            after = next_tick + tick_s
+            next_tick = after if after > next_tick else math.nextafter(next_tick, math.inf)
+            if ticks > MAX_TICKS_PER_GAP:
+                next_tick = max(next_tick, math.nextafter(sample.ts, math.inf))
         take(judge.observe(sample))
     return pairing.episodes
 

@@ -15,6 +15,22 @@ from sentinel.vocabulary.samples import RecordError, Sample, from_record, to_rec
 
 OnBadLine = Callable[[int, str], None]
 """Called with (line number, problem) for every line that is not a valid sample."""
+MAX_LINE_CHARS = 1 << 20
+"""Longest line read (1 MiB; a sample is a few hundred bytes): longer is a bad line."""
+
+
+def bounded_lines(fh: IO[str], limit: int = MAX_LINE_CHARS) -> Iterator[tuple[int, str | None]]:
+    """(line number, line) of a text file, holding at most ``limit`` characters of a line
+    in memory; a longer line comes as None (its rest is skipped)."""
+    lineno = 0
+    while line := fh.readline(limit + 1):
+        lineno += 1
+        if len(line) <= limit or line.endswith("\n"):
+            yield lineno, line
+            continue
+        while (rest := fh.readline(limit)) and not rest.endswith("\n"):
+            pass
+        yield lineno, None
 
 
 def iter_recording(path: str | Path, on_bad_line: OnBadLine | None = None) -> Iterator[Sample]:
@@ -24,7 +40,11 @@ def iter_recording(path: str | Path, on_bad_line: OnBadLine | None = None) -> It
 
 
 def iter_lines(lines: IO[str], on_bad_line: OnBadLine | None = None) -> Iterator[Sample]:
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in bounded_lines(lines):
+        if line is None:
+            if on_bad_line is not None:
+                on_bad_line(lineno, f"line longer than {MAX_LINE_CHARS} characters")
+            continue
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -33,7 +53,10 @@ def iter_lines(lines: IO[str], on_bad_line: OnBadLine | None = None) -> Iterator
             if not isinstance(data, dict):
                 raise RecordError("a record must be a JSON object")
             yield from_record(data)
-        except (json.JSONDecodeError, RecordError) as exc:
+        except RecursionError:
+            if on_bad_line is not None:
+                on_bad_line(lineno, "JSON nested too deeply")
+        except ValueError as exc:  # bad JSON, a bad record, an integer of 5,000 digits
             if on_bad_line is not None:
                 on_bad_line(lineno, str(exc))
 

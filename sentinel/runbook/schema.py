@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,7 +27,15 @@ from pydantic import (
     model_validator,
 )
 
-from sentinel.base.yamlsource import InvalidFile, Problem, line_of, load_yaml, plain, validate
+from sentinel.base.yamlsource import (
+    InvalidFile,
+    Problem,
+    line_of,
+    load_yaml,
+    plain,
+    read_text,
+    validate,
+)
 from sentinel.runbook.actions import ACTIONS
 from sentinel.runbook.authoring import authoring_problems
 from sentinel.runbook.causes import Cause
@@ -305,11 +312,14 @@ def apply_override(data: dict[str, Any], override: dict[str, Any]) -> dict[str, 
     merged = dict(data)
     for key, value in override.items():
         if key in ("steps", "on_failure") and isinstance(value, dict):
-            steps = [dict(step) for step in merged.get(key) or []]
-            names = [step.get("name") for step in steps]
+            found = merged.get(key) or []
+            steps = [dict(s) if isinstance(s, dict) else s for s in found]
+            names = [s.get("name") if isinstance(s, dict) else None for s in steps]
             for name, patch in value.items():
-                if name not in names:
+                if not isinstance(found, list) or name not in names:
                     raise ValueError(f"{key}.{name}: no step of that name to override")
+                if not isinstance(patch, dict):
+                    raise ValueError(f"{key}.{name}: expected a mapping of the step's fields")
                 i = names.index(name)
                 steps[i] = apply_override(steps[i], patch)
             merged[key] = steps
@@ -404,8 +414,8 @@ def load_dirs(
 def _name_in(path: Path) -> str | None:
     """The playbook's `name:` read without validation (overrides are keyed by it)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml(read_text(path), str(path))  # bounded: depth, size, aliases
+    except InvalidFile:
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None

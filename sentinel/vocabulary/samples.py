@@ -216,13 +216,28 @@ class RecordError(InputError, ValueError):
     """A record that is not a valid sample; the message names the field."""
 
 
+TS_RANGE = (-62135596800.0, 253402300799.0)
+"""Epoch seconds of year 1 to 9999 (UTC): a sample's time outside is not a time (an
+epoch in milliseconds lands far past it)."""
+
+
 def from_record(record: dict[str, Any]) -> Sample:
-    """Rebuild a sample from :func:`to_record`'s output (ignores unknown fields)."""
+    """Rebuild a sample from :func:`to_record`'s output (ignores unknown fields).
+
+    A field of the wrong type, a null where a value is required, or a ``ts`` that is not
+    a finite time in :data:`TS_RANGE` is a :class:`RecordError` naming the field.
+    """
     kind = record.get("type")
     cls = SAMPLE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise RecordError(f"type: unknown sample type {kind!r}")
-    return typing.cast(Sample, _build(cls, record))
+    sample = typing.cast(Sample, _build(cls, record))
+    if not TS_RANGE[0] <= sample.ts <= TS_RANGE[1]:  # False for NaN too
+        raise RecordError(
+            f"ts: {sample.ts!r} is not epoch seconds between year 1 and 9999 "
+            "(milliseconds? divide by 1000)"
+        )
+    return sample
 
 
 def _build(cls: type[Any], data: dict[str, Any]) -> Any:
@@ -233,7 +248,7 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
             continue
         try:
             kwargs[f.name] = _coerce(hints[f.name], data[f.name])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise RecordError(f"{f.name}: {exc}") from exc
     try:
         return cls(**kwargs)
@@ -241,29 +256,46 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
         raise RecordError(str(exc)) from exc
 
 
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _coerce(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value) if len(inner) == 1 else value
+    if value is None:
+        raise TypeError("required, got null")
+    if origin is Literal:
+        if value not in args:
+            raise TypeError(f"expected one of {', '.join(map(repr, args))}, got {_show(value)}")
+        return value
     if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list, got {_show(value)}")
         item = args[0]
         return tuple(_coerce(item, v) for v in value)
     if origin is dict:
-        return dict(value)
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {_show(value)}")
+        return {_coerce(args[0], k): _coerce(args[1], v) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {_show(value)}")
         return _build(typing.cast(type[Any], hint), value)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return float(value)  # OverflowError for an integer past float's range
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint in (float, int):
-        raise TypeError(f"expected a number, got {value!r}")
+        raise TypeError(f"expected a number, got {_show(value)}")
     if hint is bool and not isinstance(value, bool):
-        raise TypeError(f"expected true/false, got {value!r}")
+        raise TypeError(f"expected true/false, got {_show(value)}")
     if hint is str and not isinstance(value, str):
-        raise TypeError(f"expected a string, got {value!r}")
+        raise TypeError(f"expected a string, got {_show(value)}")
     return value
