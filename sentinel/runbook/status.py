@@ -22,6 +22,8 @@ class RunStatus(StrEnum):
     PLANNED = "planned"
     """A dry run: the plan is recorded, nothing with a side effect was called."""
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    """A person cancelled it while it ran; the steps it had applied were rolled back."""
 
 
 class StepStatus(StrEnum):
@@ -38,6 +40,8 @@ class StepStatus(StrEnum):
     VERIFY_FAILED = "verify_failed"
     ROLLED_BACK = "rolled_back"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    """The run was cancelled while this step (or its verification) was under way."""
 
 
 class Guard(StrEnum):
@@ -54,3 +58,5 @@ class Guard(StrEnum):
     CAUSE = "cause"
     LOCK = "lock"
     FLEET = "fleet"
+    PAUSED = "paused"
+    """An operator pause (``sentinel pause``) or ``playbooks.paused`` covers the run."""
