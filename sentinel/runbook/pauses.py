@@ -53,7 +53,7 @@ MAX_PAUSE_S = 30 * 86400.0
 POD_PAUSE_ID = "config"
 """The id of the standing pause the config flag (or the pod annotation) makes."""
 
-PAUSE_ANNOTATION = "sentinel.io/paused"
+PAUSE_ANNOTATION = "sentinel.dev/paused"
 """The pod annotation that opts a pod out of automation (read from a downward-API file)."""
 
 
@@ -222,7 +222,7 @@ class PauseStore:
 
 
 def annotated_paused(path: Path | None) -> bool:
-    """The downward-API annotations file sets ``sentinel.io/paused`` to a true value.
+    """The downward-API annotations file sets ``sentinel.dev/paused`` to a true value.
 
     The file has one ``key="value"`` per line; missing or unreadable: not paused (a pod
     opts out explicitly, it is never opted out by a mount that failed).

@@ -32,7 +32,7 @@ class RunbookSettings(Section):
     so in its page) while this is set; manual runs still go."""
     pause_annotations_file: RelPath | None = None
     """A downward-API file of the pod's annotations (``/etc/podinfo/annotations``); the
-    annotation ``sentinel.io/paused: "true"`` pauses the pod like ``paused``."""
+    annotation ``sentinel.dev/paused: "true"`` pauses the pod like ``paused``."""
     max_event_age_s: float = Field(300.0, gt=0)
     """Never act on a finding detected longer ago than this (a playbook may set less)."""
     cooldown_s: float = Field(900.0, ge=0)

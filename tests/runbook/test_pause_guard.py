@@ -123,14 +123,14 @@ async def test_config_flag_opts_the_pod_out(bed: Bed, shipped: Loader) -> None:
 async def test_pod_annotation_file_opts_the_pod_out(
     bed: Bed, shipped: Loader, tmp_path: Path
 ) -> None:
-    """The downward-API annotation sentinel.io/paused="true" pauses; "false" does not."""
+    """The downward-API annotation sentinel.dev/paused="true" pauses; "false" does not."""
     annotations = tmp_path / "annotations"
-    annotations.write_text('app="triton"\nsentinel.io/paused="true"\n', encoding="utf-8")
+    annotations.write_text('app="triton"\nsentinel.dev/paused="true"\n', encoding="utf-8")
     engine = bed.engine([shipped("int8-to-fp16")], pause_annotations_file=annotations)
     inc = incident("accuracy_drift", bed.clock.now())
     [result] = await drive(bed.clock, engine.consider(inc))
     assert Guard.PAUSED == result.refused_by
-    annotations.write_text('sentinel.io/paused="false"\n', encoding="utf-8")
+    annotations.write_text('sentinel.dev/paused="false"\n', encoding="utf-8")
     [result] = await drive(bed.clock, engine.consider(inc))
     assert "succeeded" == result.status
 
