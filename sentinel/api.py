@@ -78,6 +78,8 @@ def build_app(
     r.add_post("/v1/breaker/reset", api.acting("breaker.reset", api.breaker_reset))
     r.add_get("/v1/runs/{id}", api.run_show)
     r.add_post("/v1/runs/{id}/cancel", api.acting("run.cancel", api.run_cancel))
+    r.add_post("/v1/runs/{id}/approve", api.acting("run.approve", api.run_approve))
+    r.add_post("/v1/runs/{id}/reject", api.acting("run.reject", api.run_reject))
     r.add_get("/v1/pauses", api.pauses)
     r.add_post("/v1/pauses", api.acting("pause.add", api.pause_add))
     r.add_delete("/v1/pauses/{id}", api.acting("pause.resume", api.pause_resume))
@@ -378,6 +380,27 @@ class _Api:
             return _error(404 if known is None else 409, why)
         # the rollback runs in the daemon now; GET /v1/runs/{id} shows how it went
         return web.json_response({"run_id": run_id, "cancel": "requested"}, status=202)
+
+    async def run_approve(self, request: web.Request) -> web.Response:
+        return self._decide(request, approve=True)
+
+    async def run_reject(self, request: web.Request) -> web.Response:
+        return self._decide(request, approve=False)
+
+    def _decide(self, request: web.Request, approve: bool) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        run_id = request.match_info["id"]
+        if not self._playbooks.decide(run_id, approve, request[ACTOR_KEY]):
+            known = self._playbooks.run_record(run_id)
+            why = (
+                "no such run"
+                if known is None
+                else f"run is not awaiting approval ({known['status']})"
+            )
+            return _error(404 if known is None else 409, why)
+        decision = "approved" if approve else "rejected"
+        return web.json_response({"run_id": run_id, "decision": decision})
 
     async def pauses(self, request: web.Request) -> web.Response:
         now = self._clock.now()

@@ -1,7 +1,7 @@
 """`sentinel runs [--json]`: recent playbook runs, newest first, with their steps;
 `sentinel runs show ID` one run with every step, its output and evidence;
 `sentinel runs cancel ID` stops a run under way in the daemon (its applied steps are
-rolled back)."""
+rolled back); `sentinel runs approve|reject ID` decides a run waiting for approval."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cancel.add_argument("id")
     _late_options(cancel)
     cancel.set_defaults(handler=_cancel)
+    for verb, helptext in (
+        ("approve", "approve a run waiting for approval (mode: approve): it acts now"),
+        ("reject", "reject a run waiting for approval: it changes nothing"),
+    ):
+        decide = rsub.add_parser(verb, help=helptext)
+        decide.add_argument("id")
+        _late_options(decide)
+        decide.set_defaults(handler=_decide, verb=verb)
 
 
 def _late_options(p: argparse.ArgumentParser) -> None:
@@ -76,6 +84,25 @@ def _cancel(args: argparse.Namespace) -> int:
         if answer is None:
             return s.code
         print(f"run {args.id}: cancel requested; `sentinel runs show {args.id}` shows its rollback")
+        return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    if getattr(args, "local", False):
+        print(f"runs {args.verb}: the run waits in the daemon; the decision goes through its API")
+        return 2
+    with common.session(args) as s:
+        if s is None:
+            return 2
+
+        async def local(svc: PlaybookService) -> dict[str, Any]:
+            return {}  # never: not local
+
+        path = f"/v1/runs/{quote(args.id, safe='')}/{args.verb}"
+        answer = s.call("POST", path, local, body={})
+        if answer is None:
+            return s.code
+        print(f"run {args.id}: {answer['decision']}")
         return 0
 
 

@@ -261,6 +261,10 @@ class Engine:
         """Cancel a run under way in this process; False when none is (by that id)."""
         return self.executor.cancel(run_id, actor)
 
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        """Approve or reject a run waiting for approval; False when none waits by that id."""
+        return self.executor.approvals.decide(run_id, approve, actor)
+
     def reset_breaker(self, actor: str) -> None:
         self.history.reset_breaker(actor, self.ports.clock.now())
         if self.ports.metrics is not None:

@@ -3,13 +3,14 @@
 Guards, in order: mode, operator pauses (``pauses.py``), freshness (cleared/stale),
 ``when:``, the circuit breaker, cooldown, budget (then page), the playbook's
 ``blocked_if`` gates, the target lock, and -- just before the first step -- whether the
-finding has cleared meanwhile. Then steps: ``if:``, step gates, the cause refusals (by
-default no changing step acts on a hardware cause, a lost GPU or foreign memory; a step
-opts out with ``allow_causes`` + ``because``), rendering, dry-run (an action that
-declares side effects is never called), the fleet guard for disruptive actions, the
-breaker again, timeout, transient-only retries with backoff, verification by canary,
-rollback, and a lease for ``restore_after``. Lease restores and re-applies
-(``leases.py``) are runs of this executor too, so every change passes here.
+finding has cleared meanwhile, and with ``mode: approve`` a person's decision
+(``approval.py``). Then steps: ``if:``, step gates, the cause refusals (by default no
+changing step acts on a hardware cause, a lost GPU or foreign memory; a step opts out
+with ``allow_causes`` + ``because``), rendering, dry-run (an action that declares side
+effects is never called), the fleet guard for disruptive actions, the breaker again,
+timeout, transient-only retries with backoff, verification by canary, rollback, and a
+lease for ``restore_after``. Lease restores and re-applies (``leases.py``) are runs of
+this executor too, so every change passes here.
 Every decision is a row in SQLite before anything is called.
 
 This module is the run (its guards, its steps in order, its outcome); one step is
@@ -25,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from sentinel.runbook.approval import Approvals
 from sentinel.runbook.cancel import CancelledRun
 from sentinel.runbook.context import RunContext, build_context
 from sentinel.runbook.guards import Verdict, cleared, first_gate, freshness, paused
@@ -50,6 +52,7 @@ class Executor:
         self.report = RunReporter(ports)
         self.steps = StepRunner(ports, self.report)
         self.undo = CancelledRun(ports, self.report, self.steps.rollback)
+        self.approvals = Approvals(ports, self.report)
         self.running: dict[str, asyncio.Future[tuple[RunStatus, str, Guard | None]]] = {}
         """The steps of each run under way, by run id (what `cancel` stops)."""
         self.cancels: dict[str, str] = {}
@@ -262,6 +265,14 @@ class Executor:
     ) -> tuple[RunStatus, str, Guard | None]:
         """How the steps ended, and the guard that stopped them (None: they ran)."""
         pb = req.loaded.playbook
+        if pb.mode == "approve" and not dry and not req.manual:
+            refused = await self.approvals.wait(req, run_id, ctx)
+            if refused is not None:
+                return refused.status, refused.reason, refused.guard
+            if self._cleared_meanwhile(req):  # it may have, while a person decided
+                verdict = cleared(req.incident)
+                await self.report.page(req, run_id, verdict.reason, {}, dry)
+                return verdict.status, verdict.reason, verdict.guard
         if not dry and not req.manual and self.p.incidents is not None:
             try:
                 changes = self.p.incidents.mark_mitigating(req.incident.id, pb.name, run_id)

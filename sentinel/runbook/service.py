@@ -43,6 +43,9 @@ class EnginePlaybookService(PlaybookService):
     def cancel(self, run_id: str, actor: str) -> bool:
         return self.engine.cancel(run_id, actor)
 
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        return self.engine.decide(run_id, approve, actor)
+
     def reset_breaker(self, actor: str) -> None:
         self.engine.reset_breaker(actor)
 

@@ -98,6 +98,11 @@ class PlaybookService(Protocol):
         that id is under way here. The default (no engine) has none."""
         return False
 
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        """Approve or reject a run waiting for approval (``mode: approve``); False when no
+        run by that id waits here. The default (no engine) has none."""
+        return False
+
     def list(self) -> list[dict[str, Any]]:
         """The loaded playbooks (name, description, mode, triggers, steps, file and hash)."""
         ...

@@ -17,6 +17,7 @@ from api_bed import TOKEN, Api
 from sentinel.api import build_app, start_api
 from sentinel.base.audit import entries
 from sentinel.base.clock import FakeClock
+from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.pauses import PauseStore
 from sentinel.runbook.schema import load_playbook
@@ -32,6 +33,16 @@ steps:
   - name: settle
     action: wait
     with: {seconds: 50}
+"""
+
+ASKS = """
+name: asks
+mode: approve
+triggers: [{kinds: [backlog]}]
+steps:
+  - name: look
+    action: wait
+    with: {seconds: 1}
 """
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Sentinel-Actor": "alice"}
@@ -116,12 +127,14 @@ async def runs_bed(conn: sqlite3.Connection, tmp_path: Path) -> AsyncIterator[Ru
     """A real engine (a playbook that only waits) behind the API on loopback."""
     path = tmp_path / "waits.yaml"
     path.write_text(WAITS, encoding="utf-8")
+    asks = tmp_path / "asks.yaml"
+    asks.write_text(ASKS, encoding="utf-8")
     clock = FakeClock()
     engine = Engine(
         settings=RunbookSettings(dirs=[]),
         conn=conn,
         clock=clock,
-        playbooks={"waits": load_playbook(path)},
+        playbooks={"waits": load_playbook(path), "asks": load_playbook(asks)},
         pod="pod-a",
     )
     app = build_app(conn=conn, token=TOKEN, clock=clock, playbooks=EnginePlaybookService(engine))
@@ -182,3 +195,32 @@ async def test_show_of_unknown_run_is_404(runs_bed: RunsBed) -> None:
     """GET /v1/runs/{id} for an id never recorded is a 404."""
     status, _ = await _call(runs_bed.session, "GET", f"{runs_bed.url}/v1/runs/nope")
     assert 404 == status
+
+
+async def test_approve_through_the_api_lets_the_run_go(runs_bed: RunsBed) -> None:
+    """POST /v1/runs/{id}/approve decides a waiting run once; it is audited with its actor."""
+    bed = runs_bed
+    incident = synthetic_incident("pod-a", {"model": "digits"}, "backlog", bed.clock.now())
+    task = asyncio.ensure_future(bed.engine.consider(incident))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if bed.engine.executor.approvals.pending:
+            break
+    [run_id] = bed.engine.executor.approvals.pending
+    url = f"{bed.url}/v1/runs/{run_id}"
+    refused, _ = await _call(bed.session, "POST", url + "/approve", {})
+    status, answer = await _call(bed.session, "POST", url + "/approve", {}, AUTH)
+    assert (401, 200, "approved") == (refused, status, answer["decision"])
+    for _ in range(100):
+        if task.done():
+            break
+        await asyncio.sleep(0)
+        await bed.clock.advance(1.0)
+    [result] = task.result()
+    assert "succeeded" == result.status
+    again, body = await _call(bed.session, "POST", url + "/reject", {}, AUTH)
+    assert (409, "run is not awaiting approval (succeeded)") == (again, body["error"])
+    decided = [
+        e for e in entries(bed.conn) if e["action"] == "run.approve" and e["outcome"] == "ok"
+    ]
+    assert ["alice"] == [e["actor"] for e in decided]
