@@ -289,7 +289,12 @@ class PausedCollector:
             "1 while an operator pause (or playbooks.paused) stops automation, by scope.",
             labels=["scope"],
         )
-        for scope in sorted({p.scope for p in self._active()}):
+        try:
+            active = self._active()
+        except sqlite3.Error:  # one unreadable moment must not fail the whole scrape
+            log.exception("pauses_unreadable")
+            active = []
+        for scope in sorted({p.scope for p in active}):
             family.add_metric([scope], 1.0)
         yield family
 

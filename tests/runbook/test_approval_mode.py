@@ -12,7 +12,8 @@ from runbook_standins import DIGITS_CONFIG, Bed, drive, incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.runbook.status import Guard
-from sentinel.vocabulary.notices import PageRequest
+from sentinel.vocabulary.incidents import IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged, PageRequest
 
 Loader = Callable[[str], LoadedPlaybook]
 
@@ -110,8 +111,38 @@ async def test_finding_cleared_while_waiting_is_not_acted_on(
     """Approved after the incident resolved: the run refuses as cleared, nothing changes."""
     engine = bed.engine([write_playbook(APPROVE)])
     task, run_id = await _waiting(bed, engine)
-    engine._cleared["inc-latency_spike-digits"] = None  # the incident resolved meanwhile
+    resolved = incident("latency_spike", bed.clock.now(), status=IncidentStatus.RESOLVED)
+    await engine.handle(IncidentChanged(resolved, "resolved"))  # while a person decided
     assert engine.decide(run_id, True, "alice")
     [result] = await asyncio.wait_for(task, timeout=30)
     assert Guard.CLEARED == result.refused_by
     assert [] == bed.triton.mutations()
+
+
+async def test_cancel_while_waiting_for_approval(bed: Bed, write_playbook: Loader) -> None:
+    """A run cancelled while it waits ends cancelled; its approval row says so; no action."""
+    engine = bed.engine([write_playbook(APPROVE)])
+    task, run_id = await _waiting(bed, engine)
+    assert engine.cancel(run_id, "carol")
+    [result] = await asyncio.wait_for(task, timeout=30)
+    assert ("cancelled", "cancelled by carol; no step had changed anything") == (
+        result.status,
+        result.reason,
+    )
+    [approval] = result.steps
+    assert ("approval", "cancelled") == (approval["phase"], approval["status"])
+    assert not engine.decide(run_id, True, "alice")
+    assert [] == bed.triton.mutations()
+
+
+async def test_a_run_awaiting_approval_at_shutdown_is_marked_interrupted(
+    bed: Bed, write_playbook: Loader
+) -> None:
+    """Stopping the daemon mid-wait leaves the run for recovery, which marks it interrupted."""
+    engine = bed.engine([write_playbook(APPROVE)])
+    task, run_id = await _waiting(bed, engine)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [run_id] == engine.recover()
+    assert "interrupted" == engine.history.run(run_id)["status"]  # type: ignore[index]
+    assert engine.history.lock_holder("pod-a/digits") is None
