@@ -12,7 +12,8 @@ from runbook_standins import Bed, drive, incident
 from sentinel.runbook.pauses import Pause, PauseStore
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.runbook.status import Guard
-from sentinel.vocabulary.notices import PageRequest
+from sentinel.vocabulary.incidents import IncidentStatus
+from sentinel.vocabulary.notices import IncidentChanged, PageRequest
 
 Loader = Callable[[str], LoadedPlaybook]
 
@@ -144,3 +145,27 @@ async def test_other_pages_while_paused_say_so(bed: Bed, shipped: Loader) -> Non
     assert "failed" == result.status
     [page] = bed.teller.of(PageRequest)
     assert "[automation paused (playbook=restart-server) by alice" in page.reason
+
+
+async def test_lease_restore_waits_while_its_playbook_is_paused(bed: Bed, shipped: Loader) -> None:
+    """A pause covers the lease keeper's restore too: deferred, not done, until resumed."""
+    engine = bed.engine([shipped("reduce-batch-size")], lease_check_interval_s=60)
+    bed.triton.configs["digits"]["parameters"]["precision"]["string_value"] = "fp32"
+    original = bed.triton.configs["digits"]["max_batch_size"]
+    inc = incident("latency_spike", bed.clock.now(), age=40)
+    await engine.handle(IncidentChanged(inc, "opened"))
+    await drive(bed.clock, engine.idle())
+    resolved = incident("latency_spike", bed.clock.now(), status=IncidentStatus.RESOLVED)
+    await engine.handle(IncidentChanged(resolved, "resolved"))
+    pause = _pause(bed, playbook="reduce-batch-size")
+    await bed.clock.advance(1800)
+    events = await drive(bed.clock, engine.leases.tick())
+    assert ["deferred"] == [e["event"] for e in events]
+    assert original // 2 == bed.triton.configs["digits"]["max_batch_size"]
+    [lease] = engine.history.leases()
+    assert "deferred by the paused guard" in lease["note"]
+    PauseStore(bed.conn).resume(pause.id, "bob", bed.clock.now())
+    await bed.clock.advance(1800)
+    events = await drive(bed.clock, engine.leases.tick())
+    assert ["restored"] == [e["event"] for e in events]
+    assert original == bed.triton.configs["digits"]["max_batch_size"]
