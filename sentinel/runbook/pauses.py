@@ -115,9 +115,11 @@ class Pause:
         (the metric's label)."""
         if self.id == POD_PAUSE_ID:
             return "config"
-        parts = [f"model={self.model}"] * (self.model is not None) + [
-            f"playbook={self.playbook}"
-        ] * (self.playbook is not None)
+        parts = []
+        if self.model is not None:
+            parts.append(f"model={self.model}")
+        if self.playbook is not None:
+            parts.append(f"playbook={self.playbook}")
         return ",".join(parts) or "all"
 
     def describe(self) -> str:
@@ -214,7 +216,7 @@ class PauseStore:
                 "UPDATE runbook_pauses SET resumed_by = ?, resumed_at = ? WHERE id = ?",
                 (actor, now, pause_id),
             )
-        return Pause(**{**asdict(pause), "resumed_by": actor, "resumed_at": now})
+        return dataclasses.replace(pause, resumed_by=actor, resumed_at=now)
 
     def resume_all(self, actor: str, now: float) -> builtins.list[Pause]:
         """End every active pause now."""
