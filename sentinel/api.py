@@ -1,5 +1,5 @@
-"""The control API: health, status, incidents, runs, silences, manual playbook runs,
-breaker reset and the Alertmanager webhook (aiohttp, JSON).
+"""The control API: health, status, incidents, runs (show, cancel), silences, pauses,
+manual playbook runs, breaker reset and the Alertmanager webhook (aiohttp, JSON).
 
 Read endpoints are open (bind to localhost by default). Acting endpoints need
 ``Authorization: Bearer <token>`` (compared in constant time): missing -> 401,
@@ -34,6 +34,7 @@ from sentinel.incidents.silences import SilenceError, SilenceStore
 from sentinel.incidents.store import IncidentStore
 from sentinel.notify.alertmanager import ExternalAlert, WebhookError, parse_webhook
 from sentinel.notify.outbox import Outbox
+from sentinel.runbook.pauses import PauseError, PauseStore, pause_duration
 from sentinel.vocabulary.ports import PlaybookService
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,13 @@ def build_app(
     r.add_delete("/v1/silences/{id}", api.acting("silence.expire", api.silence_expire))
     r.add_post("/v1/playbooks/{name}/run", api.acting("playbook.run", api.playbook_run))
     r.add_post("/v1/breaker/reset", api.acting("breaker.reset", api.breaker_reset))
+    r.add_get("/v1/runs/{id}", api.run_show)
+    r.add_post("/v1/runs/{id}/cancel", api.acting("run.cancel", api.run_cancel))
+    r.add_post("/v1/runs/{id}/approve", api.acting("run.approve", api.run_approve))
+    r.add_post("/v1/runs/{id}/reject", api.acting("run.reject", api.run_reject))
+    r.add_get("/v1/pauses", api.pauses)
+    r.add_post("/v1/pauses", api.acting("pause.add", api.pause_add))
+    r.add_delete("/v1/pauses/{id}", api.acting("pause.resume", api.pause_resume))
     r.add_post("/v1/alertmanager", api.acting("alertmanager.webhook", api.alertmanager))
     return app
 
@@ -175,6 +183,14 @@ def _actor(claimed: str | None) -> str:
     return AUTHENTICATED
 
 
+def _opt_str(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: must be a string")
+    return value
+
+
 def _str_map(value: Any, field: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -204,6 +220,7 @@ class _Api:
         self.degraded: Callable[[], dict[str, Any]] | None = None
         self._incidents = IncidentStore(conn)
         self._silences = SilenceStore(conn)
+        self._pauses = PauseStore(conn)
 
     # -- auth and audit -----------------------------------------------------------
 
@@ -410,6 +427,80 @@ class _Api:
             return _error(503, "the playbook engine is not running")
         self._playbooks.reset_breaker(request[ACTOR_KEY])
         return _json({"breaker": "reset"})
+
+    # -- operator control: runs, pauses -----------------------------------------
+
+    async def run_show(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        run = self._playbooks.run_record(request.match_info["id"])
+        if run is None:
+            return _error(404, "no such run")
+        return _json(run)
+
+    async def run_cancel(self, request: web.Request) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        run_id = request.match_info["id"]
+        if not self._playbooks.cancel(run_id, request[ACTOR_KEY]):
+            known = self._playbooks.run_record(run_id)
+            why = "no such run" if known is None else f"run is not under way ({known['status']})"
+            return _error(404 if known is None else 409, why)
+        # the rollback runs in the daemon now; GET /v1/runs/{id} shows how it went
+        return _json({"run_id": run_id, "cancel": "requested"}, status=202)
+
+    async def run_approve(self, request: web.Request) -> web.Response:
+        return self._decide(request, approve=True)
+
+    async def run_reject(self, request: web.Request) -> web.Response:
+        return self._decide(request, approve=False)
+
+    def _decide(self, request: web.Request, approve: bool) -> web.Response:
+        if self._playbooks is None:
+            return _error(503, "the playbook engine is not running")
+        run_id = request.match_info["id"]
+        if not self._playbooks.decide(run_id, approve, request[ACTOR_KEY]):
+            known = self._playbooks.run_record(run_id)
+            why = (
+                "no such run"
+                if known is None
+                else f"run is not awaiting approval ({known['status']})"
+            )
+            return _error(404 if known is None else 409, why)
+        decision = "approved" if approve else "rejected"
+        return _json({"run_id": run_id, "decision": decision})
+
+    async def pauses(self, request: web.Request) -> web.Response:
+        now = self._clock.now()
+        everything = request.query.get("all", "") in ("1", "true", "yes")
+        items = self._pauses.list(now, include_ended=everything)
+        return _json({"pauses": [p.to_dict(now) for p in items]})
+
+    async def pause_add(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        now = self._clock.now()
+        try:
+            duration = pause_duration(body.get("duration_s"), body.get("for"))
+            pause = self._pauses.add(
+                model=_opt_str(body.get("model"), "model"),
+                playbook=_opt_str(body.get("playbook"), "playbook"),
+                duration_s=duration,
+                reason=str(body.get("reason") or ""),
+                created_by=request[ACTOR_KEY],
+                now=now,
+            )
+        except (PauseError, TypeError, ValueError) as exc:
+            return _error(400, str(exc))
+        request[AUDIT_KEY] = {"pause": pause.to_dict(now)}
+        return _json(pause.to_dict(now), status=201)
+
+    async def pause_resume(self, request: web.Request) -> web.Response:
+        now = self._clock.now()
+        try:
+            pause = self._pauses.resume(request.match_info["id"], request[ACTOR_KEY], now)
+        except KeyError:
+            return _error(404, "no such active pause")
+        return _json(pause.to_dict(now))
 
     async def alertmanager(self, request: web.Request) -> web.Response:
         body = await _json_body(request)

@@ -406,4 +406,5 @@ def _status(config: Config, facts: LatestFacts, engine: Engine) -> dict[str, Any
         "gpus": [g.uuid for g in facts.gpus()],
         "playbooks": sorted(engine.playbooks),
         "playbook_problems": [str(p) for p in engine.problems],
+        "automation_paused": [p.describe() for p in engine.pauses.active()],
     }

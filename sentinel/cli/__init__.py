@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "runs",
     "incidents",
     "silence",
+    "pause",
     "breaker",
     "model",
     "golden",

@@ -26,6 +26,7 @@ from sentinel.runbook.guards import AllowAllGuard, FleetGuard, IncidentMarker, t
 from sentinel.runbook.history import History
 from sentinel.runbook.leases import LeaseKeeper
 from sentinel.runbook.metrics import RunbookMetrics
+from sentinel.runbook.pauses import PausedCollector, PauseNotingTeller, Pauses, PauseStore
 from sentinel.runbook.records import Ports, RunRequest, RunResult
 from sentinel.runbook.schema import LoadedPlaybook, invalid_files, load_dirs
 from sentinel.runbook.settings import RunbookSettings
@@ -73,6 +74,11 @@ class Engine:
         self.models = list(dict.fromkeys(models))
         """Models this sidecar serves (the target of server- and GPU-wide incidents)."""
         self.history = History(conn)
+        self.pauses = Pauses(
+            PauseStore(conn), clock.now, settings.paused, settings.pause_annotations_file
+        )
+        if registry is not None:
+            registry.register(PausedCollector(self.pauses.active))
         self.ports = Ports(
             clock=clock,
             settings=settings,
@@ -80,13 +86,14 @@ class Engine:
             triton=triton,
             canary=canary,
             facts=facts,
-            teller=teller,
+            teller=None if teller is None else PauseNotingTeller(teller, self.pauses),
             incidents=incidents,
             fleet=fleet or AllowAllGuard(),
             pod=pod,
             metrics=RunbookMetrics(registry) if registry is not None else None,
             dry_run=dry_run or settings.dry_run,
             cleared=self.cleared,
+            pauses=self.pauses,
         )
         self.executor = Executor(self.ports)
         self.leases = LeaseKeeper(self.ports, self.executor, self.model_unhealthy)
@@ -249,6 +256,14 @@ class Engine:
         # a person asked: freshness does not apply; everything else does
         req = RunRequest(lp, incident, target, params or {}, actor, dry_run, manual=True)
         return await self.executor.execute(req)
+
+    def cancel(self, run_id: str, actor: str) -> bool:
+        """Cancel a run under way in this process; False when none is (by that id)."""
+        return self.executor.cancel(run_id, actor)
+
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        """Approve or reject a run waiting for approval; False when none waits by that id."""
+        return self.executor.approvals.decide(run_id, approve, actor)
 
     def reset_breaker(self, actor: str) -> None:
         self.history.reset_breaker(actor, self.ports.clock.now())

@@ -1,20 +1,21 @@
 """The executor: runs one playbook for one target, and owns every safety rule.
 
-Guards, in order: mode, freshness (cleared/stale), ``when:``, the circuit
-breaker, cooldown, budget (then page), the playbook's ``blocked_if`` gates, the
-target lock, and -- just before the first step -- whether the finding has cleared
-meanwhile. Then steps: ``if:``, step gates, the cause refusals (by default no
-changing step acts on a hardware cause, a lost GPU or foreign memory; a step opts
-out with ``allow_causes`` + ``because``), rendering, dry-run (an action that
-declares side effects is never called), the fleet guard for disruptive actions,
-the breaker again, timeout, transient-only retries with backoff, verification by
-canary, rollback, and a lease for ``restore_after``. Lease restores and re-applies
-(``leases.py``) are runs of this executor too, so every change passes here.
+Guards, in order: mode, operator pauses (``pauses.py``), freshness (cleared/stale),
+``when:``, the circuit breaker, cooldown, budget (then page), the playbook's
+``blocked_if`` gates, the target lock, and -- just before the first step -- whether the
+finding has cleared meanwhile, and with ``mode: approve`` a person's decision
+(``approval.py``). Then steps: ``if:``, step gates, the cause refusals (by default no
+changing step acts on a hardware cause, a lost GPU or foreign memory; a step opts out
+with ``allow_causes`` + ``because``), rendering, dry-run (an action that declares side
+effects is never called), the fleet guard for disruptive actions, the breaker again,
+timeout, transient-only retries with backoff, verification by canary, rollback, and a
+lease for ``restore_after``. Lease restores and re-applies (``leases.py``) are runs of
+this executor too, so every change passes here.
 Every decision is a row in SQLite before anything is called.
 
 This module is the run (its guards, its steps in order, its outcome); one step is
-in ``steps.py``, the ways back in ``rollback.py``, notices and metrics in
-``reporting.py``, and the run's data in ``records.py``.
+in ``steps.py``, the ways back in ``rollback.py`` (and ``cancel.py`` for a run a person
+cancelled), notices and metrics in ``reporting.py``, and the run's data in ``records.py``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from typing import Any
 
 import structlog
 
+from sentinel.runbook.approval import Approvals
+from sentinel.runbook.cancel import CancelledRun
 from sentinel.runbook.context import RunContext, build_context
-from sentinel.runbook.guards import Verdict, cleared, first_gate, freshness
+from sentinel.runbook.guards import Verdict, cleared, first_gate, freshness, paused
+from sentinel.runbook.pauses import Pause
 from sentinel.runbook.records import LOCKED, Abort, Ports, RunRequest, RunResult
 from sentinel.runbook.reporting import RunReporter
 from sentinel.runbook.status import Guard, RunStatus, StepStatus
@@ -37,6 +41,8 @@ from sentinel.vocabulary.ports import Facts
 
 log = structlog.get_logger(__name__)
 
+_PAGED_KEPT = 4096
+
 
 class Executor:
     """Runs playbooks; one instance per daemon (stateless between runs but for SQLite)."""
@@ -45,6 +51,24 @@ class Executor:
         self.p = ports
         self.report = RunReporter(ports)
         self.steps = StepRunner(ports, self.report)
+        self.undo = CancelledRun(ports, self.report, self.steps.rollback)
+        self.approvals = Approvals(ports, self.report)
+        self.running: dict[str, asyncio.Future[tuple[RunStatus, str, Guard | None]]] = {}
+        """The steps of each run under way, by run id (what `cancel` stops)."""
+        self.cancels: dict[str, str] = {}
+        """Runs a person asked to cancel, and who asked."""
+        self._paused_paged: dict[tuple[str, str], None] = {}
+        """(pause, incident) pairs already paged about: a pause pages once per incident."""
+
+    def cancel(self, run_id: str, actor: str) -> bool:
+        """Stop a run under way (its applied steps are rolled back); False if none is."""
+        steps = self.running.get(run_id)
+        if steps is None or steps.done():
+            return False
+        self.cancels[run_id] = actor
+        steps.cancel()
+        log.warning("run_cancel_requested", run_id=run_id, actor=actor)
+        return True
 
     # -- the run ------------------------------------------------------------
     async def execute(self, req: RunRequest) -> RunResult:
@@ -98,16 +122,26 @@ class Executor:
         if self.p.metrics is not None and not dry:
             self.p.metrics.budget_exhausted.labels(pb.name).set(0)
         log.info("run_started", run_id=run_id, playbook=pb.name, target=key, dry_run=dry)
+        # the steps run as their own task so that `cancel(run_id)` stops this run alone
+        work = asyncio.ensure_future(self._steps(req, run_id, ctx, dry))
+        self.running[run_id] = work
         try:
-            status, reason, stopped_by = await self._steps(req, run_id, ctx, dry)
+            status, reason, stopped_by = await work
         except asyncio.CancelledError:
-            # stopping the daemon: leave the run 'running' so recovery marks it interrupted
-            raise
+            canceller = self.cancels.pop(run_id, None)
+            task = asyncio.current_task()
+            if canceller is None or (task is not None and task.cancelling()):
+                # stopping the daemon: leave the run 'running' so recovery marks it interrupted
+                raise
+            status, reason = await self.undo.cancelled(req, run_id, ctx, canceller, dry)
+            stopped_by = None
         except Exception as exc:  # a bug must not take the daemon down; record it
             log.exception("run_crashed", run_id=run_id)
             status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
             stopped_by = None
         finally:
+            self.running.pop(run_id, None)
+            self.cancels.pop(run_id, None)
             if not dry:
                 self.p.history.unlock(key, run_id)
         self.p.history.finish_run(run_id, status, reason, self.p.clock.now(), record["evidence"])
@@ -125,6 +159,9 @@ class Executor:
         now = self.p.clock.now()
         if pb.mode == "disabled":
             return Verdict(RunStatus.SKIPPED, "playbook is disabled", guard=Guard.DISABLED)
+        pause = self._pause_of(req)
+        if pause is not None:
+            return paused(pause, pb.name, key, page=self._first_page(pause.id, req))
         if not req.manual:
             max_age = min(
                 [s.max_event_age_s] + [t.max_age for t in pb.triggers if t.max_age is not None]
@@ -193,6 +230,26 @@ class Executor:
             refused_by=verdict.guard,
         )
 
+    def _pause_of(self, req: RunRequest) -> Pause | None:
+        """The pause covering this run: automatic runs and lease restores (a person's own
+        run goes ahead; pausing is about what sentinel does on its own)."""
+        if self.p.pauses is None or (req.manual and req.lease is None):
+            return None
+        name = str(req.lease["playbook"]) if req.lease is not None else req.loaded.playbook.name
+        return self.p.pauses.covering(name, req.target.get("model"))
+
+    def _first_page(self, pause_id: str, req: RunRequest) -> bool:
+        """Page about a paused automatic run once per pause and incident, not at each retry."""
+        if req.manual:
+            return False
+        seen = (pause_id, req.incident.id)
+        if seen in self._paused_paged:
+            return False
+        self._paused_paged[seen] = None
+        while len(self._paused_paged) > _PAGED_KEPT:
+            del self._paused_paged[next(iter(self._paused_paged))]
+        return True
+
     def _cleared_meanwhile(self, req: RunRequest) -> bool:
         """The incident resolved after it was matched (a person's run is exempt)."""
         if req.manual or self.p.cleared is None:
@@ -208,6 +265,14 @@ class Executor:
     ) -> tuple[RunStatus, str, Guard | None]:
         """How the steps ended, and the guard that stopped them (None: they ran)."""
         pb = req.loaded.playbook
+        if pb.mode == "approve" and not dry and not req.manual:
+            refused = await self.approvals.wait(req, run_id, ctx)
+            if refused is not None:
+                return refused.status, refused.reason, refused.guard
+            if self._cleared_meanwhile(req):  # it may have, while a person decided
+                verdict = cleared(req.incident)
+                await self.report.page(req, run_id, verdict.reason, {}, dry)
+                return verdict.status, verdict.reason, verdict.guard
         if not dry and not req.manual and self.p.incidents is not None:
             try:
                 changes = self.p.incidents.mark_mitigating(req.incident.id, pb.name, run_id)

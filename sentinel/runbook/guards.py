@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sentinel.runbook.causes import active_causes
+from sentinel.runbook.pauses import Pause
 from sentinel.runbook.schema import Gate, Step, Trigger
 from sentinel.runbook.status import Guard, RunStatus
 from sentinel.runbook.templating import TemplateFailure, condition
@@ -146,4 +147,14 @@ def cause_refusal(step: Step, mutating: bool, context: Mapping[str, Any]) -> Ver
         f"{why} [cause: {names}; a step may allow it with allow_causes + because]",
         page=True,
         guard=Guard.CAUSE,
+    )
+
+
+def paused(pause: Pause, playbook: str, key: str, page: bool) -> Verdict:
+    """An operator pause covers the run: refuse, recorded; paged once per pause and incident."""
+    return Verdict(
+        RunStatus.SKIPPED,
+        f"{pause.describe()}; {playbook} would have run on {key}, nothing was changed",
+        page=page,
+        guard=Guard.PAUSED,
     )

@@ -87,7 +87,7 @@ MIGRATIONS = [
 db.register("runbook", MIGRATIONS)
 
 ACTIVE = RunStatus.RUNNING
-"""The one status of a run that still holds its target."""
+"""The status of a run that acts on its target (``AWAITING_APPROVAL`` holds it too)."""
 _NOT_CALLED = (StepStatus.PLANNED, StepStatus.SKIPPED, StepStatus.BLOCKED)
 """Step rows whose action was never called (the breaker does not count them)."""
 
@@ -136,6 +136,14 @@ class History:
                 "UPDATE runbook_runs SET status = ?, reason = ?, finished_at = ?, evidence = ?"
                 " WHERE id = ?",
                 (status, reason, at, _j(evidence), run_id),
+            )
+
+    def set_status(self, run_id: str, status: str, reason: str) -> None:
+        """A run under way changes state (awaiting approval, then running)."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runbook_runs SET status = ?, reason = ? WHERE id = ?",
+                (status, reason, run_id),
             )
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -296,7 +304,8 @@ class History:
             ids = [
                 str(r[0])
                 for r in self.conn.execute(
-                    "SELECT id FROM runbook_runs WHERE status = ?", (ACTIVE,)
+                    "SELECT id FROM runbook_runs WHERE status IN (?, ?)",
+                    (ACTIVE, RunStatus.AWAITING_APPROVAL),
                 ).fetchall()
             ]
             for run_id in ids:

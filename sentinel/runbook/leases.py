@@ -153,8 +153,9 @@ class LeaseKeeper:
             log.info("lease_reapply_skipped", lease=lease["id"], reason="dry run")
             return
         result = await self.executor.execute(self._request(lease, _reapply_playbook(lease)))
-        if result.refused_by is Guard.LOCK:
-            # another run acts on the model now; the next check (still unhealthy) tries again
+        if result.refused_by in (Guard.LOCK, Guard.PAUSED):
+            # another run acts on the model now, or a person paused automation: the next
+            # check (still unhealthy) tries again
             note = f"{why}; re-apply waits: {result.reason}"
             self.p.history.update_lease(lease["id"], self.p.clock.now(), note=note)
             return

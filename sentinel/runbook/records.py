@@ -15,6 +15,7 @@ from sentinel.runbook.actions.base import ActionContext
 from sentinel.runbook.guards import FleetGuard, IncidentMarker, Verdict
 from sentinel.runbook.history import History
 from sentinel.runbook.metrics import RunbookMetrics
+from sentinel.runbook.pauses import Pauses
 from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.runbook.settings import RunbookSettings
 from sentinel.runbook.status import Guard, RunStatus
@@ -46,6 +47,8 @@ class Ports:
     """Global dry run (config ``dry_run`` or ``playbooks.dry_run``): nothing acts, leases too."""
     cleared: Callable[[str], bool] | None = None
     """Whether an incident (by id) has cleared since it was matched (asked before step one)."""
+    pauses: Pauses | None = None
+    """Operator pauses and the pod's opt-out (asked before each automatic run)."""
 
     def dry_everywhere(self) -> bool:
         """The global dry run: a second, structural check where actions are called."""

@@ -252,8 +252,11 @@ class Playbook(_Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
-    mode: Literal["execute", "shadow", "disabled"] = "execute"
-    """shadow: record decisions and the plan only, like a dry run."""
+    mode: Literal["execute", "shadow", "disabled", "approve"] = "execute"
+    """shadow: record decisions and the plan only, like a dry run; approve: an automatic
+    run pages its plan and waits for a person to approve or reject it."""
+    approve_within: Duration = 900.0
+    """mode approve: how long a run waits for a decision before it gives up (and pages)."""
     triggers: list[Trigger] = Field(default_factory=list)
     """Empty: manual runs only."""
     when: str | None = None

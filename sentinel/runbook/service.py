@@ -36,6 +36,16 @@ class EnginePlaybookService(PlaybookService):
         """Latest runs first, each with its steps."""
         return self.engine.history.runs(limit)
 
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        """One run with every step (params, output, reason) and its evidence."""
+        return self.engine.history.run(run_id)
+
+    def cancel(self, run_id: str, actor: str) -> bool:
+        return self.engine.cancel(run_id, actor)
+
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        return self.engine.decide(run_id, approve, actor)
+
     def reset_breaker(self, actor: str) -> None:
         self.engine.reset_breaker(actor)
 

@@ -27,6 +27,12 @@ class RunbookSettings(Section):
     """Folders whose `*.yaml` files are the playbooks (read at start and on reload)."""
     dry_run: bool = False
     """Plan and log every run, call nothing with a side effect (ORed with the global dry_run)."""
+    paused: bool = False
+    """Opt this pod out of automation: every automatic run is refused as paused (and says
+    so in its page) while this is set; manual runs still go."""
+    pause_annotations_file: RelPath | None = None
+    """A downward-API file of the pod's annotations (``/etc/podinfo/annotations``); the
+    annotation ``sentinel.dev/paused: "true"`` pauses the pod like ``paused``."""
     max_event_age_s: float = Field(300.0, gt=0)
     """Never act on a finding detected longer ago than this (a playbook may set less)."""
     cooldown_s: float = Field(900.0, ge=0)

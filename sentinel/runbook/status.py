@@ -13,6 +13,8 @@ class RunStatus(StrEnum):
     """Where a run is, or how it ended."""
 
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """mode approve: the plan was paged; the run waits for a person's decision."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -22,6 +24,10 @@ class RunStatus(StrEnum):
     PLANNED = "planned"
     """A dry run: the plan is recorded, nothing with a side effect was called."""
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    """A person cancelled it while it ran; the steps it had applied were rolled back."""
+    REJECTED = "rejected"
+    """mode approve: a person rejected the plan, or no one decided in time; nothing acted."""
 
 
 class StepStatus(StrEnum):
@@ -38,6 +44,8 @@ class StepStatus(StrEnum):
     VERIFY_FAILED = "verify_failed"
     ROLLED_BACK = "rolled_back"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    """The run was cancelled while this step (or its verification) was under way."""
 
 
 class Guard(StrEnum):
@@ -54,3 +62,7 @@ class Guard(StrEnum):
     CAUSE = "cause"
     LOCK = "lock"
     FLEET = "fleet"
+    APPROVAL = "approval"
+    """mode approve: the plan was rejected, or not approved in time."""
+    PAUSED = "paused"
+    """An operator pause (``sentinel pause``) or ``playbooks.paused`` covers the run."""

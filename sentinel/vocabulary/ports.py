@@ -87,6 +87,22 @@ class PlaybookService(Protocol):
         """Close the circuit breaker that stopped automation."""
         ...
 
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        """One run with every step, its output and evidence (None: no such run).
+
+        The default (for services without history) knows no run."""
+        return None
+
+    def cancel(self, run_id: str, actor: str) -> bool:
+        """Cancel a run under way (its applied steps are rolled back); False when no run by
+        that id is under way here. The default (no engine) has none."""
+        return False
+
+    def decide(self, run_id: str, approve: bool, actor: str) -> bool:
+        """Approve or reject a run waiting for approval (``mode: approve``); False when no
+        run by that id waits here. The default (no engine) has none."""
+        return False
+
     def list(self) -> list[dict[str, Any]]:
         """The loaded playbooks (name, description, mode, triggers, steps, file and hash)."""
         ...
