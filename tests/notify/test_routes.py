@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr, ValidationError
 
 from sentinel.base.clock import FakeClock
@@ -232,3 +233,20 @@ def test_default_key_stays_secret_in_the_settings() -> None:
     """A route's inline key is a secret (not shown in the settings' repr)."""
     route = RouteSettings(slack_channel=None, pagerduty_routing_key=SecretStr(HW_KEY))
     assert HW_KEY not in repr(route)
+
+
+def test_example_config_route_is_valid_when_uncommented() -> None:
+    """The commented notifiers block of examples/sentinel.yaml, uncommented, validates and
+    routes thermal-throttle to the hardware key file."""
+    example = Path(__file__).parents[2] / "examples" / "sentinel.yaml"
+    lines = example.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# notifiers:"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    data = yaml.safe_load("\n".join(block))
+    settings = NotifySettings.model_validate(data["notifiers"])
+    [route] = settings.routes
+    assert (["thermal-throttle"], "C0HARDWARE") == (route.match.playbook, route.slack_channel)
