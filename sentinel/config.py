@@ -205,6 +205,11 @@ def unify_server_processes(data: Any) -> Any:
         names = list(DEFAULT_SERVER_PROCESSES)
     if not isinstance(names, list | tuple):
         return data  # not a list: let validation say so
+    if names and any(c in str(names[0]) for c in "*?["):
+        raise ValueError(
+            "server_processes: the first entry is the server's main process (the one "
+            f"process.signal signals), a plain name, not the pattern {names[0]!r}"
+        )
     out = {**data, "server_processes": names}
     for path in _PROCESS_ALIASES:
         out = _with_names(out, path, list(names))

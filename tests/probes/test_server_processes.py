@@ -245,3 +245,36 @@ def test_real_python_backend_stub_is_the_servers(triton_server: LocalTriton) -> 
         [o["pid"] for o in attribution["other_processes"]],
         [p["pid"] for p in facts["foreign_processes"]],
     )
+
+
+def test_names_nvml_gave_on_an_h200_attribute_the_stub_to_the_server() -> None:
+    """What NVML answered on an H200 (driver 580.159.04, namespace pids): the stub by its
+    full path and an unrelated python by its own; replayed through the sampler, the stub's
+    2.5 GiB are the server's and only the python's 1.5 GiB are foreign."""
+    gpu = GpuScript(
+        uuid="GPU-h200",
+        total=140 * GIB,
+        used=4 * GIB,
+        procs=[(628, 2_690_646_016), (634, 1_616_904_192)],
+        process_names={628: "/tmp/gn/triton_python_backend_stub", 634: "/usr/bin/python3.12"},
+    )
+    sampler = GpuSampler(NvmlStandIn([gpu]), GpuSettings(), FakeClock(), proc=None)
+    sampler.open()
+    [sample] = sampler.tick_sync()
+    assert isinstance(sample, GpuSample)
+    attribution = MemoryDetector().attribute(sample)
+    assert ("server", 2_690_646_016, 1_616_904_192, [634]) == (
+        attribution["cause"],
+        attribution["server_bytes"],
+        attribution["other_bytes"],
+        [o["pid"] for o in attribution["other_processes"]],
+    )
+
+
+def test_main_process_must_be_a_plain_name(tmp_path: Path) -> None:
+    """The first entry is the process to signal: a pattern there is refused."""
+    path = tmp_path / "sentinel.yaml"
+    path.write_text("server_processes: ['triton*']\n")
+    with pytest.raises(InvalidFile) as info:
+        load_config(path, environ={})
+    assert "the first entry is the server's main process" in str(info.value.problems[0])
