@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pydantic
+import structlog
 from pydantic import Field, SecretStr, model_validator
 
 from sentinel.base.db import StateSettings
@@ -41,8 +42,10 @@ from sentinel.probes.settings import (
     TritonSettings,
 )
 from sentinel.runbook.settings import FleetSettings, RunbookSettings
+from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
 ENV_PREFIX = "SENTINEL_"
+log = structlog.get_logger(__name__)
 _VERBATIM_SUFFIXES = ("token", "key", "password", "url", "secret")
 
 
@@ -99,12 +102,20 @@ class Config(Section):
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    server_processes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SERVER_PROCESSES), min_length=1
+    )
+    """The server's processes, by name or shell pattern (``python*``), matched on the
+    executable's base name: memory they hold is the server's, the rest on its GPUs is
+    foreign. The first is the server's main process (the one ``process.signal`` signals).
+    Replaces ``detectors.memory.server_process_names`` and
+    ``playbooks.server_process_names`` (still read, as deprecated aliases)."""
 
     @model_validator(mode="before")
     @classmethod
     def _repository_once(cls, data: Any) -> Any:
         """The runbook's model_repo actions default to model_files' folders."""
-        return default_repo_folders(data)
+        return unify_server_processes(default_repo_folders(data))
 
     REMOVED_KEYS: ClassVar[dict[str, str]] = {
         "tensorrt_canaries": "TensorRT models are canaried through Triton: list each under "
@@ -131,6 +142,84 @@ def default_repo_folders(data: Any) -> Any:
         if playbooks.get(mine) is None and files.get(theirs) is not None:
             playbooks[mine] = files[theirs]
     return {**data, "playbooks": playbooks}
+
+
+_PROCESS_ALIASES = (("detectors", "memory"), ("playbooks",))
+"""Where ``server_processes`` was once set, each section as ``server_process_names``."""
+
+
+def _section(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
+    return data
+
+
+def _alias_value(section: Any) -> list[str] | None:
+    if isinstance(section, dict):
+        value = section.get("server_process_names")
+        return list(value) if isinstance(value, list | tuple) else None
+    if isinstance(section, pydantic.BaseModel) and "server_process_names" in (
+        section.model_fields_set
+    ):
+        return list(section.model_dump(include={"server_process_names"})["server_process_names"])
+    return None
+
+
+def _with_names(data: Any, path: tuple[str, ...], names: list[str]) -> Any:
+    """``data`` with ``server_process_names`` set in the section at ``path``."""
+    if not path:
+        if isinstance(data, pydantic.BaseModel):
+            return data.model_copy(update={"server_process_names": names})
+        return {**(data if isinstance(data, dict) else {}), "server_process_names": names}
+    head, rest = path[0], path[1:]
+    if isinstance(data, pydantic.BaseModel):
+        return data.model_copy(update={head: _with_names(getattr(data, head), rest, names)})
+    inner = data.get(head) if isinstance(data, dict) else None
+    return {**(data if isinstance(data, dict) else {}), head: _with_names(inner, rest, names)}
+
+
+def unify_server_processes(data: Any) -> Any:
+    """One list of the server's processes, ``server_processes``, given to both stages.
+
+    The old per-stage keys still work as aliases (with a deprecation warning); two
+    places naming different lists are refused, naming the key to use instead.
+    """
+    if not isinstance(data, dict):
+        return data
+    given = {
+        ".".join(path) + ".server_process_names": value
+        for path in _PROCESS_ALIASES
+        if (value := _alias_value(_section(data, path))) is not None
+    }
+    names = data.get("server_processes")
+    if names is None and given:
+        distinct = {tuple(v) for v in given.values()}
+        if len(distinct) > 1:
+            raise ValueError(
+                f"{' and '.join(given)} name different server processes: list them once, "
+                "as server_processes (those keys are deprecated)"
+            )
+        names = next(iter(given.values()))
+    elif names is not None and any(v != list(names) for v in given.values()):
+        raise ValueError(
+            f"server_processes and {' and '.join(given)} disagree: keep only server_processes "
+            "(the others are deprecated)"
+        )
+    for key in given:
+        log.warning("config_key_deprecated", key=key, use="server_processes")
+    if names is None:
+        names = list(DEFAULT_SERVER_PROCESSES)
+    if not isinstance(names, list | tuple):
+        return data  # not a list: let validation say so
+    if names and any(c in str(names[0]) for c in "*?["):
+        raise ValueError(
+            "server_processes: the first entry is the server's main process (the one "
+            f"process.signal signals), a plain name, not the pattern {names[0]!r}"
+        )
+    out = {**data, "server_processes": names}
+    for path in _PROCESS_ALIASES:
+        out = _with_names(out, path, list(names))
+    return out
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

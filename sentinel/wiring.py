@@ -106,7 +106,7 @@ class ServerPids:
                 return False
         try:
             pid = find_server_pid(
-                settings.server_pid_file, settings.server_process_names, self._proc
+                settings.server_pid_file, self._config.server_processes, self._proc
             )
         except Exception:  # no server process visible from here: keep what we knew
             self._missed_at = now
@@ -120,7 +120,7 @@ class ServerPids:
         """The known server's pid still names the server (a restart gives a new pid)."""
         if len(self.pids) != 1:
             return False
-        names = self._config.playbooks.server_process_names
+        names = self._config.server_processes
         wanted = (names[0] if names else "tritonserver")[:15]  # as find_server_pid reads it
         try:
             comm = (self._proc / str(next(iter(self.pids))) / "comm").read_text(encoding="utf-8")
@@ -242,7 +242,9 @@ async def build(
 
         probe_metrics = ProbeMetrics(registry)
         telemetry = GpuTelemetry(clock)
-        GpuCollector(telemetry, registry, server_pids=server_pids)
+        GpuCollector(
+            telemetry, registry, server_pids=server_pids, server_names=config.server_processes
+        )
 
         api_url = f"http://{config.api.bind}:{config.api.port}"
         notify = build_notify(

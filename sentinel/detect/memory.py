@@ -17,6 +17,7 @@ from sentinel.detect.episode import Episodes
 from sentinel.detect.settings import MemorySettings
 from sentinel.detect.windows import Fit, LinearTrend
 from sentinel.vocabulary.findings import Judgement, Severity, Subject
+from sentinel.vocabulary.processes import Ownership, ownership
 from sentinel.vocabulary.samples import CanaryResult, GpuSample, Sample, TritonHealth
 
 HIGH = "gpu_oom"
@@ -245,31 +246,30 @@ class MemoryDetector:
     # -- attribution -----------------------------------------------------------------------
 
     def attribute(self, sample: GpuSample) -> dict[str, Any]:
-        """Who holds this GPU's memory: the server, another process, or unknown."""
+        """Who holds this GPU's memory: the server, another process, or unknown
+        (whose a process is: :func:`sentinel.vocabulary.processes.ownership`)."""
         s = self.settings
         if not sample.processes:
             return {"cause": "unknown"}
-        names = {n.lower() for n in s.server_process_names}
-        server_bytes = 0
-        others: list[dict[str, Any]] = []
-        for p in sample.processes:
-            is_server = p.pid in self.server_pids or (
-                p.name is not None and _basename(p.name) in names
-            )
-            if is_server:
-                server_bytes += p.used_bytes or 0
-            else:
-                others.append({"pid": p.pid, "name": p.name, "used_bytes": p.used_bytes})
+        owners = ownership(sample.processes, s.server_process_names, self.server_pids)
+        server_bytes = sum(p.used_bytes or 0 for p, o in owners if o is Ownership.SERVER)
+        others: list[dict[str, Any]] = [
+            {"pid": p.pid, "name": p.name, "used_bytes": p.used_bytes}
+            for p, o in owners
+            if o is Ownership.FOREIGN
+        ]
+        unknown_bytes = sum(p.used_bytes or 0 for p, o in owners if o is Ownership.UNKNOWN)
         total = sample.memory_total_bytes or 0
         other_bytes = sum(o["used_bytes"] or 0 for o in others)
         big = total > 0 and other_bytes >= s.other_process_min_share * total
         # without knowing which process is the server, nobody can be blamed
-        known = bool(self.server_pids) or len(others) < len(sample.processes)
+        known = any(o is Ownership.SERVER for _, o in owners) or bool(self.server_pids)
         cause = ("other_process" if big else "server") if known else "unknown"
         return {
             "cause": cause,
             "server_bytes": server_bytes,
             "other_bytes": other_bytes,
+            "unknown_bytes": unknown_bytes,
             "other_processes": others,
             "server_pids": sorted(self.server_pids),
         }
@@ -286,10 +286,6 @@ class MemoryDetector:
             if a["cause"] == "other_process":
                 break
         return best
-
-
-def _basename(name: str) -> str:
-    return name.rsplit("/", 1)[-1].lower()
 
 
 def _cause_text(evidence: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from sentinel.base.settings import Section
+from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
 
 class LatencySettings(Section):
@@ -103,8 +104,9 @@ class MemorySettings(Section):
     server_pids: list[int] = Field(default_factory=list)
     """PIDs of the Triton server (also settable at run time); memory held by any other
     process is attributed as the cause."""
-    server_process_names: list[str] = Field(default_factory=lambda: ["tritonserver"])
-    """Process names that count as the server when pids are not known."""
+    server_process_names: list[str] = Field(default_factory=lambda: list(DEFAULT_SERVER_PROCESSES))
+    """The server's processes (names or patterns). Set once, at the top level, as
+    ``server_processes`` (this key is a deprecated alias the config fills from it)."""
     other_process_min_share: float = Field(0.1, ge=0, le=1)
     """Other processes holding at least this share of the GPU's memory are named as the
     cause (cause = 'other_process')."""

@@ -6,6 +6,10 @@ sleeps; here it is called in a thread with its own retries switched off (the
 outbox retries, honouring ``Retry-After``). Trigger/ack/resolve are idempotent
 by dedup key, so a resend after a crash is harmless. ``submit()`` always gets
 an explicit timestamp (7.2.0 crashes building its default one).
+
+Routes (``notifiers.routes``) pick the routing key per page and change event; the
+payload names the route (never the key), and the incident remembers the route its
+trigger went through, so its acknowledge and resolve reach the same service.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import ssl
 from typing import Any
 
 import pagerduty
+import structlog
 
 from sentinel.base.logging import silenced_library_logger
 from sentinel.notify.outbox import (
@@ -28,10 +33,14 @@ from sentinel.notify.outbox import (
     RetryableDelivery,
 )
 from sentinel.notify.policy import PagingPolicy, notice_key
-from sentinel.notify.settings import PagerDutySettings
+from sentinel.notify.settings import PagerDutySettings, RouteSettings
 from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice, PageRequest
 
+log = structlog.get_logger(__name__)
+
 NAME = "pagerduty"
+DEFAULT_ROUTE = ""
+"""The route name of the default key (``pagerduty.routing_key``)."""
 _PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 _NO_CHANGE_EVENT = frozenset({"planned"})
 
@@ -52,18 +61,32 @@ class PagerDutyNotifier:
         self._s = settings
         self._source = settings.source or pod
         self._policy = policy or PagingPolicy()
+        self._clients = {DEFAULT_ROUTE: self._client_for(key)}
+        for route in self._policy.routes:
+            route_key = route.pagerduty_key()
+            if route_key:
+                self._clients[route.name] = self._client_for(route_key)
+        self._client = self._clients[DEFAULT_ROUTE]
+
+    def _client_for(self, key: str) -> pagerduty.EventsApiV2Client:
+        settings = self._s
         kw: dict[str, Any] = {}
         if settings.ca_file is not None:
             kw["verify"] = ssl.create_default_context(cafile=str(settings.ca_file))
-        self._client = pagerduty.EventsApiV2Client(key, base_url=settings.base_url, **kw)
+        client = pagerduty.EventsApiV2Client(key, base_url=settings.base_url, **kw)
         # one attempt per call: a positive retry count with max_http_attempts < 0 returns
         # the response at once (429 would otherwise retry forever with blocking sleeps)
-        self._client.retry = {429: 1, 500: 1, 502: 1, 503: 1, 504: 1}
-        self._client.max_http_attempts = -1
-        self._client.max_network_attempts = 0
-        self._client.timeout = max(1, round(settings.timeout_s))
+        client.retry = {429: 1, 500: 1, 502: 1, 503: 1, 504: 1}
+        client.max_http_attempts = -1
+        client.max_network_attempts = 0
+        client.timeout = max(1, round(settings.timeout_s))
         # the client logs each non-2xx as an error; the outbox logs the retry decision itself
-        self._client.log = silenced_library_logger("sentinel.notify.pagerduty.client")
+        client.log = silenced_library_logger("sentinel.notify.pagerduty.client")
+        return client
+
+    def _route(self, notice: Notice) -> str:
+        route: RouteSettings | None = self._policy.pagerduty_route(notice)
+        return route.name if route is not None else DEFAULT_ROUTE
 
     # -- planning ---------------------------------------------------------------
 
@@ -72,7 +95,8 @@ class PagerDutyNotifier:
         if isinstance(notice, ActionUpdate):
             if not self._s.change_events or notice.dry_run or notice.status in _NO_CHANGE_EVENT:
                 return []
-            return [Message("change", self._change(notice), _id(notice), key)]
+            change = {**self._change(notice), "route": self._route(notice)}
+            return [Message("change", change, _id(notice), key)]
         inc = notice.incident
         if isinstance(notice, PageRequest) and notice.action in ("acknowledge", "resolve"):
             # a playbook's pagerduty.acknowledge/resolve step: only for a page we sent
@@ -80,7 +104,8 @@ class PagerDutyNotifier:
                 return []
             return [Message(notice.action, {"dedup_key": inc.key}, inc.id, key)]
         if self._policy.pages(notice):
-            return [Message("trigger", self._trigger(notice), inc.id, key)]
+            trigger = {**self._trigger(notice), "route": self._route(notice)}
+            return [Message("trigger", trigger, inc.id, key)]
         if not isinstance(notice, IncidentChanged) or not history.queued(NAME, inc.id, "trigger"):
             return []
         if notice.change == "resolved":
@@ -134,13 +159,22 @@ class PagerDutyNotifier:
     # -- delivery -----------------------------------------------------------------
 
     async def deliver(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any]:
-        return await asyncio.to_thread(self._send, row)
+        route = row.payload.get("route")
+        if route is None and row.incident_id:  # ack/resolve: where the trigger went
+            ref = outbox.ref(NAME, row.incident_id) or {}
+            route = ref.get("route")
+        client = self._clients.get(route or DEFAULT_ROUTE)
+        if client is None:  # the route is gone from the config since this was queued
+            log.warning("pagerduty_route_gone", route=route, using="the default key")
+            client = self._clients[DEFAULT_ROUTE]
+        result = await asyncio.to_thread(self._send, client, row)
+        return {**result, "route": route or DEFAULT_ROUTE} if row.op == "trigger" else result
 
-    def _send(self, row: OutboxRow) -> dict[str, Any]:
+    def _send(self, client: pagerduty.EventsApiV2Client, row: OutboxRow) -> dict[str, Any]:
         p = row.payload
         try:
             if row.op == "change":
-                self._client.submit(
+                client.submit(
                     summary=p["summary"],
                     source=p["source"],
                     custom_details=p["custom_details"],
@@ -148,11 +182,9 @@ class PagerDutyNotifier:
                 )
                 return {}
             if row.op == "trigger":
-                key = self._client.send_event(
-                    "trigger", dedup_key=p["dedup_key"], payload=p["payload"]
-                )
+                key = client.send_event("trigger", dedup_key=p["dedup_key"], payload=p["payload"])
             else:
-                key = self._client.send_event(row.op, dedup_key=p["dedup_key"])
+                key = client.send_event(row.op, dedup_key=p["dedup_key"])
             return {"dedup_key": key}
         except pagerduty.HttpError as exc:
             raise _classify(exc) from exc
@@ -163,10 +195,12 @@ class PagerDutyNotifier:
         return None  # idempotent by dedup key: resending is safe
 
     def record(self, conn: sqlite3.Connection, row: OutboxRow, result: dict[str, Any]) -> None:
-        return None
+        if row.op == "trigger" and row.incident_id:
+            Outbox.set_ref(conn, NAME, row.incident_id, {"route": result.get("route", "")})
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        for client in self._clients.values():
+            await asyncio.to_thread(client.close)
 
 
 def _id(n: ActionUpdate) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from sentinel.base.settings import RelPath, Section, read_secret
 from sentinel.vocabulary.findings import Severity
@@ -133,6 +135,59 @@ class OutboxSettings(Section):
     """A notifier whose oldest undelivered row waited this long is stuck (``Dispatcher.stuck``)."""
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Globs = Annotated[list[str], BeforeValidator(_as_list)]
+"""One shell pattern or a list of them (``thermal-*``)."""
+
+
+class RouteMatch(Section):
+    """What a notice must be to take a route: every field given must match (any of its
+    values, as shell patterns); a field left out matches anything."""
+
+    playbook: Globs = Field(default_factory=list)
+    """The playbook that sent it (a run's updates and pages, a playbook's notify steps)."""
+    step: Globs = Field(default_factory=list)
+    """The step that sent it (a notify step, or the step a guard refused)."""
+    severity: Annotated[list[Severity], BeforeValidator(_as_list)] = Field(default_factory=list)
+    """The incident's severity (info, warning, critical)."""
+    cause: Globs = Field(default_factory=list)
+    """A cause of the incident: the executor's refused causes (hardware_thermal,
+    hardware_power, xid_hardware, gpu_lost, foreign_memory) and the detector's
+    attribution (other_process, server)."""
+    kind: Globs = Field(default_factory=list)
+    """The incident's kind (thermal_throttle, gpu_oom, ...)."""
+
+
+class RouteSettings(Section):
+    """Where the notices a route matches go instead of the default channel and key."""
+
+    name: str = ""
+    """Names the route in logs and in queued pages (default ``route-N``, N from 1)."""
+    match: RouteMatch = RouteMatch()
+    slack_channel: str | None = None
+    """Slack channel ID for the matched notices (an incident's thread stays where it
+    started; a matched update is also posted here)."""
+    pagerduty_routing_key: SecretStr | None = None
+    """PagerDuty integration key for the matched pages and change events."""
+    pagerduty_routing_key_file: RelPath | None = None
+    """File holding that key (wins over ``pagerduty_routing_key``)."""
+
+    @model_validator(mode="after")
+    def _goes_somewhere(self) -> RouteSettings:
+        has_key = (
+            self.pagerduty_routing_key is not None or self.pagerduty_routing_key_file is not None
+        )
+        if not self.slack_channel and not has_key:
+            raise ValueError("a route needs a slack_channel or a pagerduty_routing_key(_file)")
+        return self
+
+    def pagerduty_key(self) -> str | None:
+        return read_secret(self.pagerduty_routing_key, self.pagerduty_routing_key_file)
+
+
 class NotifySettings(Section):
     """Which notifiers are on and how to reach them; secrets via env or *_file."""
 
@@ -142,3 +197,22 @@ class NotifySettings(Section):
     console: ConsoleSettings = ConsoleSettings()
     policy: PolicySettings = PolicySettings()
     outbox: OutboxSettings = OutboxSettings()
+    routes: list[RouteSettings] = Field(default_factory=list)
+    """Routes by playbook, step, severity, cause or kind, tried in order: for each
+    notifier the first matching route that names a target for it (``slack_channel`` for
+    Slack, a routing key for PagerDuty) wins; none: ``slack.channel`` and
+    ``pagerduty.routing_key``. An incident's page is acknowledged and resolved through
+    the key that triggered it."""
+
+    @field_validator("routes")
+    @classmethod
+    def _named(cls, routes: list[RouteSettings]) -> list[RouteSettings]:
+        named = [
+            r if r.name else r.model_copy(update={"name": f"route-{i}"})
+            for i, r in enumerate(routes, 1)
+        ]
+        names = [r.name for r in named]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"route names must be unique: {', '.join(twice)}")
+        return named

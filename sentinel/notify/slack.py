@@ -7,7 +7,12 @@ crash is found in the channel (``conversations.history``/``.replies``)
 instead of being posted twice -- and so is one whose answer never came (a
 timeout, a dropped connection, a non-JSON reply): those are
 :class:`UncertainDelivery`, reconciled before any resend. Without a bot token
-an incoming-webhook URL is a reduced fallback: no threads, no root updates.
+an incoming-webhook URL is a reduced fallback: no threads, no root updates, no routes
+(a webhook posts to its own channel).
+
+Routes (``notifiers.routes``): an incident's thread starts in the channel its kind,
+severity and cause route to; a notice whose playbook or step routes elsewhere is
+also posted there, outside the thread. The channel is in each row's payload.
 """
 
 from __future__ import annotations
@@ -180,22 +185,33 @@ class SlackNotifier:
         key = notice_key(notice)
         inc = notice.incident
         if inc is None:
-            return [Message("post", {"text": reply_text(notice)}, None, key)]
+            channel = self._channel(notice)
+            return [Message("post", {"text": reply_text(notice), "channel": channel}, None, key)]
+        thread = self._channel(notice, incident_only=True)
         out: list[Message] = []
         opened = isinstance(notice, IncidentChanged) and notice.change == "opened"
         if opened or not history.queued(NAME, inc.id, "root"):
             text, blocks = root_blocks(inc)
-            out.append(Message("root", {"text": text, "blocks": blocks}, inc.id, f"{inc.id}/root"))
+            root = {"text": text, "blocks": blocks, "channel": thread}
+            out.append(Message("root", root, inc.id, f"{inc.id}/root"))
             if opened:  # the root message is the news
                 return out
         broadcast = isinstance(notice, IncidentChanged) and notice.change == "resolved"
-        out.append(
-            Message("reply", {"text": reply_text(notice), "broadcast": broadcast}, inc.id, key)
-        )
+        reply = {"text": reply_text(notice), "broadcast": broadcast, "channel": thread}
+        out.append(Message("reply", reply, inc.id, key))
+        routed = self._channel(notice)
+        if routed != thread:  # a route sends this one elsewhere too: a copy, outside the thread
+            text = f"{inc.key}: {reply_text(notice)}"
+            out.append(Message("post", {"text": text, "channel": routed}, inc.id, f"{key}/routed"))
         if isinstance(notice, IncidentChanged) and notice.change != "renotify":
             text, blocks = root_blocks(inc)
             out.append(Message("update", {"text": text, "blocks": blocks}, inc.id, f"{key}/update"))
         return out
+
+    def _channel(self, notice: Notice, incident_only: bool = False) -> str:
+        """The route's channel for this notice, else the default one."""
+        route = self._policy.slack_route(notice, incident_only)
+        return route.slack_channel if route is not None and route.slack_channel else self._s.channel
 
     # -- delivery -----------------------------------------------------------------
 
@@ -222,7 +238,8 @@ class SlackNotifier:
                 channel=ref["channel"], ts=ref["ts"], text=p["text"], blocks=p["blocks"]
             )
             return {"channel": resp["channel"], "ts": resp["ts"]}
-        kwargs: dict[str, Any] = {"channel": self._s.channel, "text": p["text"], "metadata": meta}
+        channel = p.get("channel") or self._s.channel  # rows queued before routes had none
+        kwargs: dict[str, Any] = {"channel": channel, "text": p["text"], "metadata": meta}
         if "blocks" in p:
             kwargs["blocks"] = p["blocks"]
         if row.op == "reply" and ref is not None:
@@ -267,13 +284,13 @@ class SlackNotifier:
             )
             channel = ref["channel"]
         else:
+            channel = row.payload.get("channel") or self._s.channel
             resp = await web.conversations_history(
-                channel=self._s.channel,
+                channel=channel,
                 oldest=f"{row.created_at - 1:.6f}",
                 include_all_metadata=True,
                 limit=200,
             )
-            channel = self._s.channel
         for msg in resp.get("messages") or []:
             payload = (msg.get("metadata") or {}).get("event_payload") or {}
             if payload.get("idem") == row.idem_key:

@@ -108,7 +108,7 @@ def build_notify(
     open_incidents: OpenIncidents | None = None,
 ) -> NotifyStack:
     """Build the enabled notifiers; ValueError names a misconfigured one (missing secret)."""
-    policy = PagingPolicy(settings.policy)
+    policy = PagingPolicy(settings.policy, settings.routes)
     notifiers: list[Notifier] = []
     if settings.console.enabled:
         notifiers.append(ConsoleNotifier(stream))

@@ -7,6 +7,11 @@ clock, name) are read once. A lost GPU becomes a ``gpu_lost`` event, a vanished
 library an ``nvml_unavailable`` event; the sampler itself never raises from a
 tick. NVML calls block (a first utilization query took ~4 ms on an H200), so a
 tick runs in a worker thread.
+
+Each GPU process carries its name: ``nvmlSystemGetProcessName`` first (on an H200 with
+driver 580 it answered inside the pod's PID namespace, with the namespace's pids), then
+``/proc/<pid>/comm``, else None; and its parent's pid from ``/proc/<pid>/status``, so
+the server's children count as the server's (:mod:`sentinel.vocabulary.processes`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -86,9 +92,15 @@ class GpuSampler:
     """Samples the selected GPUs through an NVML module (``pynvml`` or a stand-in)."""
 
     def __init__(
-        self, nvml: Any, settings: GpuSettings | None = None, clock: Clock | None = None
+        self,
+        nvml: Any,
+        settings: GpuSettings | None = None,
+        clock: Clock | None = None,
+        proc: Path | None = Path("/proc"),
     ) -> None:
         self._nvml = nvml
+        self._proc = proc
+        """Where process names and parents are read when NVML gives none (None: nowhere)."""
         self._settings = settings or GpuSettings()
         self._clock: Clock = clock or SystemClock()
         self._gpus: list[_Gpu] = []
@@ -421,9 +433,43 @@ class GpuSampler:
             pid = _count(getattr(p, "pid", None))
             if pid is not None:
                 out.append(
-                    GpuProcess(pid=pid, used_bytes=_count(getattr(p, "usedGpuMemory", None)))
+                    GpuProcess(
+                        pid=pid,
+                        used_bytes=_count(getattr(p, "usedGpuMemory", None)),
+                        name=self._process_name(pid),
+                        parent_pid=self._parent_pid(pid),
+                    )
                 )
         return tuple(out)
+
+    def _process_name(self, pid: int) -> str | None:
+        """NVML's name for the process, else the kernel's (``comm``), else None."""
+        fn = getattr(self._nvml, "nvmlSystemGetProcessName", None)
+        if fn is not None:
+            try:
+                name = _text(fn(pid))
+            except Exception:  # not found, no permission: the kernel may still know
+                name = None
+            if name and name.strip():
+                return name.strip()
+        comm = (self._proc_file(pid, "comm") or "").strip()
+        return comm or None
+
+    def _parent_pid(self, pid: int) -> int | None:
+        text = self._proc_file(pid, "status")
+        for line in (text or "").splitlines():
+            if line.startswith("PPid:"):
+                value = line.partition(":")[2].strip()
+                return int(value) if value.isdigit() else None
+        return None
+
+    def _proc_file(self, pid: int, name: str) -> str | None:
+        if self._proc is None:
+            return None
+        try:
+            return (self._proc / str(pid) / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:  # gone, another PID namespace, or not ours to read
+            return None
 
     # -- the loop ---------------------------------------------------------
 

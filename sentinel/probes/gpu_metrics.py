@@ -12,13 +12,14 @@ replayed); :class:`GpuCollector` turns it into metrics on an injected registry.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from sentinel.base.clock import Clock
 from sentinel.probes.nvml import KNOWN_REASON_NAMES
+from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES, Ownership, ownership
 from sentinel.vocabulary.samples import GpuEvent, GpuSample, Sample
 
 ServerPids = Callable[[], Iterable[int]] | Iterable[int]
@@ -76,10 +77,13 @@ class GpuCollector(Collector):
     """Exports :class:`GpuTelemetry` as ``sentinel_gpu_*`` metrics.
 
     ``server_pids`` names Triton's process ids (a collection, or a callable for
-    pids that change with restarts); memory held by any other process counts as
-    foreign. Without server pids the foreign-memory gauge is left out rather
-    than guessed. NVML reports host pids: in a pod this needs ``hostPID`` or a
-    pid the operator provides.
+    pids that change with restarts) and ``server_names`` its processes by name
+    (``server_processes``); memory held by processes that are not the server's
+    counts as foreign (:mod:`sentinel.vocabulary.processes`). While the server is
+    identified neither way the foreign-memory gauge is left out rather than guessed.
+    NVML gives the pids of the PID namespace it is asked from (seen on an H200 with
+    driver 580 inside a pod), so a sidecar sharing the pod's process namespace
+    sees the server's pids and names.
     """
 
     def __init__(
@@ -87,9 +91,11 @@ class GpuCollector(Collector):
         source: GpuTelemetry,
         registry: CollectorRegistry | None = None,
         server_pids: ServerPids = (),
+        server_names: Sequence[str] = DEFAULT_SERVER_PROCESSES,
     ) -> None:
         self._source = source
         self._server_pids = server_pids
+        self._server_names = list(server_names)
         if registry is not None:
             registry.register(self)
 
@@ -164,8 +170,9 @@ class GpuCollector(Collector):
                 margin.add_metric(labels, s.temperature_slowdown_c - s.temperature_c)
             if s.memory_used_bytes is not None and s.memory_total_bytes:
                 ratio.add_metric(labels, s.memory_used_bytes / s.memory_total_bytes)
-            if pids:
-                held = sum(p.used_bytes or 0 for p in s.processes if p.pid not in pids)
+            owners = ownership(s.processes, self._server_names, pids)
+            if pids or any(o is Ownership.SERVER for _, o in owners):
+                held = sum(p.used_bytes or 0 for p, o in owners if o is Ownership.FOREIGN)
                 foreign.add_metric(labels, float(held))
         for (xid, cause), n in sorted(self._source.xid_counts.items()):
             xids.add_metric([str(xid), cause], float(n))

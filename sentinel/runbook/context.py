@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sentinel.runbook.actions.basic import gpu_facts
+from sentinel.runbook.causes import active_causes
 from sentinel.runbook.status import StepStatus
 from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.ports import Facts
@@ -100,6 +101,13 @@ def cause_facts(incident: Incident, gpu: dict[str, Any]) -> dict[str, Any]:
         "hardware_power": power_now or power_then,
         "reasons": ev.get("reasons") or gpu.get("clock_event_names") or [],
     }
+
+
+def incident_causes(incident: Incident) -> tuple[str, ...]:
+    """The refused causes the incident's own evidence shows (``causes.Cause`` values),
+    for pages and notes: notifiers may route them to another team."""
+    found = active_causes(incident.kind, incident.evidence, cause_facts(incident, {}))
+    return tuple(str(c) for c in found)
 
 
 def synthetic_incident(pod: str, target: dict[str, str], kind: str, now: float) -> Incident:

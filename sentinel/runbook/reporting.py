@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from sentinel.runbook.context import incident_causes
 from sentinel.runbook.records import Ports, RunRequest
 from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, PageRequest
 
@@ -69,7 +70,14 @@ class RunReporter:
             return  # a dry run tells no one: the plan is in the log and the run record
         incident = None if req.manual else req.incident
         notice = ActionUpdate(
-            incident, req.loaded.playbook.name, run_id, step, status, text, evidence
+            incident,
+            req.loaded.playbook.name,
+            run_id,
+            step,
+            status,
+            text,
+            evidence,
+            causes=incident_causes(req.incident),
         )
         try:
             await self.p.teller.tell(notice)
@@ -77,9 +85,16 @@ class RunReporter:
             log.exception("tell_failed", run_id=run_id)
 
     async def page(
-        self, req: RunRequest, run_id: str, reason: str, evidence: dict[str, Any], dry: bool
+        self,
+        req: RunRequest,
+        run_id: str,
+        reason: str,
+        evidence: dict[str, Any],
+        dry: bool,
+        step: str = "",
     ) -> None:
-        """Ask for a human: a page naming the run and why."""
+        """Ask for a human: a page naming the run, the step (if one), why, and the
+        incident's causes (notifiers route by playbook, step and cause)."""
         log.warning("page" if not dry else "would_page", run_id=run_id, reason=reason)
         if dry or self.p.teller is None:
             return
@@ -89,6 +104,9 @@ class RunReporter:
                     req.incident,
                     reason,
                     {"run_id": run_id, "playbook": req.loaded.playbook.name, **evidence},
+                    playbook=req.loaded.playbook.name,
+                    step=step,
+                    causes=incident_causes(req.incident),
                 )
             )
         except Exception:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from sentinel.base.settings import RelPath, Section
+from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 """Where Kubernetes mounts a pod's service-account token, CA and namespace."""
@@ -51,10 +52,10 @@ class RunbookSettings(Section):
     """Pause between canary rounds while verifying a step."""
     server_pid_file: RelPath | None = None
     """File holding tritonserver's pid (process.signal); else found by name in /proc."""
-    server_process_names: list[str] = Field(
-        default_factory=lambda: ["tritonserver", "triton_python_backend_stub"]
-    )
-    """Process names that belong to the server (the rest on its GPU are 'foreign')."""
+    server_process_names: list[str] = Field(default_factory=lambda: list(DEFAULT_SERVER_PROCESSES))
+    """The server's processes (names or patterns; the first is the one process.signal
+    signals). Set once, at the top level, as ``server_processes`` (this key is a
+    deprecated alias the config fills from it)."""
     allowed_signals: list[str] = Field(
         default_factory=lambda: ["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"]
     )

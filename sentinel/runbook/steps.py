@@ -273,7 +273,8 @@ class StepRunner:
         )
         if stop:
             raise Abort(verdict)
-        await self.report.page(req, run_id, f"skipped {step.name}: {verdict.reason}", {}, dry)
+        reason = f"skipped {step.name}: {verdict.reason}"
+        await self.report.page(req, run_id, reason, {}, dry, step=step.name)
         return True
 
     def _fail(self, run_id: str, step: Step, phase: str, state: StepState, why: str) -> bool:

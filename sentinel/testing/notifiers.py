@@ -208,6 +208,9 @@ class PagerDutyServer(_Base):
     """Events API v2 over HTTPS: /v2/enqueue (202 + dedup_key) and /v2/change/enqueue."""
 
     routing_key: str = "R0UTINGKEY0123456789012345678901"
+    other_routing_keys: list[str] = field(default_factory=list)
+    """More integration keys it accepts (other services, for routes); each event keeps
+    the ``routing_key`` it came with."""
     events: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     cert: Path | None = None
@@ -231,7 +234,7 @@ class PagerDutyServer(_Base):
             body = dict(await request.json())
         except ValueError:
             return web.json_response({"status": "invalid event", "message": "bad json"}, status=400)
-        if body.get("routing_key") != self.routing_key:
+        if body.get("routing_key") not in (self.routing_key, *self.other_routing_keys):
             return web.json_response(
                 {
                     "status": "invalid event",

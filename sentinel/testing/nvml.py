@@ -58,7 +58,9 @@ EVENT_FUNCTIONS = (
     "nvmlEventSetFree",
 )
 """Calls the Xid watcher makes."""
-NVML_FUNCTIONS = INIT_FUNCTIONS + SAMPLED_FUNCTIONS + EVENT_FUNCTIONS
+PROCESS_FUNCTIONS = ("nvmlSystemGetProcessName",)
+"""Calls the sampler makes per GPU process (a failure falls back to /proc, then None)."""
+NVML_FUNCTIONS = INIT_FUNCTIONS + SAMPLED_FUNCTIONS + EVENT_FUNCTIONS + PROCESS_FUNCTIONS
 """Every NVML call the stand-in answers."""
 
 ERROR_CLASSES: list[type[Exception]] = [
@@ -91,6 +93,9 @@ class GpuScript:
     rows: tuple[int, int, int, int] = (0, 0, 0, 0)
     pcie: int = 0
     procs: list[tuple[int, int]] = field(default_factory=list)
+    """(pid, used bytes) of each compute process."""
+    process_names: dict[int, str] = field(default_factory=dict)
+    """What ``nvmlSystemGetProcessName`` answers per pid (others: NVMLError_NotFound)."""
     events: int = 0xFF9F
 
 
@@ -219,6 +224,14 @@ class NvmlStandIn:
     def nvmlDeviceGetComputeRunningProcesses(self, h: Any) -> list[Any]:
         self._enter("nvmlDeviceGetComputeRunningProcesses")
         return [SimpleNamespace(pid=p, usedGpuMemory=b) for p, b in self._gpu(h).procs]
+
+    def nvmlSystemGetProcessName(self, pid: int) -> str:
+        """Like the real call: the process's executable, by pid, from any GPU's view."""
+        self._enter("nvmlSystemGetProcessName")
+        for gpu in self.gpus:
+            if pid in gpu.process_names:
+                return gpu.process_names[pid]
+        raise pynvml.NVMLError_NotFound()
 
     def nvmlEventSetCreate(self) -> object:
         self._enter("nvmlEventSetCreate")

@@ -36,6 +36,8 @@ class ActionUpdate:
     text: str
     evidence: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    causes: tuple[str, ...] = ()
+    """The incident's causes the runbook knows of (routes may match them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,13 @@ class PageRequest:
     evidence: dict[str, Any] = field(default_factory=dict)
     action: str = "trigger"
     """trigger | acknowledge | resolve (a playbook's pagerduty.* step may ack or resolve)."""
+    playbook: str = ""
+    """The playbook asking ('' when not a playbook): notifiers route by it."""
+    step: str = ""
+    """The step asking, or the step a guard refused ('' for the run as a whole)."""
+    causes: tuple[str, ...] = ()
+    """The incident's causes the runbook knows of (``hardware_thermal``, ...): a route
+    may send them to another team."""
 
 
 Notice = IncidentChanged | ActionUpdate | PageRequest

@@ -83,6 +83,10 @@ class GpuProcess:
     pid: int
     used_bytes: int | None
     name: str | None = None
+    """Its executable (``nvmlSystemGetProcessName``, else ``/proc/<pid>/comm``); None when
+    neither answered. Whose it is: :mod:`sentinel.vocabulary.processes`."""
+    parent_pid: int | None = None
+    """``PPid`` from ``/proc/<pid>/status`` when readable (the server's children are its)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,7 +176,11 @@ async def test_cancel_through_the_api_ends_the_run_cancelled(runs_bed: RunsBed) 
     again, answer = await _call(bed.session, "POST", url + "/cancel", {}, AUTH)
     assert (409, "run is not under way (cancelled)") == (again, answer["error"])
     [audited, _] = [e for e in entries(bed.conn) if e["action"] == "run.cancel"][::-1]
-    assert ("token:alice", run_id, "ok") == (audited["actor"], audited["target"], audited["outcome"])
+    assert ("token:alice", run_id, "ok") == (
+        audited["actor"],
+        audited["target"],
+        audited["outcome"],
+    )
 
 
 async def test_cancel_needs_the_token_and_a_known_run(runs_bed: RunsBed) -> None:

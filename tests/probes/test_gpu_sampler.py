@@ -27,7 +27,7 @@ ALL_ERRORS: list[type[Exception]] = [*ERROR_CLASSES, pynvml.NVMLLibraryMismatchE
 
 
 def _sampler(nvml: NvmlStandIn, clock: FakeClock | None = None, **settings: Any) -> GpuSampler:
-    sampler = GpuSampler(nvml, GpuSettings(**settings), clock or FakeClock())
+    sampler = GpuSampler(nvml, GpuSettings(**settings), clock or FakeClock(), proc=None)
     sampler.open()
     return sampler
 

@@ -16,6 +16,7 @@ from sentinel.runbook.actions.base import (
     param,
 )
 from sentinel.runbook.errors import ActionError
+from sentinel.vocabulary.processes import foreign_processes
 from sentinel.vocabulary.samples import CanaryResult, ClockEventReason, GpuSample
 
 
@@ -96,11 +97,8 @@ def gpu_facts(sample: GpuSample, server_names: list[str]) -> dict[str, Any]:
     """A GPU sample as template data, with the derived facts guards ask about."""
     facts = dataclasses.asdict(sample)
     reasons = sample.clock_event_reasons or 0
-    foreign = [
-        p
-        for p in sample.processes
-        if p.name is not None and not any(n in p.name for n in server_names)
-    ]
+    # no server pids here: a process with no name and no parent link is unknown, not foreign
+    foreign = foreign_processes(sample.processes, server_names)
     facts.update(
         hw_slowdown=bool(reasons & ClockEventReason.HwSlowdown),
         hw_thermal_slowdown=bool(reasons & ClockEventReason.HwThermalSlowdown),

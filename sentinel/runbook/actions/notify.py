@@ -7,7 +7,14 @@ from typing import Any
 from pydantic import Field
 
 from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
+from sentinel.vocabulary.incidents import Incident
 from sentinel.vocabulary.notices import ActionUpdate, PageRequest
+
+
+def _causes(incident: Incident) -> tuple[str, ...]:
+    from sentinel.runbook.context import incident_causes  # here: context imports the actions
+
+    return incident_causes(incident)
 
 
 class SlackParams(ActionParams):
@@ -32,7 +39,15 @@ class SlackNote(NoUndo):
     async def run(self, ctx: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
         text = param(params, "text", str)
         await ctx.need_teller().tell(
-            ActionUpdate(ctx.incident, ctx.playbook, ctx.run_id, ctx.step, "note", text)
+            ActionUpdate(
+                ctx.incident,
+                ctx.playbook,
+                ctx.run_id,
+                ctx.step,
+                "note",
+                text,
+                causes=_causes(ctx.incident),
+            )
         )
         return {"text": text}
 
@@ -53,6 +68,14 @@ class Page(NoUndo):
         reason = param(params, "reason", str, f"{self.verb} by playbook {ctx.playbook}")
         evidence = param(params, "evidence", dict, {})
         await ctx.need_teller().tell(
-            PageRequest(ctx.incident, reason, {"run_id": ctx.run_id, **evidence}, self.verb)
+            PageRequest(
+                ctx.incident,
+                reason,
+                {"run_id": ctx.run_id, **evidence},
+                self.verb,
+                playbook=ctx.playbook,
+                step=ctx.step or "",
+                causes=_causes(ctx.incident),
+            )
         )
         return {"action": self.verb, "reason": reason}
