@@ -2,7 +2,8 @@
 
 Every probe and service is a task, logged and restarted with backoff when it
 crashes; a ticker calls ``Wiring.tick`` every second (staleness, hysteresis,
-leases); ``/metrics`` is served from its own thread. SIGTERM/SIGINT stop it:
+leases); ``/metrics`` is served on the event loop. SIGHUP reloads the playbooks (all or
+nothing). SIGTERM/SIGINT stop it:
 tasks are cancelled, then the closers run in reverse, each bounded by
 ``stop_timeout_s``, so the process always ends.
 
@@ -60,6 +61,8 @@ class Wiring:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run in reverse order on shutdown."""
     tick_interval_s: float = 1.0
+    reload: Callable[[], None] | None = None
+    """What SIGHUP does: re-read the playbooks, all or nothing."""
 
 
 class Daemon:
@@ -148,6 +151,16 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if self.wiring.reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+
+    def _on_reload(self) -> None:
+        log.info("signal_received", signal="SIGHUP")
+        if self.wiring.reload is not None:
+            try:
+                self.wiring.reload()
+            except Exception:  # a reload must never take the daemon down
+                log.exception("playbook_reload_failed")
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)

@@ -52,6 +52,7 @@ from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.fleet import FleetHalt, OnHalt, build_fleet_guard
+from sentinel.runbook.reload import PlaybookWatcher
 from sentinel.runbook.schema import invalid_files
 from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Judgement
@@ -305,6 +306,18 @@ async def build(
             await pipeline.tick(now)
 
         services: list[Callable[[], Any]] = [notify.dispatcher.run]
+
+        def reload_playbooks() -> None:
+            engine.reload(all_or_nothing=True)
+
+        if config.playbooks.reload_interval_s is not None:
+            watcher = PlaybookWatcher(
+                list(config.playbooks.dirs),
+                reload_playbooks,
+                clock,
+                config.playbooks.reload_interval_s,
+            )
+            services.append(watcher.run)
         if notify.alertmanager is not None:
             am = notify.alertmanager
             services.append(lambda: am.run_resender(IncidentStore(conn).open, clock))
@@ -336,6 +349,7 @@ async def build(
             tick=tick,
             services=services,
             closers=[],
+            reload=reload_playbooks,
         )
         daemon = Daemon(config, wiring, clock=clock, registry=registry, serve_metrics=serve_metrics)
         yield Sentinel(daemon, pipeline, engine, incidents, notify, facts, triton, canaries)

@@ -110,10 +110,24 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------
-    def reload(self) -> list[Problem]:
-        """Re-read the playbook folders; bad files are reported and left out."""
+    def reload(self, all_or_nothing: bool = False) -> list[Problem]:
+        """Re-read the playbook folders; bad files are reported and left out.
+
+        ``all_or_nothing`` (a hot reload): if any file is invalid, every playbook stays
+        as it was and only the problems are recorded.
+        """
         found, problems = load_dirs(list(self.settings.dirs), self.settings.overrides)
-        self.playbooks, self.problems = found, problems
+        if all_or_nothing and invalid_files(problems):
+            self.problems = problems
+            log.error(
+                "playbook_reload_refused",
+                problems=[str(p) for p in problems],
+                kept=sorted(self.playbooks),
+            )
+        else:
+            self.playbooks, self.problems = found, problems
+            if all_or_nothing:
+                log.info("playbooks_reloaded", playbooks=sorted(found))
         for p in problems:
             log.error("playbook_invalid", problem=str(p))
         if self.ports.metrics is not None:

@@ -26,6 +26,9 @@ class RunbookSettings(Section):
     """Run playbooks automatically on incidents; False still allows manual runs."""
     dirs: list[RelPath] = Field(default_factory=lambda: [Path("playbooks")])
     """Folders whose `*.yaml` files are the playbooks (read at start and on reload)."""
+    reload_interval_s: float | None = Field(10.0, gt=0)
+    """How often the folders are checked for changed files, which are then reloaded all or
+    nothing (SIGHUP reloads at once); None: only on SIGHUP."""
     dry_run: bool = False
     """Plan and log every run, call nothing with a side effect (ORed with the global dry_run)."""
     paused: bool = False
