@@ -19,8 +19,15 @@ from collections.abc import Sequence
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import structlog  # noqa: E402
+
 from sentinel import __version__  # noqa: E402 -- after the BLAS thread limit
 from sentinel.base.db import StateError  # noqa: E402
+
+# Until a command configures logging, a warning (a deprecated config key, say) goes to
+# stderr: stdout is for what the command prints (`--json` output must stay parseable).
+if not structlog.is_configured():
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
 
 # Command modules, in the order `sentinel --help` lists them.
 COMMAND_MODULES = (

@@ -104,7 +104,9 @@ class MemorySettings(Section):
     server_pids: list[int] = Field(default_factory=list)
     """PIDs of the Triton server (also settable at run time); memory held by any other
     process is attributed as the cause."""
-    server_process_names: list[str] = Field(default_factory=lambda: list(DEFAULT_SERVER_PROCESSES))
+    server_process_names: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SERVER_PROCESSES), exclude=True
+    )
     """The server's processes (names or patterns). Set once, at the top level, as
     ``server_processes`` (this key is a deprecated alias the config fills from it)."""
     other_process_min_share: float = Field(0.1, ge=0, le=1)

@@ -23,7 +23,6 @@ an ``nvml_unavailable`` event, which ``sentinel_gpu_source_up`` turns into 0.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -32,6 +31,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from sentinel.base import aio
 from sentinel.base.clock import Clock
 from sentinel.probes.nvml import classify_xid, decode_reasons
 from sentinel.probes.settings import GpuSettings
@@ -171,7 +171,7 @@ def _int(value: float | None) -> int | None:
 async def fetch_text(url: str, timeout_s: float) -> str:
     """GET ``url`` and return its body; raises httpx errors or TimeoutError."""
     async with httpx.AsyncClient(timeout=timeout_s) as client:
-        response = await asyncio.wait_for(client.get(url), timeout_s)
+        response = await aio.wait_for(client.get(url), timeout_s)
     response.raise_for_status()
     return response.text
 

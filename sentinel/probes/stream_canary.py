@@ -29,6 +29,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from sentinel.base import aio
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes import tensors
 from sentinel.probes.canary import (
@@ -208,7 +209,7 @@ async def stream_once(
         wait = limits.stall_s if tokens else limits.first_token_s
         left = limits.total_s - elapsed
         try:
-            result, error = await asyncio.wait_for(anext(stream), min(wait, max(left, 0.0)))
+            result, error = await aio.wait_for(anext(stream), min(wait, max(left, 0.0)))
         except StopAsyncIteration:
             return ended(completed=True)
         except TimeoutError:

@@ -24,7 +24,6 @@ The health probe (``TritonHealthProbe``) lives in ``sentinel.probes.triton_healt
 from __future__ import annotations
 
 import abc
-import asyncio
 import math
 import warnings
 from collections.abc import Awaitable, Mapping, Sequence
@@ -34,7 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.base import strictjson
+from sentinel.base import aio, strictjson
 from sentinel.base.errors import ProbeError, Retryable
 from sentinel.probes import tensors
 from sentinel.probes.settings import TritonSettings
@@ -296,7 +295,7 @@ class TritonAdapter(abc.ABC):
     async def _deadline(self, call: Awaitable[T], timeout_s: float | None, what: str) -> T:
         seconds = self.timeout_s if timeout_s is None else timeout_s
         try:
-            return await asyncio.wait_for(call, seconds)
+            return await aio.wait_for(call, seconds)
         except TimeoutError:
             raise TritonTimeout(f"{what}: no answer from {self.url} in {seconds:g} s") from None
 

@@ -9,7 +9,6 @@ sends can crash the probe: an unreadable part is left None.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from sentinel.base import aio
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes.triton import TritonAdapter, TritonError, TritonTimeout, TritonUnreachable
 from sentinel.vocabulary.ports import SampleSink
@@ -215,10 +215,10 @@ class TritonHealthProbe:
         seconds = self.triton.timeout_s
         try:
             if self._scraper is not None:
-                response = await asyncio.wait_for(self._scraper.get(self.metrics_url), seconds)
+                response = await aio.wait_for(self._scraper.get(self.metrics_url), seconds)
             else:  # a round outside run(): nothing kept open between rounds
                 async with httpx.AsyncClient(timeout=seconds) as client:
-                    response = await asyncio.wait_for(client.get(self.metrics_url), seconds)
+                    response = await aio.wait_for(client.get(self.metrics_url), seconds)
             response.raise_for_status()
         except (httpx.HTTPError, TimeoutError) as exc:
             self._warn("triton_metrics_unreachable", str(exc))

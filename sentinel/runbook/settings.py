@@ -55,7 +55,9 @@ class RunbookSettings(Section):
     """Pause between canary rounds while verifying a step."""
     server_pid_file: RelPath | None = None
     """File holding tritonserver's pid (process.signal); else found by name in /proc."""
-    server_process_names: list[str] = Field(default_factory=lambda: list(DEFAULT_SERVER_PROCESSES))
+    server_process_names: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SERVER_PROCESSES), exclude=True
+    )
     """The server's processes (names or patterns; the first is the one process.signal
     signals). Set once, at the top level, as ``server_processes`` (this key is a
     deprecated alias the config fills from it)."""
