@@ -67,6 +67,9 @@ class Receipts:
     lost: int
     duplicated: int
     pending_at_end: int
+    resent: int = 0
+    """Events delivered again after an answer that came too late, which the service
+    deduplicates (PagerDuty: same dedup_key on an open incident): not a second page."""
 
 
 @dataclass
@@ -216,23 +219,41 @@ def receipts_slack(rows: list[sqlite3.Row], slack: SlackServer) -> Receipts:
     )
 
 
+def pagerduty_pages(events: list[tuple[str, str]]) -> int:
+    """Pages PagerDuty raises for these events, in order: a trigger opens an incident
+    unless one with its dedup_key is open; a resolve closes it."""
+    open_keys: set[str] = set()
+    pages = 0
+    for action, key in events:
+        if action == "trigger" and key not in open_keys:
+            pages += 1
+            open_keys.add(key)
+        elif action == "resolve":
+            open_keys.discard(key)
+    return pages
+
+
 def receipts_pagerduty(rows: list[sqlite3.Row], pd: PagerDutyServer) -> Receipts:
     # Events carry no idempotency key of their own: compare per (action, dedup_key), and
-    # change events per (summary, run) of their payload.
+    # change events per (summary, run) of their payload. A duplicate is a page PagerDuty
+    # raised that the outbox did not plan; an event resent into an open incident is not.
     def key(op: str, payload: dict[str, Any]) -> tuple[str, str]:
         if op == "change":
             return ("change", payload["summary"] + "|" + payload["custom_details"]["run_id"])
         return (op, payload["dedup_key"])
 
-    planned = Counter(key(r["op"], json.loads(r["payload"])) for r in rows)
+    ordered = [key(r["op"], json.loads(r["payload"])) for r in rows]
+    planned = Counter(ordered)
     seen = Counter(pd.actions())
     seen.update(key("change", c["payload"]) for c in pd.changes)
+    planned_pages = pagerduty_pages([k for k in ordered if k[0] != "change"])
     return Receipts(
         planned=sum(planned.values()),
         delivered=sum(min(n, seen[k]) for k, n in planned.items()),
         lost=sum(max(0, n - seen[k]) for k, n in planned.items()),
-        duplicated=sum(max(0, n - planned[k]) for k, n in seen.items()),
+        duplicated=max(0, pagerduty_pages(pd.actions()) - planned_pages),
         pending_at_end=sum(1 for r in rows if r["state"] in ("pending", "sending")),
+        resent=sum(max(0, n - planned[k]) for k, n in seen.items()),
     )
 
 
@@ -361,13 +382,17 @@ def report(r: SoakResult) -> str:
         f"soak: {r.seconds:.0f} s, {r.faults_injected} faults injected, "
         f"{r.incidents} incidents, {r.runs} playbook runs, sentinel exit {r.sentinel_exit}",
         f"{'notifier':10s} {'planned':>8s} {'delivered':>9s} {'lost':>5s} {'duplicated':>10s} "
-        f"{'pending':>8s}",
+        f"{'pending':>8s} {'resent*':>8s}",
     ]
     for name, x in (("slack", r.slack), ("pagerduty", r.pagerduty)):
         lines.append(
             f"{name:10s} {x.planned:8d} {x.delivered:9d} {x.lost:5d} {x.duplicated:10d} "
-            f"{x.pending_at_end:8d}"
+            f"{x.pending_at_end:8d} {x.resent:8d}"
         )
+    lines.append(
+        "* resent: delivered again after a late answer into an open PagerDuty incident "
+        "(same dedup_key): deduplicated by PagerDuty, not a second page"
+    )
     for name, g, unit in (("RSS", r.rss_mib, "MiB"), ("open fds", r.open_fds, "")):
         lines.append(
             f"{name:9s} first quarter {g.first:7.1f}{unit}  last quarter {g.last:7.1f}{unit}  "
