@@ -261,19 +261,8 @@ class CanaryProbe:
 
     def next_delay(self) -> float:
         """Seconds until the next round: a recheck while suspected, within the limit."""
-        s = self.settings
-        recheck = (
-            s.recheck_interval_s is not None
-            and self.suspects is not None
-            and self.rechecks < s.max_rechecks
-            and self.suspects(s.model)
-        )
-        if not recheck or s.recheck_interval_s is None:
-            self.rechecks = 0
-            return s.interval_s
-        self.rechecks += 1
-        log.debug("canary_recheck", model=s.model, recheck=self.rechecks)
-        return min(s.recheck_interval_s, s.interval_s)
+        delay, self.rechecks = recheck_delay(self.settings, self.suspects, self.rechecks)
+        return delay
 
     async def once(self) -> list[Sample]:
         """One round; a golden set that no longer fits the model is a ``bad_response``."""
@@ -408,6 +397,37 @@ def _output_problem(plan: _Plan, output: Array | None, reference: Array) -> str 
     if output.shape != reference.shape:
         return f"output {plan.output}: shape {output.shape}, expected {reference.shape}"
     return None
+
+
+class Rechecked(Protocol):
+    """The settings a canary's round schedule reads (tensor and streaming canaries)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def interval_s(self) -> float: ...
+    @property
+    def recheck_interval_s(self) -> float | None: ...
+    @property
+    def max_rechecks(self) -> int: ...
+
+
+def recheck_delay(
+    settings: Rechecked, suspects: Callable[[str], bool] | None, rechecks: int
+) -> tuple[float, int]:
+    """Seconds until the next round and the rechecks in a row after it: sooner while a
+    detector suspects the model, at most ``max_rechecks`` times in a row."""
+    s = settings
+    recheck = (
+        s.recheck_interval_s is not None
+        and suspects is not None
+        and rechecks < s.max_rechecks
+        and suspects(s.model)
+    )
+    if not recheck or s.recheck_interval_s is None:
+        return s.interval_s, 0
+    log.debug("canary_recheck", model=s.model, recheck=rechecks + 1)
+    return min(s.recheck_interval_s, s.interval_s), rechecks + 1
 
 
 class _Watched(Protocol):

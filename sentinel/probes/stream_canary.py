@@ -37,6 +37,7 @@ from sentinel.probes.canary import (
     GoldenSetError,
     load_golden_set,
     outcome_of,
+    recheck_delay,
 )
 from sentinel.probes.settings import StreamCanarySettings, TritonSettings
 from sentinel.probes.tensors import Array
@@ -332,18 +333,8 @@ class StreamCanaryProbe:
             await self.close()
 
     def next_delay(self) -> float:
-        s = self.settings
-        recheck = (
-            s.recheck_interval_s is not None
-            and self.suspects is not None
-            and self.rechecks < s.max_rechecks
-            and self.suspects(s.model)
-        )
-        if not recheck or s.recheck_interval_s is None:
-            self.rechecks = 0
-            return s.interval_s
-        self.rechecks += 1
-        return min(s.recheck_interval_s, s.interval_s)
+        delay, self.rechecks = recheck_delay(self.settings, self.suspects, self.rechecks)
+        return delay
 
     async def once(self) -> list[Sample]:
         """One round: the next ``prompts_per_round`` prompts, one stream each."""
