@@ -1,14 +1,16 @@
 """Python-backend model: the digits MLP in FP32, FP16 or INT8, with fault knobs.
 
 Runs inside Triton's Python backend stub, so it imports only numpy (plus the
-backend's own ``triton_python_backend_utils``). Every behaviour is chosen by a
-``parameters`` entry of the model config, read once in ``initialize()``; see
-``config.pbtxt`` for the list. A reload with a config override switches it.
+backend's own ``triton_python_backend_utils``), and PyTorch when ``device`` is
+``cuda``. Every behaviour is chosen by a ``parameters`` entry of the model config,
+read once in ``initialize()``; see ``config.pbtxt`` for the list. A reload with a
+config override switches it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,58 @@ class DigitsNet:
             return h.astype(np.float32)
         h = np.maximum(x @ self.w[0] + self.b[0], np.float32(0))
         return (h @ self.w[1] + self.b[1]).astype(np.float32)
+
+
+class TorchNet:
+    """The same forward pass on a CUDA GPU through PyTorch (``device: cuda``).
+
+    INT8 keeps the numpy path's arithmetic: integer-valued float32 tensors multiply
+    exactly (|products| <= 127 * 127, sums of 64 stay far below 2**24).
+    """
+
+    def __init__(self, net: DigitsNet, visible_devices: str = "") -> None:
+        if visible_devices:  # before CUDA starts in this process (see config.pbtxt)
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices
+        try:
+            import torch
+        except ImportError as exc:
+            raise pb_utils.TritonModelException(
+                f"parameter 'device': cuda needs PyTorch in the stub's Python ({exc})"
+            ) from None
+        if not torch.cuda.is_available():
+            raise pb_utils.TritonModelException(
+                "parameter 'device': cuda, but PyTorch sees no CUDA GPU"
+            )
+        self.torch = torch
+        self.precision = net.precision
+        cuda = torch.device("cuda")
+
+        def put(a: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(cuda)
+
+        self.w = [put(w) for w in net.w]
+        self.b = [put(b) for b in net.b]
+        self.w_q = [put(w.astype(np.float32)) for w in net.w_q]
+        self.w_scale = [put(s) for s in net.w_scale]
+        self.a_scale = [float(a) for a in net.a_scale]
+
+    def respond(self, tensor: Any) -> Any:
+        """INPUT tensor in, LOGITS tensor out, through DLPack (no numpy in between)."""
+        torch = self.torch
+        with torch.inference_mode():
+            h = torch.utils.dlpack.from_dlpack(tensor.to_dlpack()).to("cuda").float()
+            for i in range(2):
+                if self.precision == "fp16":
+                    h = h.half() @ self.w[i].half() + self.b[i].half()
+                elif self.precision == "int8":
+                    q = torch.clamp(torch.round(h / self.a_scale[i]), -127, 127)
+                    h = (q @ self.w_q[i]) * (self.a_scale[i] * self.w_scale[i]) + self.b[i]
+                else:
+                    h = h @ self.w[i] + self.b[i]
+                if i == 0:
+                    h = torch.clamp(h, min=0)
+            out = h.float().contiguous()
+        return pb_utils.Tensor.from_dlpack("LOGITS", torch.utils.dlpack.to_dlpack(out))
 
 
 def _plan_precision(args: dict[str, str], config: dict[str, Any]) -> str:
@@ -124,7 +178,14 @@ class TritonPythonModel:
         )
         weights_path = Path(args["model_repository"]) / args["model_version"] / "weights.npz"
         with np.load(weights_path) as weights:
-            self.net = DigitsNet(dict(weights), precision, calibration)
+            cpu_net = DigitsNet(dict(weights), precision, calibration)
+        device = params.get("device", "cpu").strip().lower() or "cpu"
+        if device not in ("cpu", "cuda"):
+            raise pb_utils.TritonModelException(
+                f"parameter 'device': expected cpu or cuda, got {device!r}"
+            )
+        visible = params.get("cuda_visible_devices", "").strip()
+        self.net: DigitsNet | TorchNet = TorchNet(cpu_net, visible) if device == "cuda" else cpu_net
 
         self.delay_s = _number(params, "delay_ms", 0.0) / 1000.0
         self.jitter_s = _number(params, "delay_jitter_ms", 0.0) / 1000.0
@@ -157,7 +218,10 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(self.oom_message))
         if self.error_rate > 0 and float(self.rng.random()) < self.error_rate:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(self.error_message))
-        x = pb_utils.get_input_tensor_by_name(request, "INPUT").as_numpy()
+        tensor = pb_utils.get_input_tensor_by_name(request, "INPUT")
+        if isinstance(self.net, TorchNet):
+            return pb_utils.InferenceResponse(output_tensors=[self.net.respond(tensor)])
+        x = tensor.as_numpy()
         logits = self.net(x.astype(np.float32, copy=False)).astype(self.output_dtype)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("LOGITS", logits)])
 
