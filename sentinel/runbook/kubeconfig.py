@@ -203,7 +203,7 @@ def _pem(entry: Mapping[str, Any], field: str, folder: Path, origin: str) -> byt
     data = entry.get(f"{field}-data")
     try:
         if data:
-            return base64.b64decode(str(data), validate=True)
+            return base64.b64decode("".join(str(data).split()), validate=True)
         if entry.get(field):
             return _resolve(folder, str(entry[field])).read_bytes()
     except (binascii.Error, ValueError) as exc:
