@@ -7,7 +7,7 @@ nothing). SIGTERM/SIGINT stop it:
 tasks are cancelled, then the closers run in reverse, each bounded by
 ``stop_timeout_s``, so the process always ends.
 
-Calls that block (NVML, the Xid wait, the PagerDuty client) run in worker
+Calls that block (NVML, the Xid wait) run in worker
 threads; SQLite is used from the event loop (short, indexed queries).
 """
 

@@ -1,6 +1,6 @@
 """Logs: structlog, JSON lines on stdout (pretty on a terminal), ISO UTC times.
 
-Libraries that log through stdlib ``logging`` (slack-sdk, pagerduty, aiohttp)
+Libraries that log through stdlib ``logging`` (httpx, aiohttp, tritonclient)
 go through the same renderer, so every line has the same shape and the same
 bound context (model, incident) from contextvars. Secrets are redacted by key
 name, by known value and by shape (bearer headers, Slack tokens), once before
@@ -115,11 +115,3 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-
-
-def silenced_library_logger(name: str) -> logging.Logger:
-    """A stdlib logger that drops everything below CRITICAL, for a library client whose
-    own error lines would only repeat what sentinel logs about the same call."""
-    logger = logging.getLogger(name)
-    logger.setLevel(logging.CRITICAL)
-    return logger

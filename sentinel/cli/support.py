@@ -11,8 +11,6 @@ import io
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -232,24 +230,26 @@ class Session:
         token = api.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        import httpx  # here: commands that never call the daemon do not pay for it
+
+        # the daemon is local: no proxy from the environment; a run may take 15 minutes
         try:
-            with urllib.request.urlopen(request, timeout=900) as resp:  # noqa: S310 -- as above
-                answer: dict[str, Any] = json.loads(resp.read())
-                return answer
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace").strip()
-            print(f"{url}: {exc.code}: {detail}", file=sys.stderr)
-            self.code = 2 if exc.code in (400, 404) else 1
-        except (urllib.error.URLError, OSError) as exc:
+            with httpx.Client(timeout=900.0, trust_env=False) as client:
+                resp = client.request(method, url, headers=headers, json=body)
+        except httpx.TransportError as exc:
             print(
-                f"no sentinel daemon answered at {url} ({getattr(exc, 'reason', exc)}); "
+                f"no sentinel daemon answered at {url} ({type(exc).__name__}: {exc}); "
                 "start one, or use --local",
                 file=sys.stderr,
             )
             self.code = 3
-        return None
+            return None
+        if resp.is_error:
+            print(f"{url}: {resp.status_code}: {resp.text.strip()}", file=sys.stderr)
+            self.code = 2 if resp.status_code in (400, 404) else 1
+            return None
+        answer: dict[str, Any] = resp.json()
+        return answer
 
 
 @contextlib.contextmanager

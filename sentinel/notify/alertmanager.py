@@ -16,7 +16,6 @@ so the loop never feeds itself.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 import sqlite3
@@ -24,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentinel.base.clock import Clock
 from sentinel.base.errors import InputError
+from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -83,6 +82,7 @@ class AlertmanagerNotifier:
         self._s = settings
         self._api_url = api_url
         self._url = settings.url.rstrip("/") + "/api/v2/alerts"
+        self._client = async_client(settings.timeout_s)
 
     def plan(self, notice: Notice, history: History) -> list[Message]:
         if not isinstance(notice, IncidentChanged):
@@ -107,24 +107,20 @@ class AlertmanagerNotifier:
 
     async def post(self, alerts: Sequence[dict[str, Any]]) -> None:
         """POST alerts; DeliveryError on failure (RetryableDelivery unless a 4xx other than 429)."""
-        timeout = aiohttp.ClientTimeout(total=self._s.timeout_s)
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(self._url, json=list(alerts)) as resp,
-            ):
-                body = (await resp.text())[:300]
-                if resp.status == 429:
-                    ra = resp.headers.get("Retry-After")
-                    raise RetryableDelivery("alertmanager 429", retry_after=float(ra or 1))
-                if resp.status >= 500:
-                    raise RetryableDelivery(f"alertmanager {resp.status}: {body}")
-                if resp.status >= 400:
-                    raise DeliveryError(f"alertmanager refused {resp.status}: {body}")
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            resp = await self._client.post(self._url, json=list(alerts))
+        except TRANSPORT_ERRORS as exc:  # alerts are state: a plain retry is harmless
             raise RetryableDelivery(
                 f"alertmanager unreachable: {type(exc).__name__}: {exc}"
             ) from exc
+        body = resp.text[:300]
+        if resp.status_code == 429:
+            ra = retry_after(resp.headers, default=1.0)
+            raise RetryableDelivery("alertmanager 429", retry_after=ra)
+        if resp.status_code >= 500:
+            raise RetryableDelivery(f"alertmanager {resp.status_code}: {body}")
+        if resp.status_code >= 400:
+            raise DeliveryError(f"alertmanager refused {resp.status_code}: {body}")
 
     async def resend(self, incidents: Sequence[Incident]) -> int:
         """Re-push every open, unmuted incident as firing; returns how many."""
@@ -149,7 +145,7 @@ class AlertmanagerNotifier:
         return None
 
     async def aclose(self) -> None:
-        await asyncio.sleep(0)
+        await self._client.aclose()
 
 
 # -- webhooks in ------------------------------------------------------------------

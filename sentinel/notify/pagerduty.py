@@ -1,11 +1,11 @@
 """PagerDuty Events API v2: trigger / acknowledge / resolve keyed by the incident's
 dedup key, and a change event for every action taken.
 
-The official ``pagerduty`` client is synchronous and retries with blocking
-sleeps; here it is called in a thread with its own retries switched off (the
-outbox retries, honouring ``Retry-After``). Trigger/ack/resolve are idempotent
-by dedup key, so a resend after a crash is harmless. ``submit()`` always gets
-an explicit timestamp (7.2.0 crashes building its default one).
+The documented wire format over httpx: ``POST /v2/enqueue`` (an event with its
+``routing_key``, ``event_action`` and ``dedup_key``; 202 answers the dedup key) and
+``POST /v2/change/enqueue``, one attempt per send (the outbox retries, honouring
+``Retry-After``). Trigger/ack/resolve are idempotent by dedup key, so a resend after a
+crash or an unanswered send is harmless.
 
 Routes (``notifiers.routes``) pick the routing key per page and change event; the
 payload names the route (never the key), and the incident remembers the route its
@@ -14,16 +14,14 @@ trigger went through, so its acknowledge and resolve reach the same service.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import sqlite3
-import ssl
 from typing import Any
 
-import pagerduty
+import httpx
 import structlog
 
-from sentinel.base.logging import silenced_library_logger
+from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -43,6 +41,8 @@ DEFAULT_ROUTE = ""
 """The route name of the default key (``pagerduty.routing_key``)."""
 _PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 _NO_CHANGE_EVENT = frozenset({"planned"})
+EVENTS_API = "https://events.pagerduty.com"
+"""The Events API v2 base URL when ``pagerduty.base_url`` is not set."""
 
 
 def iso(t: float) -> str:
@@ -61,28 +61,14 @@ class PagerDutyNotifier:
         self._s = settings
         self._source = settings.source or pod
         self._policy = policy or PagingPolicy()
-        self._clients = {DEFAULT_ROUTE: self._client_for(key)}
+        self._keys = {DEFAULT_ROUTE: key}
         for route in self._policy.routes:
             route_key = route.pagerduty_key()
             if route_key:
-                self._clients[route.name] = self._client_for(route_key)
-        self._client = self._clients[DEFAULT_ROUTE]
-
-    def _client_for(self, key: str) -> pagerduty.EventsApiV2Client:
-        settings = self._s
-        kw: dict[str, Any] = {}
-        if settings.ca_file is not None:
-            kw["verify"] = ssl.create_default_context(cafile=str(settings.ca_file))
-        client = pagerduty.EventsApiV2Client(key, base_url=settings.base_url, **kw)
-        # one attempt per call: a positive retry count with max_http_attempts < 0 returns
-        # the response at once (429 would otherwise retry forever with blocking sleeps)
-        client.retry = {429: 1, 500: 1, 502: 1, 503: 1, 504: 1}
-        client.max_http_attempts = -1
-        client.max_network_attempts = 0
-        client.timeout = max(1, round(settings.timeout_s))
-        # the client logs each non-2xx as an error; the outbox logs the retry decision itself
-        client.log = silenced_library_logger("sentinel.notify.pagerduty.client")
-        return client
+                self._keys[route.name] = route_key
+        self._client = async_client(
+            settings.timeout_s, ca_file=settings.ca_file, base_url=settings.base_url or EVENTS_API
+        )
 
     def _route(self, notice: Notice) -> str:
         route: RouteSettings | None = self._policy.pagerduty_route(notice)
@@ -163,33 +149,51 @@ class PagerDutyNotifier:
         if route is None and row.incident_id:  # ack/resolve: where the trigger went
             ref = outbox.ref(NAME, row.incident_id) or {}
             route = ref.get("route")
-        client = self._clients.get(route or DEFAULT_ROUTE)
-        if client is None:  # the route is gone from the config since this was queued
+        key = self._keys.get(route or DEFAULT_ROUTE)
+        if key is None:  # the route is gone from the config since this was queued
             log.warning("pagerduty_route_gone", route=route, using="the default key")
-            client = self._clients[DEFAULT_ROUTE]
-        result = await asyncio.to_thread(self._send, client, row)
+            key = self._keys[DEFAULT_ROUTE]
+        result = await self._send(key, row)
         return {**result, "route": route or DEFAULT_ROUTE} if row.op == "trigger" else result
 
-    def _send(self, client: pagerduty.EventsApiV2Client, row: OutboxRow) -> dict[str, Any]:
+    async def _send(self, key: str, row: OutboxRow) -> dict[str, Any]:
         p = row.payload
+        if row.op == "change":
+            payload = {
+                "summary": p["summary"],
+                "timestamp": iso(row.created_at),
+                "source": p["source"],
+                "custom_details": p["custom_details"],
+            }
+            await self._post("/v2/change/enqueue", {"routing_key": key, "payload": payload})
+            return {}
+        event: dict[str, Any] = {
+            "routing_key": key,
+            "event_action": row.op,
+            "dedup_key": p["dedup_key"],
+        }
+        if row.op == "trigger":
+            event["payload"] = p["payload"]
+        answer = await self._post("/v2/enqueue", event)
+        if not isinstance(answer, dict) or "dedup_key" not in answer:
+            # accepted, but not as documented: the event may be lost (idempotent: resend)
+            raise RetryableDelivery(f"pagerduty answered {answer!r:.100} without a dedup_key")
+        return {"dedup_key": answer["dedup_key"]}
+
+    async def _post(self, path: str, event: dict[str, Any]) -> Any:
+        """One POST; the answer's JSON (None when not JSON), or a DeliveryError."""
         try:
-            if row.op == "change":
-                client.submit(
-                    summary=p["summary"],
-                    source=p["source"],
-                    custom_details=p["custom_details"],
-                    timestamp=iso(row.created_at),
-                )
-                return {}
-            if row.op == "trigger":
-                key = client.send_event("trigger", dedup_key=p["dedup_key"], payload=p["payload"])
-            else:
-                key = client.send_event(row.op, dedup_key=p["dedup_key"])
-            return {"dedup_key": key}
-        except pagerduty.HttpError as exc:
-            raise _classify(exc) from exc
-        except pagerduty.Error as exc:  # network: no response at all
-            raise RetryableDelivery(f"pagerduty connection error: {exc}") from exc
+            resp = await self._client.post(path, json=event)
+        except TRANSPORT_ERRORS as exc:  # idempotent by dedup key: a plain retry
+            raise RetryableDelivery(
+                f"pagerduty connection error: {type(exc).__name__}: {exc}"
+            ) from exc
+        if resp.is_success:
+            try:
+                return resp.json()
+            except ValueError:
+                return None
+        raise _classify(resp)
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
         return None  # idempotent by dedup key: resending is safe
@@ -199,25 +203,18 @@ class PagerDutyNotifier:
             Outbox.set_ref(conn, NAME, row.incident_id, {"route": result.get("route", "")})
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await asyncio.to_thread(client.close)
+        await self._client.aclose()
 
 
 def _id(n: ActionUpdate) -> str | None:
     return n.incident.id if n.incident else None
 
 
-def _classify(exc: pagerduty.HttpError) -> DeliveryError:
-    resp = exc.response
-    status = resp.status_code if resp is not None else 0
+def _classify(resp: httpx.Response) -> DeliveryError:
+    status = resp.status_code
     if status == 429:
-        raw = resp.headers.get("Retry-After") if resp is not None else None
-        try:
-            ra = float(raw) if raw is not None else 1.0
-        except ValueError:
-            ra = 1.0
+        ra = retry_after(resp.headers, default=1.0)
         return RetryableDelivery("pagerduty rate limited (429)", retry_after=ra)
-    if status >= 500 or status == 202:  # 202 with a malformed body: the event may be lost
+    if status >= 500:
         return RetryableDelivery(f"pagerduty server error {status}")
-    body = resp.text[:200] if resp is not None else ""
-    return DeliveryError(f"pagerduty refused ({status}): {body}")
+    return DeliveryError(f"pagerduty refused ({status}): {resp.text[:200]}")

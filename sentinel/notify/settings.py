@@ -68,7 +68,7 @@ class PagerDutySettings(Section):
     @classmethod
     def _https(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("https://"):
-            raise ValueError("the PagerDuty client only speaks https://")
+            raise ValueError("the PagerDuty Events API is https:// only (the key travels in it)")
         return v
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """Slack: one root message per incident, every step a reply in its thread.
 
-Web API through ``slack_sdk``'s ``AsyncWebClient`` with no retry handlers of
-its own (the outbox owns retries and honours ``Retry-After``). Every message
+The documented Web API over httpx: ``chat.postMessage`` and ``chat.update`` (JSON bodies)
+to send, ``conversations.history`` and ``conversations.replies`` to reconcile, one
+attempt per send (the outbox owns retries and honours ``Retry-After``). Every message
 carries metadata with its idempotency key, so a row left ``sending`` by a
 crash is found in the channel (``conversations.history``/``.replies``)
 instead of being posted twice -- and so is one whose answer never came (a
@@ -22,11 +23,9 @@ import sqlite3
 import time
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+import httpx
 
+from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after, transport_failure
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -51,24 +50,63 @@ _ICON = {
 _RETRYABLE_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error"}
 
 
-class _StrictWebClient(AsyncWebClient):
-    """A Web API client that treats a 200 without a JSON object body (a proxy's HTML
-    page, plain text) as an unanswered send instead of crashing on it."""
+class SlackWebApi:
+    """The Web API methods sentinel calls: a JSON object with ``ok: true`` back, or a
+    DeliveryError that says whether trying again (or reconciling first) makes sense."""
 
-    async def _request(  # type: ignore[no-untyped-def]
-        self, *, http_verb, api_url, req_args
-    ) -> dict[str, Any]:
-        res: dict[str, Any] = await super()._request(
-            http_verb=http_verb, api_url=api_url, req_args=req_args
-        )
-        data = res.get("data")
-        if res.get("status_code") == 200 and not (isinstance(data, dict) and "ok" in data):
-            raise UncertainDelivery(f"slack answered 200 without a JSON body ({_kind(data)})")
-        return res
+    def __init__(self, token: str, base_url: str, timeout_s: float) -> None:
+        self._client = async_client(timeout_s, base_url=base_url.rstrip("/") + "/")
+        self._auth = {"Authorization": f"Bearer {token}"}
+
+    async def post(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A write method (``chat.postMessage``, ``chat.update``) with a JSON body."""
+        return await self._call("POST", method, json=body)
+
+    async def get(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        """A read method (``conversations.history`` ...) with query arguments."""
+        return await self._call("GET", method, params=params)
+
+    async def _call(self, verb: str, method: str, **kw: Any) -> dict[str, Any]:
+        try:
+            resp = await self._client.request(verb, method, headers=self._auth, **kw)
+        except TRANSPORT_ERRORS as exc:
+            raise transport_failure("slack", exc) from exc
+        return _answer(resp)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
-def _kind(data: object) -> str:
-    return "empty" if not data else type(data).__name__
+def _answer(resp: httpx.Response) -> dict[str, Any]:
+    status = resp.status_code
+    if status == 429:
+        return _raise(RetryableDelivery("slack rate limited (429)", retry_after=_ra(resp)))
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if status >= 500:
+        return _raise(RetryableDelivery(f"slack server error {status}"))
+    if not (isinstance(data, dict) and "ok" in data):
+        # a proxy's HTML page, plain text, broken JSON: the send may have arrived
+        what = "empty" if not resp.content else resp.headers.get("content-type", "unknown")
+        return _raise(UncertainDelivery(f"slack answered {status} without a JSON body ({what})"))
+    if data["ok"] is True:
+        return data
+    error = str(data.get("error", ""))
+    if error == "ratelimited":
+        return _raise(RetryableDelivery("slack rate limited (429)", retry_after=_ra(resp)))
+    if error in _RETRYABLE_ERRORS:
+        return _raise(RetryableDelivery(f"slack server error {status} {error}"))
+    return _raise(DeliveryError(f"slack refused ({status}): {error or 'unknown error'}"))
+
+
+def _ra(resp: httpx.Response) -> float | None:
+    return retry_after(resp.headers, default=1.0)
+
+
+def _raise(exc: DeliveryError) -> dict[str, Any]:
+    raise exc
 
 
 def _when(t: float | None) -> str:
@@ -156,22 +194,9 @@ class SlackNotifier:
         self._s = settings
         self._policy = policy or PagingPolicy()
         token = settings.bot_token()
-        self._web = (
-            _StrictWebClient(
-                token=token,
-                base_url=settings.base_url,
-                timeout=int(settings.timeout_s),
-                retry_handlers=[],
-            )
-            if token
-            else None
-        )
+        self._web = SlackWebApi(token, settings.base_url, settings.timeout_s) if token else None
         hook = settings.webhook()
-        self._hook = (
-            AsyncWebhookClient(hook, timeout=int(settings.timeout_s), retry_handlers=[])
-            if hook and not token
-            else None
-        )
+        self._hook = (hook, async_client(settings.timeout_s)) if hook and not token else None
         if self._web is None and self._hook is None:
             raise ValueError("slack: set a bot token (and channel) or a webhook_url")
         if self._web is not None and not settings.channel:
@@ -216,17 +241,12 @@ class SlackNotifier:
     # -- delivery -----------------------------------------------------------------
 
     async def deliver(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any]:
-        try:
-            if self._web is None:
-                return await self._deliver_webhook(row)
-            return await self._deliver_web(self._web, row, outbox)
-        except SlackApiError as exc:
-            raise _classify(exc) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise _connection_error(exc) from exc
+        if self._web is None:
+            return await self._deliver_webhook(row)
+        return await self._deliver_web(self._web, row, outbox)
 
     async def _deliver_web(
-        self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
+        self, web: SlackWebApi, row: OutboxRow, outbox: Outbox
     ) -> dict[str, Any]:
         p = row.payload
         meta = {"event_type": EVENT_TYPE, "event_payload": {"idem": row.idem_key}}
@@ -234,32 +254,38 @@ class SlackNotifier:
         if row.op == "update":
             if ref is None:
                 return {"skipped": "no root message to update"}
-            resp = await web.chat_update(
-                channel=ref["channel"], ts=ref["ts"], text=p["text"], blocks=p["blocks"]
-            )
+            body = {"channel": ref["channel"], "ts": ref["ts"], "text": p["text"]}
+            resp = await web.post("chat.update", {**body, "blocks": p["blocks"]})
             return {"channel": resp["channel"], "ts": resp["ts"]}
         channel = p.get("channel") or self._s.channel  # rows queued before routes had none
-        kwargs: dict[str, Any] = {"channel": channel, "text": p["text"], "metadata": meta}
+        msg: dict[str, Any] = {"channel": channel, "text": p["text"], "metadata": meta}
         if "blocks" in p:
-            kwargs["blocks"] = p["blocks"]
+            msg["blocks"] = p["blocks"]
         if row.op == "reply" and ref is not None:
-            kwargs.update(channel=ref["channel"], thread_ts=ref["ts"])
+            msg.update(channel=ref["channel"], thread_ts=ref["ts"])
             if p.get("broadcast"):
-                kwargs["reply_broadcast"] = True
-        resp = await web.chat_postMessage(**kwargs)
+                msg["reply_broadcast"] = True
+        resp = await web.post("chat.postMessage", msg)
         return {"channel": resp["channel"], "ts": resp["ts"]}
 
     async def _deliver_webhook(self, row: OutboxRow) -> dict[str, Any]:
         assert self._hook is not None
+        url, client = self._hook
         if row.op == "update":
             return {"skipped": "webhook cannot update messages"}
-        resp = await self._hook.send(text=row.payload["text"], blocks=row.payload.get("blocks"))
+        body: dict[str, Any] = {"text": row.payload["text"]}
+        if row.payload.get("blocks"):
+            body["blocks"] = row.payload["blocks"]
+        try:
+            resp = await client.post(url, json=body)
+        except TRANSPORT_ERRORS as exc:
+            raise transport_failure("slack webhook", exc) from exc
         if resp.status_code == 429:
-            raise RetryableDelivery("slack webhook 429", retry_after=_retry_after(resp.headers))
+            raise RetryableDelivery("slack webhook 429", retry_after=retry_after(resp.headers))
         if resp.status_code >= 500:
             raise RetryableDelivery(f"slack webhook {resp.status_code}")
         if resp.status_code >= 400:
-            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.body}")
+            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.text[:200]}")
         return {"webhook": resp.status_code}
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
@@ -267,30 +293,20 @@ class SlackNotifier:
         metadata; RetryableDelivery when Slack cannot be asked now."""
         if self._web is None or row.op == "update":
             return None  # webhook: cannot look; update: idempotent, just resend
-        try:
-            return await self._find(self._web, row, outbox)
-        except SlackApiError as exc:
-            raise _classify(exc) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise RetryableDelivery(f"slack connection error: {type(exc).__name__}") from exc
+        return await self._find(self._web, row, outbox)
 
     async def _find(
-        self, web: AsyncWebClient, row: OutboxRow, outbox: Outbox
+        self, web: SlackWebApi, row: OutboxRow, outbox: Outbox
     ) -> dict[str, Any] | None:
         ref = outbox.ref(NAME, row.incident_id) if row.incident_id else None
         if row.op == "reply" and ref is not None:
-            resp = await web.conversations_replies(
-                channel=ref["channel"], ts=ref["ts"], include_all_metadata=True, limit=200
-            )
             channel = ref["channel"]
+            args = {"channel": channel, "ts": ref["ts"]}
+            resp = await web.get("conversations.replies", {**args, **_ALL_METADATA})
         else:
             channel = row.payload.get("channel") or self._s.channel
-            resp = await web.conversations_history(
-                channel=channel,
-                oldest=f"{row.created_at - 1:.6f}",
-                include_all_metadata=True,
-                limit=200,
-            )
+            args = {"channel": channel, "oldest": f"{row.created_at - 1:.6f}"}
+            resp = await web.get("conversations.history", {**args, **_ALL_METADATA})
         for msg in resp.get("messages") or []:
             payload = (msg.get("metadata") or {}).get("event_payload") or {}
             if payload.get("idem") == row.idem_key:
@@ -304,40 +320,10 @@ class SlackNotifier:
             )
 
     async def aclose(self) -> None:
-        return None
+        if self._web is not None:
+            await self._web.aclose()
+        if self._hook is not None:
+            await self._hook[1].aclose()
 
 
-def _retry_after(headers: Any) -> float | None:
-    try:
-        raw = headers.get("Retry-After") or headers.get("retry-after")
-        return float(raw) if raw is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def _connection_error(exc: BaseException) -> RetryableDelivery:
-    """Not connected: surely not sent. Connected, then no answer: it may have arrived."""
-    what = f"slack connection error: {type(exc).__name__}: {exc}"
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        return RetryableDelivery(what)
-    return UncertainDelivery(what)
-
-
-def _classify(exc: SlackApiError) -> DeliveryError:
-    resp = exc.response
-    status = getattr(resp, "status_code", None)
-    if status is None:  # the SDK could not parse the body: it carries the raw response
-        status = getattr(resp, "status", 0)
-        return UncertainDelivery(f"slack answered {status} with a body that is not JSON")
-    error = ""
-    data = getattr(resp, "data", None)
-    if isinstance(data, dict):
-        error = str(data.get("error", ""))
-    if status == 429 or error == "ratelimited":
-        ra = _retry_after(getattr(resp, "headers", {}))
-        return RetryableDelivery(
-            "slack rate limited (429)", retry_after=ra if ra is not None else 1.0
-        )
-    if status >= 500 or error in _RETRYABLE_ERRORS:
-        return RetryableDelivery(f"slack server error {status} {error}".strip())
-    return DeliveryError(f"slack refused ({status}): {error or 'unknown error'}")
+_ALL_METADATA = {"include_all_metadata": "true", "limit": "200"}

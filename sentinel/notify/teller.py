@@ -23,8 +23,10 @@ from sentinel.notify.console import ConsoleNotifier
 from sentinel.notify.dispatcher import Dispatcher
 from sentinel.notify.metrics import NotifyMetrics
 from sentinel.notify.outbox import Notifier, Outbox
+from sentinel.notify.pagerduty import PagerDutyNotifier
 from sentinel.notify.policy import PagingPolicy
 from sentinel.notify.settings import NotifySettings
+from sentinel.notify.slack import SlackNotifier
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
 from sentinel.vocabulary.ports import OpenIncidents
 
@@ -112,14 +114,9 @@ def build_notify(
     notifiers: list[Notifier] = []
     if settings.console.enabled:
         notifiers.append(ConsoleNotifier(stream))
-    # the Slack and PagerDuty SDKs are imported only when used (a few MB of RSS each)
     if settings.slack.enabled:
-        from sentinel.notify.slack import SlackNotifier
-
         notifiers.append(SlackNotifier(settings.slack, policy))
     if settings.pagerduty.enabled:
-        from sentinel.notify.pagerduty import PagerDutyNotifier
-
         notifiers.append(PagerDutyNotifier(settings.pagerduty, pod, policy))
     am = (
         AlertmanagerNotifier(settings.alertmanager, api_url)

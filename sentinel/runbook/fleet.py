@@ -34,7 +34,7 @@ import structlog
 
 from sentinel.base.clock import Clock
 from sentinel.runbook.guards import AllowAllGuard
-from sentinel.runbook.kube import ApiError, Conflict, KubeApi, mounted_namespace
+from sentinel.runbook.kube import ApiError, Conflict, KubeApi
 from sentinel.runbook.settings import FleetSettings
 
 log = structlog.get_logger(__name__)
@@ -354,8 +354,8 @@ def build_fleet_guard(
     """The guard the config asks for (raises ApiError when a Lease guard cannot be set up)."""
     if not settings.enabled:
         return AllowAllGuard()
-    namespace = fleet_namespace(settings)
-    api = KubeApi.in_cluster(settings.service_account_dir, base_url=settings.api_url)
+    api = KubeApi.connect(settings.service_account_dir, base_url=settings.api_url)
+    namespace = fleet_namespace(settings, api)
     if settings.deployment is not None:
         replicas = deployment_replicas(api, namespace, settings.deployment)
     else:
@@ -373,13 +373,13 @@ def build_fleet_guard(
     )
 
 
-def fleet_namespace(settings: FleetSettings) -> str:
-    """The configured namespace, $POD_NAMESPACE, or the service account's namespace."""
+def fleet_namespace(settings: FleetSettings, api: KubeApi) -> str:
+    """The configured namespace, $POD_NAMESPACE, or the credentials' (the service
+    account's, or the kubeconfig context's)."""
     if settings.namespace:
         return settings.namespace
     if os.environ.get("POD_NAMESPACE"):
         return os.environ["POD_NAMESPACE"]
-    try:
-        return mounted_namespace(settings.service_account_dir)
-    except ApiError as exc:
-        raise ApiError(0, "fleet: no namespace configured and none mounted") from exc
+    if api.namespace:
+        return api.namespace
+    raise ApiError(0, "fleet: no namespace configured and none mounted")

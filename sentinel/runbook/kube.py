@@ -1,16 +1,18 @@
 """The one Kubernetes API client of the act stage: the few REST calls that the k8s.*
-actions and the fleet guard make, over httpx (no extra package).
+actions and the fleet guard make, over httpx. Credentials are found the standard ways
+(in-cluster service account, else kubeconfig: :mod:`sentinel.runbook.kubeconfig`).
 
 Errors are typed: :class:`ApiUnavailable` (no answer, 429, 5xx) may pass and is
 retried by the executor; :class:`Conflict` (409) is the fleet guard's cue to re-read;
-any other status is an :class:`ApiError`. The bearer token is re-read for every
-request: projected service-account tokens rotate while the pod runs.
+any other status is an :class:`ApiError`, and so is having no usable credentials.
+The bearer token is re-read for every request: projected service-account tokens
+rotate while the pod runs.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -18,10 +20,12 @@ from typing import Any
 
 import httpx
 
+from sentinel.runbook import kubeconfig
 from sentinel.runbook.errors import ActionError, TransientError
+from sentinel.runbook.kubeconfig import Credentials, KubeconfigError
 from sentinel.runbook.settings import SERVICE_ACCOUNT_DIR
 
-__all__ = ["ApiError", "ApiUnavailable", "Conflict", "KubeApi", "mounted_namespace"]
+__all__ = ["ApiError", "ApiUnavailable", "Conflict", "KubeApi"]
 
 _UNAVAILABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 """Answers that may pass: throttled (a PodDisruptionBudget refusing an eviction) or down."""
@@ -52,14 +56,6 @@ def _error_for(status: int, message: str) -> ApiError:
     return ApiError(status, message)
 
 
-def mounted_namespace(sa_dir: Path) -> str:
-    """The pod's namespace from its mounted service account (ApiError when not mounted)."""
-    try:
-        return (sa_dir / "namespace").read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ApiError(0, f"no namespace mounted in {sa_dir}") from exc
-
-
 class KubeApi:
     """A Kubernetes API server: JSON over HTTP with a bearer token; also an async context."""
 
@@ -67,14 +63,42 @@ class KubeApi:
         self,
         base_url: str,
         token: Callable[[], str | None] = lambda: None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | str | bool = True,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        namespace: str | None = None,
     ) -> None:
         self._token = token
+        self.namespace = namespace
+        """The namespace the credentials default to (the pod's, or the kubeconfig context's)."""
+        if isinstance(verify, str):  # a CA bundle file
+            verify = ssl.create_default_context(cafile=verify)
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), verify=verify, timeout=timeout_s, transport=transport
+            base_url=base_url.rstrip("/"),
+            verify=verify,
+            timeout=timeout_s,
+            transport=transport,
+            follow_redirects=False,  # a redirect would carry the token elsewhere
         )
+
+    @classmethod
+    def of(cls, creds: Credentials, timeout_s: float = 5.0) -> KubeApi:
+        return cls(creds.server, creds.token, creds.tls, timeout_s, namespace=creds.namespace)
+
+    @classmethod
+    def connect(
+        cls,
+        sa_dir: Path = SERVICE_ACCOUNT_DIR,
+        base_url: str | None = None,
+        timeout_s: float = 5.0,
+    ) -> KubeApi:
+        """The API server with the standard credentials: the mounted service account,
+        else the kubeconfig ($KUBECONFIG or ~/.kube/config). ``base_url`` (from the
+        config) replaces the server, never the credentials. ApiError when there are none."""
+        try:
+            return cls.of(kubeconfig.find(sa_dir, base_url), timeout_s)
+        except KubeconfigError as exc:
+            raise ApiError(0, str(exc)) from exc
 
     @classmethod
     def in_cluster(
@@ -87,22 +111,10 @@ class KubeApi:
 
         ``base_url`` (from the config) overrides the in-cluster service address.
         """
-        if base_url is None:
-            host = os.environ.get("KUBERNETES_SERVICE_HOST")
-            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-            if not host:
-                raise ApiError(
-                    0, "not in a cluster: KUBERNETES_SERVICE_HOST is not set and no API URL given"
-                )
-            base_url = f"https://{host}:{port}"
-        token_file = sa_dir / "token"
-        ca = sa_dir / "ca.crt"
-        return cls(
-            base_url,
-            token=lambda: token_file.read_text(encoding="utf-8").strip(),
-            verify=str(ca) if ca.exists() else True,
-            timeout_s=timeout_s,
-        )
+        try:
+            return cls.of(kubeconfig.in_cluster(sa_dir, base_url), timeout_s)
+        except KubeconfigError as exc:
+            raise ApiError(0, str(exc)) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -125,7 +137,7 @@ class KubeApi:
         try:
             token = self._token()
         except OSError as exc:
-            raise ApiError(0, f"cannot read the service-account token: {exc}") from exc
+            raise ApiError(0, f"cannot read the bearer token: {exc}") from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         content = None

@@ -68,7 +68,9 @@ class RunbookSettings(Section):
     commands: dict[str, list[str]] = Field(default_factory=dict)
     """Allowlist for process.exec: a name -> an argv list (never run through a shell)."""
     k8s_api_url: str | None = None
-    """Kubernetes API server for k8s.* actions (default: the in-cluster service address)."""
+    """Kubernetes API server for k8s.* actions (default: the in-cluster service address, else
+    the kubeconfig's); it replaces the server only: credentials still come from the service
+    account, else the kubeconfig ($KUBECONFIG or ~/.kube/config)."""
     k8s_service_account_dir: Path = SERVICE_ACCOUNT_DIR
     """Where the pod's service-account token, CA and namespace are mounted."""
     k8s_namespace: str | None = None
@@ -105,7 +107,8 @@ class FleetSettings(Section):
     max_attempts: int = Field(5, ge=1)
     """Read-decide-write rounds on a contended Lease before refusing."""
     api_url: str | None = None
-    """Kubernetes API base URL; default: the in-cluster service (KUBERNETES_SERVICE_HOST)."""
+    """Kubernetes API base URL; default: the in-cluster service (KUBERNETES_SERVICE_HOST), else
+    the kubeconfig's server. Credentials: the service account, else the kubeconfig."""
     service_account_dir: Path = SERVICE_ACCOUNT_DIR
     """Where the pod's token, CA and namespace are mounted."""
 

@@ -12,7 +12,8 @@ implements the documented semantics the k8s.* actions and the fleet guard rely o
   and ``GET/PATCH .../deployments/{name}/scale``;
 - ``POST /api/v1/namespaces/{ns}/pods/{pod}/eviction``, which a PodDisruptionBudget
   may refuse with 429 (``pdb_refusals``);
-- a bearer token is required (401 otherwise); errors are ``Status`` objects.
+- a bearer token is required (401 otherwise), or, when served over TLS (``tls``), a
+  client certificate that the TLS context verified; errors are ``Status`` objects.
 
 ``hold_gets`` makes the next N lease reads wait for each other, so a test can force
 racers to read the same resourceVersion before either writes; ``interfere`` makes
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import ssl
 from types import TracebackType
 from typing import Any
 
@@ -56,8 +58,16 @@ def _status(code: int, reason: str, message: str) -> web.Response:
 class KubernetesApiStandIn:
     """A loopback stand-in of the Kubernetes API server's Lease, Deployment and Eviction calls."""
 
-    def __init__(self, token: str = "test-token") -> None:  # noqa: S107 -- a stand-in's
+    def __init__(
+        self,
+        token: str = "test-token",  # noqa: S107 -- a stand-in's
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.token = token
+        self.tls = tls
+        """Serve HTTPS with this server context (its verify mode decides client certificates)."""
+        self.authenticated: list[str] = []
+        """How each accepted request proved itself: ``token`` or ``certificate``."""
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.deployments: dict[tuple[str, str], int] = {}
         """Replica count by (namespace, name); a Deployment exists when it is here."""
@@ -96,10 +106,10 @@ class KubernetesApiStandIn:
         app.router.add_post("/api/v1/namespaces/{ns}/pods/{pod}/eviction", self._evict)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self.url
 
     async def close(self) -> None:
@@ -122,9 +132,15 @@ class KubernetesApiStandIn:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        how = None
+        if request.headers.get("Authorization") == f"Bearer {self.token}":
+            how = "token"
+        elif request.transport is not None and request.transport.get_extra_info("peercert"):
+            how = "certificate"  # the TLS handshake verified it against the client CA
+        if how is None:
             resp: web.StreamResponse = _status(401, "Unauthorized", "Unauthorized")
         else:
+            self.authenticated.append(how)
             resp = await handler(request)
         self.requests.append((request.method, request.path, resp.status))
         return resp

@@ -7,7 +7,7 @@ Retry-After, 500, a garbage body) by appending :class:`Failure` entries to
 ``script``, and a slow Slack with ``SlackServer.delays``.
 
 - :class:`SlackServer`: the Web API methods sentinel uses (post, update, history, replies).
-- :class:`PagerDutyServer`: Events API v2 over HTTPS (pagerduty's client insists on
+- :class:`PagerDutyServer`: Events API v2 over HTTPS (sentinel's settings insist on
   https), with a self-signed certificate made by the ``openssl`` CLI; pass
   ``cert`` as ``ca_file``.
 - :class:`AlertmanagerServer`: ``POST /api/v2/alerts``.

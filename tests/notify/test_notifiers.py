@@ -215,7 +215,7 @@ def test_external_alert_mapping() -> None:
 
 
 def test_pagerduty_settings_refuse_plain_http() -> None:
-    """The PagerDuty base URL must be https (the client refuses anything else)."""
+    """The PagerDuty base URL must be https (the routing key travels in the body)."""
     import pydantic
     import pytest
 

@@ -108,8 +108,9 @@ async def test_scale_is_undone_when_verification_fails(
 async def test_outside_a_cluster_the_action_says_so(
     bed: Bed, write_playbook: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without an API address or in-cluster env, k8s.* fail with a clear reason."""
+    """Without a service account or a kubeconfig, k8s.* fail with a clear reason."""
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     lp = write_playbook(
         "name: evict\nsteps:\n  - name: evict\n    action: k8s.evict_pod\n"
         "    with: {pod: p, namespace: n}\n    rollback: none\n"

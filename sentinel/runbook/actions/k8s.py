@@ -14,25 +14,25 @@ from pydantic import Field
 
 from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.runbook.errors import ActionError
-from sentinel.runbook.kube import ApiError, KubeApi, deployment_path, mounted_namespace
+from sentinel.runbook.kube import KubeApi, deployment_path
 
 _TIMEOUT_S = 10.0
 
 
 def _kube(ctx: ActionContext) -> KubeApi:
-    """The API server these settings name (ApiError, not transient, outside a cluster)."""
+    """The API server these settings name, with the standard credentials (ApiError, not
+    transient, when there are none: outside a cluster without a kubeconfig)."""
     s = ctx.settings
-    return KubeApi.in_cluster(s.k8s_service_account_dir, s.k8s_api_url, timeout_s=_TIMEOUT_S)
+    return KubeApi.connect(s.k8s_service_account_dir, s.k8s_api_url, timeout_s=_TIMEOUT_S)
 
 
-def _namespace(ctx: ActionContext, params: dict[str, Any]) -> str:
+def _namespace(ctx: ActionContext, params: dict[str, Any], kube: KubeApi) -> str:
     ns: str = param(params, "namespace", str, ctx.settings.k8s_namespace or "")
     if ns:
         return ns
-    try:
-        return mounted_namespace(ctx.settings.k8s_service_account_dir)
-    except ApiError as exc:
-        raise ActionError("with.namespace: not given and no service-account namespace") from exc
+    if kube.namespace:  # the service account's, or the kubeconfig context's
+        return kube.namespace
+    raise ActionError("with.namespace: not given and no service-account namespace")
 
 
 class EvictPodParams(ActionParams):
@@ -72,7 +72,7 @@ class EvictPod(NoUndo):
         if not pod:
             raise ActionError("with.pod: not given and POD_NAME unknown")
         async with _kube(ctx) as kube:
-            ns = _namespace(ctx, params)
+            ns = _namespace(ctx, params, kube)
             body = {
                 "apiVersion": "policy/v1",
                 "kind": "Eviction",
@@ -100,7 +100,7 @@ class RolloutRestart(NoUndo):
         annotations = {"kubectl.kubernetes.io/restartedAt": stamp}
         body = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
         async with _kube(ctx) as kube:
-            ns = _namespace(ctx, params)
+            ns = _namespace(ctx, params, kube)
             await kube.request("PATCH", deployment_path(ns, name), body, patch="strategic-merge")
         return {"namespace": ns, "deployment": name, "restarted_at": stamp}
 
@@ -123,7 +123,7 @@ class Scale:
         if replicas < 0:
             raise ActionError("with.replicas: must be >= 0")
         async with _kube(ctx) as kube:
-            ns = _namespace(ctx, params)
+            ns = _namespace(ctx, params, kube)
             path = deployment_path(ns, name, scale=True)
             current = await kube.request("GET", path)
             previous = int((current.get("spec") or {}).get("replicas") or 0)
