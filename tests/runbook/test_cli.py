@@ -118,7 +118,7 @@ def test_local_dry_run_then_runs_and_breaker(
     assert (row["id"], row["dry_run"]) == (planned["run_id"], True)
     assert row["actor"].startswith("cli")
     assert 0 == main(["breaker", "reset", *cfg])
-    assert 0 == main(["breaker", "status", "--config", str(config_file)])
+    assert 0 == main(["breaker", "status", "--json", "--config", str(config_file)])
     out = capsys.readouterr().out
     assert json.loads(out.split("\n", 1)[1])["open"] is False
 
