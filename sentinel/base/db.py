@@ -273,9 +273,9 @@ def open_db(path: Path | str, *, on_corrupt: OnCorrupt = "move_aside") -> sqlite
 
 def open_read_only(path: Path | str) -> sqlite3.Connection | None:
     """The database at ``path`` opened read-only (SQLite's ``mode=ro``), or None when there
-    is no file: a read command never creates, migrates or repairs state. A database whose
-    schema is older than this code is a :class:`StateError` (the daemon brings it up to
-    date when it starts)."""
+    is no file: a read command never creates, migrates or repairs state. A database with a
+    registered schema older than this code's is a :class:`StateError` (the daemon brings it
+    up to date when it starts)."""
     path = Path(path)
     if not path.exists():
         return None
@@ -299,7 +299,9 @@ def open_read_only(path: Path | str) -> sqlite3.Connection | None:
         raise _unusable(path, "read", exc) from exc
     with _lock:
         owners = dict(_migrations)
-    behind = sorted(o for o, stmts in owners.items() if have.get(o, 0) < len(stmts))
+    # an owner absent from the file is one whose module the writer never loaded: its tables
+    # are not there to read; one present at an older version has tables of another shape
+    behind = sorted(o for o, stmts in owners.items() if 0 < have.get(o, 0) < len(stmts))
     if behind:
         conn.close()
         raise StateError(

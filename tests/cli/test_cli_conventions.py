@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.base import db
 from sentinel.base.logging import configure
 from sentinel.cli import COMMANDS, build_parser, main
 
@@ -182,22 +184,24 @@ def test_runs_show_without_state_says_so(config: Path, capsys: pytest.CaptureFix
 
 
 def test_read_commands_do_not_migrate_an_existing_database(
-    config: Path, capsys: pytest.CaptureFixture[str]
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading a database written by an older schema refuses in one line and changes nothing."""
-    import sqlite3
-
+    """A database at an older schema is refused in one line, and left as it was."""
+    monkeypatch.setitem(
+        db._migrations, "cli_test_owner", ["CREATE TABLE a (x)", "CREATE TABLE b (x)"]
+    )
     state = config.parent / "state"
     state.mkdir()
-    db = state / "sentinel.db"
-    conn = sqlite3.connect(db)
+    path = state / "sentinel.db"
+    conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_versions (owner TEXT PRIMARY KEY, version INTEGER)")
+    conn.execute("INSERT INTO schema_versions VALUES ('cli_test_owner', 1)")
     conn.commit()
     conn.close()
-    before = db.read_bytes()
+    before = path.read_bytes()
     assert 1 == main(["incidents", "-c", str(config)])
-    assert "start the daemon once to bring it up to date" in capsys.readouterr().err
-    assert before == db.read_bytes()
+    assert "(schema of cli_test_owner); start the daemon once" in capsys.readouterr().err
+    assert before == path.read_bytes()
 
 
 def test_playbook_list_reads_files_without_a_daemon(
