@@ -21,6 +21,7 @@ _PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
 PATTERN = rf"^\s*(?:{_NUMBER}|(?:{_NUMBER}\s*(?:ms|s|m|h|d)\s*)+)\s*$"
 """The text form, as a regular expression (also in the JSON Schemas)."""
 _WHOLE = re.compile(PATTERN)
+_FLOAT = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 EXAMPLES = "e.g. 90s, 1h30m, 500ms, or a number of seconds"
 
 
@@ -35,6 +36,8 @@ def parse_duration(value: Any) -> float:
         text = value.strip()
         parts = _PART.findall(text)
         seconds = sum(float(n) * UNITS[u] for n, u in parts) if parts else float(text)
+    elif isinstance(value, str) and _FLOAT.match(value):
+        seconds = float(value)  # any other number of seconds a float field took: 1e3, .5, -1
     else:
         raise ValueError(f"{value!r} is not a duration ({EXAMPLES})")
     if not math.isfinite(seconds):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from sentinel.base.duration import format_duration, parse_duration
+from sentinel.base.duration import Duration, format_duration, parse_duration
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import main
 from sentinel.cli.config_load import duration_arg
@@ -30,6 +31,8 @@ from sentinel.runbook.schema import load_playbook
         ("1h 30m", 5400.0),
         ("2d", 172800.0),
         ("1d12h", 129600.0),
+        ("1e3", 1000.0),
+        (".5", 0.5),
     ],
 )
 def test_durations_are_read_as_seconds(value: object, seconds: float) -> None:
@@ -42,6 +45,15 @@ def test_non_durations_are_refused_with_the_accepted_forms(value: object) -> Non
     """Anything else is a ValueError that shows what is accepted."""
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+def test_the_duration_type_refuses_negative_seconds() -> None:
+    """Duration never holds a negative number of seconds, however written."""
+    adapter = pydantic.TypeAdapter(Duration)
+    assert 5400.0 == adapter.validate_python("1h30m")
+    for value in (-1, "-1"):
+        with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
+            adapter.validate_python(value)
 
 
 @pytest.mark.parametrize("seconds", [0.5, 1.0, 90.0, 5400.0, 86400.0 + 61.0])
