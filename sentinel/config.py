@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pydantic
-import structlog
 from pydantic import Field, SecretStr, model_validator
 
-from sentinel.base.db import StateSettings
+from sentinel.base.db_settings import StateSettings
 from sentinel.base.settings import RelPath, Section, read_secret
 from sentinel.base.yamlsource import (
     InvalidFile,
@@ -45,7 +44,6 @@ from sentinel.runbook.settings import FleetSettings, RunbookSettings
 from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
 ENV_PREFIX = "SENTINEL_"
-log = structlog.get_logger(__name__)
 _VERBATIM_SUFFIXES = ("token", "key", "password", "url", "secret")
 
 
@@ -205,8 +203,13 @@ def unify_server_processes(data: Any) -> Any:
             f"server_processes and {' and '.join(given)} disagree: keep only server_processes "
             "(the others are deprecated)"
         )
-    for key in given:
-        log.warning("config_key_deprecated", key=key, use="server_processes")
+    if given:
+        # imported here: structlog's imports cost `config check` about 0.1 s otherwise
+        import structlog
+
+        log = structlog.get_logger(__name__)
+        for key in given:
+            log.warning("config_key_deprecated", key=key, use="server_processes")
     if names is None:
         names = list(DEFAULT_SERVER_PROCESSES)
     if not isinstance(names, list | tuple):

@@ -28,10 +28,11 @@ from typing import Literal
 import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from pydantic import Field
 
+from sentinel.base.db_settings import AuditSettings as AuditSettings  # re-exported: it was here
+from sentinel.base.db_settings import OnCorrupt
+from sentinel.base.db_settings import StateSettings as StateSettings
 from sentinel.base.errors import SentinelError
-from sentinel.base.settings import Section
 
 log = structlog.get_logger(__name__)
 
@@ -43,36 +44,6 @@ QUICK_CHECK_ERRORS = 10
 
 _migrations: dict[str, list[str]] = {}
 _lock = threading.Lock()
-
-OnCorrupt = Literal["move_aside", "refuse"]
-
-
-class AuditSettings(Section):
-    """Bounds on the audit trail, so no caller (nor an attacker) can fill the disk with it."""
-
-    max_field_chars: int = Field(1024, ge=16, le=65536)
-    """Longest actor, action, target or outcome kept, and longest string in the details;
-    longer ones are cut and say by how much."""
-    max_details_chars: int = Field(16384, ge=256, le=1_048_576)
-    """Longest details JSON kept; a longer one is replaced by its head."""
-    refused_per_minute: float = Field(60.0, gt=0, allow_inf_nan=False)
-    """Rows recorded per minute for refused (unauthenticated) requests, on average; the
-    rest are counted (``sentinel_audit_rows_dropped_total``) and summed up in one row."""
-    refused_burst: int = Field(60, ge=1, le=100_000)
-    """How many refused-request rows may be recorded at once before the rate applies."""
-    max_rows: int = Field(100_000, ge=100, le=100_000_000)
-    """Rows kept; the oldest beyond this are pruned."""
-    max_age_days: float = Field(90.0, gt=0, le=36500, allow_inf_nan=False)
-    """Rows older than this are pruned."""
-
-
-class StateSettings(Section):
-    """The state database under ``state_dir``."""
-
-    on_corrupt: OnCorrupt = "move_aside"
-    """A damaged database: ``move_aside`` renames it to ``<name>.corrupt-<time>`` (logged as
-    an error naming both) and starts a fresh one; ``refuse`` stops with that error instead."""
-    audit: AuditSettings = AuditSettings()
 
 
 class StateError(SentinelError):
@@ -298,6 +269,46 @@ def open_db(path: Path | str, *, on_corrupt: OnCorrupt = "move_aside") -> sqlite
         return _connect(str(path))
     except sqlite3.Error as exc:
         raise _unusable(path, "open", exc) from exc
+
+
+def open_read_only(path: Path | str) -> sqlite3.Connection | None:
+    """The database at ``path`` opened read-only (SQLite's ``mode=ro``), or None when there
+    is no file: a read command never creates, migrates or repairs state. A database with a
+    registered schema older than this code's is a :class:`StateError` (the daemon brings it
+    up to date when it starts)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise StateError(f"{path}: is a directory, not the state database: remove or move it")
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            check_same_thread=False,
+            timeout=30,
+            factory=StateConnection,
+            isolation_level=None,
+        )
+        assert isinstance(conn, StateConnection)
+        conn.health = StateHealth(str(path))
+        conn._stack = []
+        conn.row_factory = sqlite3.Row
+        have = dict(conn.execute("SELECT owner, version FROM schema_versions").fetchall())
+    except sqlite3.Error as exc:
+        raise _unusable(path, "read", exc) from exc
+    with _lock:
+        owners = dict(_migrations)
+    # an owner absent from the file is one whose module the writer never loaded: its tables
+    # are not there to read; one present at an older version has tables of another shape
+    behind = sorted(o for o, stmts in owners.items() if 0 < have.get(o, 0) < len(stmts))
+    if behind:
+        conn.close()
+        raise StateError(
+            f"{path}: the state database predates this sentinel (schema of "
+            f"{', '.join(behind)}); start the daemon once to bring it up to date"
+        )
+    return conn
 
 
 def _unusable(path: Path, what: str, exc: BaseException) -> StateError:

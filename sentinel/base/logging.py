@@ -12,6 +12,7 @@ client's locals hold its ``Authorization`` header).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -77,13 +78,18 @@ def shared_processors() -> list[Processor]:
     ]
 
 
+def colors_wanted() -> bool:
+    """Console logs are colored unless ``NO_COLOR`` is set to anything but "" (no-color.org)."""
+    return not os.environ.get("NO_COLOR")
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging through one renderer on ``stream`` (stdout)."""
     stream = stream or sys.stdout
     pretty = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(
-            colors=True, exception_formatter=structlog.dev.plain_traceback
+            colors=colors_wanted(), exception_formatter=structlog.dev.plain_traceback
         )
         if pretty
         else structlog.processors.JSONRenderer(sort_keys=False)

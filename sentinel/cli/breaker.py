@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from sentinel.cli import support as common
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reset.set_defaults(handler=_reset)
     status = bsub.add_parser("status", help="is the breaker open, since when and why")
     common.add_config_args(status, local_flag=False)
+    status.add_argument("--json", action="store_true", help="JSON output")
     status.set_defaults(handler=_status)
 
 
@@ -36,9 +38,26 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    # read straight from the state database: it is the breaker's only home
+    # read straight from the state database (read-only): it is the breaker's only home
     with common.session(args, local=True) as s:
         if s is None:
             return 2
-        print(json.dumps(s.engine().history.breaker(), indent=2, default=str))
+        history = common.read_history(s.config)
+        state = history.breaker() if history is not None else CLOSED
+        if args.json:
+            print(json.dumps(state, indent=2, default=str))
+        elif state["open"]:
+            print(f"circuit breaker OPEN since {_utc(state['opened_at'])}: {state['reason']}")
+            print("automation is stopped; `sentinel breaker reset` once the cause is understood")
+        else:
+            reset = f" (reset by {state['reset_by']})" if state.get("reset_by") else ""
+            print(f"circuit breaker closed{reset}: automation may act")
         return 0
+
+
+CLOSED: dict[str, Any] = {"open": False, "opened_at": None, "reason": "", "reset_by": None}
+"""The breaker's state where no database exists yet (as the history reports a fresh one)."""
+
+
+def _utc(t: float | None) -> str:
+    return "?" if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

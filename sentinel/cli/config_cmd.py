@@ -1,24 +1,32 @@
-"""`sentinel config check FILE`: validate a config, one line per problem."""
+"""`sentinel config check [FILE | -c FILE] [--json]`: validate a config, one line per
+problem; `sentinel config show [FILE | -c FILE]`: the effective config as JSON. FILE
+defaults to ``$SENTINEL_CONFIG``, like every command's ``-c/--config``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
 from sentinel.base.yamlsource import InvalidFile, Problem, line_of, load_yaml, read_text
-from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.cli.config_load import BAD_INPUT, CONFIG_ENV, add_config_arg, load_or_report
 from sentinel.config import Config, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("config", help="check a config file")
+    p = sub.add_parser("config", help="check a config file, or show the effective config")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check_p = csub.add_parser("check", help="validate FILE; exit 0 if valid, 2 if not")
-    check_p.add_argument("file")
+    check_p.add_argument("file", nargs="?", help="the config (or -c FILE)")
+    add_config_arg(check_p)
+    check_p.add_argument("--json", action="store_true", help="JSON output: ok and problems")
     check_p.set_defaults(handler=_check)
     show = csub.add_parser("show", help="print the effective config (secrets hidden) as JSON")
-    show.add_argument("file", nargs="?")
+    show.add_argument("file", nargs="?", help="the config (or -c FILE; none: the defaults)")
+    add_config_arg(show)
     show.set_defaults(handler=_show)
 
 
@@ -26,10 +34,19 @@ def check(path: str) -> list[Problem]:
     """Every problem of the config at ``path``, including playbook overrides that would
     break the playbook they patch (the daemon would drop that playbook)."""
     try:
-        config = load_config(path)
+        with _logs_off_stdout():
+            config = load_config(path)
     except InvalidFile as exc:
         return list(exc.problems)
     return override_problems(config, path)
+
+
+def _logs_off_stdout() -> contextlib.AbstractContextManager[object]:
+    """stdout pointed at stderr while a config loads: a warning it logs (a deprecated key)
+    goes through structlog's default printer, which writes to stdout, and stdout is this
+    command's answer (`--json`). `sentinel config` does without configuring structlog, so
+    that it need not import it (see ``sentinel.cli.LIGHT_COMMANDS``)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def override_problems(config: Config, path: str) -> list[Problem]:
@@ -80,17 +97,26 @@ def _at_override(path: str, data: object, name: str, field: str, problem: Proble
 
 
 def _check(args: argparse.Namespace) -> int:
-    problems = check(args.file)
+    path = args.file or args.config
+    if path is None:
+        print(f"config check: give FILE, -c FILE or set ${CONFIG_ENV}", file=sys.stderr)
+        return BAD_INPUT
+    problems = check(path)
+    if args.json:
+        found = [dataclasses.asdict(p) for p in problems]
+        print(json.dumps({"file": path, "ok": not problems, "problems": found}, indent=2))
+        return BAD_INPUT if problems else 0
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         return BAD_INPUT
-    print(f"{args.file}: ok")
+    print(f"{path}: ok")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    config = load_or_report(args.file)
+    with _logs_off_stdout():
+        config = load_or_report(args.file or args.config)
     if config is None:
         return BAD_INPUT
     print(config.model_dump_json(indent=2))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sentinel.base.yamlsource import InvalidFile
+from sentinel.cli.config_load import add_config_arg
 from sentinel.config import load_config
 from sentinel.probes.golden_capture import CaptureError, capture, read_inputs
 from sentinel.probes.settings import TritonSettings
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--inputs", required=True, help=".npz of input tensors, or .json {name: [rows]}")
     c.add_argument("--out", required=True, help="golden .npz to write")
     c.add_argument("--output", action="append", default=[], help="output to keep (repeatable)")
-    c.add_argument("--config", help="take triton.url and triton.protocol from this config")
+    add_config_arg(c, "take triton.url and triton.protocol from this config")
     c.add_argument("--url", help="Triton endpoint host:port (default: config or localhost:8001)")
     c.add_argument("--protocol", choices=["grpc", "http"], help="default: config or grpc")
     c.add_argument("--stream-url", help="gRPC host:port for a streaming model (default: --url)")

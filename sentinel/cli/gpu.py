@@ -8,7 +8,7 @@ import json
 import sys
 
 from sentinel.base.clock import SystemClock
-from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.cli.config_load import BAD_INPUT, add_config_arg, load_or_report
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
 from sentinel.probes.settings import GpuSettings
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="one JSON record per GPU sample")
     p.add_argument("--watch", action="store_true", help="repeat until Ctrl-C")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between --watch rounds")
-    p.add_argument("--config", help="config file (for gpu.devices)")
+    add_config_arg(p, "config file (for gpu.devices)")
     p.set_defaults(handler=_handle)
 
 

@@ -1,4 +1,7 @@
-"""`sentinel incidents [--config FILE] [--json] [--open] [--limit N]`: list incidents."""
+"""`sentinel incidents [-c FILE] [--json] [--open] [--limit N]`: list incidents.
+
+Read-only: the state database is opened read-only, and a missing one is reported (or
+an empty JSON list printed), never created."""
 
 from __future__ import annotations
 
@@ -8,19 +11,17 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sentinel.base.audit
-import sentinel.incidents.silences  # noqa: F401 -- registers its tables
-from sentinel.base import db
-from sentinel.base.db import open_db
-from sentinel.cli.config_load import load_or_report
-from sentinel.config import Config
-from sentinel.incidents.store import IncidentStore
+from sentinel.cli.config_load import add_config_arg, load_or_report
+
+if TYPE_CHECKING:
+    from sentinel.config import Config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("incidents", help="list incidents from the state directory")
-    p.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    add_config_arg(p, "config file (its state_dir holds the database)")
     p.add_argument("--json", action="store_true", help="one JSON array on stdout")
     p.add_argument("--open", action="store_true", help="only firing/mitigating incidents")
     p.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
@@ -28,13 +29,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def state_db(config: Config) -> Path:
+    from sentinel.base import db
+
     return db.path_in(config.state_dir)
 
 
 def open_state(config: Config) -> sqlite3.Connection | None:
-    """The state database if it exists (None: sentinel never ran with this state_dir)."""
-    path = state_db(config)
-    return open_db(path) if path.exists() else None
+    """The state database, read-only, if it exists (None: sentinel never ran with this
+    state_dir). Nothing is created or migrated."""
+    from sentinel.base import db
+
+    return db.open_read_only(state_db(config))
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -44,6 +49,10 @@ def _handle(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
+    import sentinel.base.audit
+    import sentinel.incidents.silences  # noqa: F401 -- registers its tables
+    from sentinel.incidents.store import IncidentStore
+
     conn = open_state(config)
     items = IncidentStore(conn).list(args.limit, not args.open) if conn is not None else []
     if args.json:

@@ -57,11 +57,13 @@ def _backup(args: argparse.Namespace) -> int:
         if repo is None:
             print("model_files.repository is not set in the config", file=sys.stderr)
             return 2
-        conn = db.open_db(db.path_in(s.config.state_dir))
-        try:
-            manifests = ManifestStore(conn).all_latest(args.model)
-        finally:
-            conn.close()
+        conn = db.open_read_only(db.path_in(s.config.state_dir))  # never creates state
+        manifests = []
+        if conn is not None:
+            try:
+                manifests = ManifestStore(conn).all_latest(args.model)
+            finally:
+                conn.close()
         if not manifests:
             print("no known-good manifest recorded yet (canaries prove a version)", file=sys.stderr)
             return 1

@@ -19,8 +19,8 @@ import sys
 import time
 
 from sentinel.base.audit import audit
-from sentinel.base.db import open_db
-from sentinel.cli.config_load import load_or_report
+from sentinel.base.db import open_db, open_read_only
+from sentinel.cli.config_load import add_config_arg, load_or_report
 from sentinel.cli.incidents import state_db
 from sentinel.cli.support import local_actor
 from sentinel.runbook.pauses import Pause, PauseError, PauseStore, parse_for
@@ -28,29 +28,36 @@ from sentinel.runbook.pauses import Pause, PauseError, PauseStore, parse_for
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("pause", help="stop automatic playbook runs for a while (all, or some)")
-    p.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    add_config_arg(p, "config file (its state_dir holds the database)")
     p.add_argument("--model", default=None, help="only runs on this model (default: any)")
     p.add_argument("--playbook", default=None, help="only this playbook (default: any)")
     p.add_argument("--for", dest="for_", required=True, help="how long, e.g. 30m, 2h, 1d")
     p.add_argument("--reason", required=True, help="why (it is in every page meanwhile)")
     p.set_defaults(handler=_pause)
     r = sub.add_parser("resume", help="end a pause now (no ID: every active pause)")
-    r.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    add_config_arg(r, "config file (its state_dir holds the database)")
     r.add_argument("id", nargs="?", default=None, help="the pause's id (see `sentinel pauses`)")
     r.set_defaults(handler=_resume)
     ls = sub.add_parser("pauses", help="active pauses of the automation")
-    ls.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    add_config_arg(ls, "config file (its state_dir holds the database)")
     ls.add_argument("--all", action="store_true", help="include ended ones")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="JSON output")
     ls.set_defaults(handler=_list)
 
 
-def _open(args: argparse.Namespace) -> sqlite3.Connection | None:
+def _open(args: argparse.Namespace, read_only: bool = False) -> sqlite3.Connection | None:
+    """The state database (None after printing the config's problems); ``read_only``:
+    opened read-only, and an in-memory empty one where there is no file (never created)."""
     config = load_or_report(args.config)
     if config is None:
         return None
     if config.playbooks.paused:
-        print("note: playbooks.paused is set in this config: the pod is paused regardless")
+        print(
+            "note: playbooks.paused is set in this config: the pod is paused regardless",
+            file=sys.stderr,
+        )
+    if read_only:
+        return open_read_only(state_db(config)) or open_db(":memory:")
     return open_db(state_db(config))
 
 
@@ -106,7 +113,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    conn = _open(args)
+    conn = _open(args, read_only=True)
     if conn is None:
         return 2
     now = time.time()

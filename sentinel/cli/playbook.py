@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import support as common
-from sentinel.cli.config_load import BAD_INPUT, print_problems
+from sentinel.cli.config_load import BAD_INPUT, load_or_report, print_problems
+from sentinel.cli.progress import RunProgress
 from sentinel.runbook.schema import json_schema, load_playbook
 from sentinel.runbook.targets import target_of
 from sentinel.vocabulary.ports import PlaybookService
@@ -34,8 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = psub.add_parser("schema", help="print the playbook JSON Schema (for editors)")
     s.set_defaults(handler=_schema)
 
-    ls = psub.add_parser("list", help="the loaded playbooks")
-    common.add_config_args(ls)
+    ls = psub.add_parser("list", help="the playbooks in the config's playbook folders")
+    common.add_config_args(ls, local_flag=False)
     ls.add_argument("--json", action="store_true", help="JSON output")
     ls.set_defaults(handler=_list)
 
@@ -51,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--param", action="append", default=[], metavar="K=V")
     run.add_argument("--dry-run", action="store_true", help="plan and record; call nothing")
     run.add_argument("--json", action="store_true", help="JSON output")
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="no step progress on stderr while waiting"
+    )
     run.set_defaults(handler=_run)
 
     test = psub.add_parser("test", help="print the plan for a recorded incident (no side effects)")
@@ -86,24 +92,26 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with common.session(args) as s:
-        if s is None:
-            return 2
-        rows = s.call("GET", "/v1/playbooks", _list_local)
-        if rows is None:
-            return s.code
-        items = rows["playbooks"]
-        if args.json:
-            print(json.dumps(items, indent=2))
-            return 0
-        for item in items:
-            kinds = ",".join(item["triggers"]) or "manual"
-            print(f"{item['name']:<22} {item['mode']:<8} {kinds:<40} {item['description']}")
+    """The playbook files the daemon would load (overrides applied); no daemon needed."""
+    from sentinel.runbook.schema import load_dirs
+    from sentinel.runbook.service import describe
+
+    config = load_or_report(args.config)
+    if config is None:
+        return BAD_INPUT
+    found, problems = load_dirs(list(config.playbooks.dirs), config.playbooks.overrides)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    items = [describe(name, found[name]) for name in sorted(found)]
+    if args.json:
+        print(json.dumps(items, indent=2))
         return 0
-
-
-async def _list_local(svc: PlaybookService) -> dict[str, Any]:
-    return {"playbooks": svc.list()}
+    if not items:
+        print("no playbooks in " + ", ".join(str(d) for d in config.playbooks.dirs))
+    for item in items:
+        kinds = ",".join(item["triggers"]) or "manual"
+        print(f"{item['name']:<22} {item['mode']:<8} {kinds:<40} {item['description']}")
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -134,7 +142,12 @@ def _run(args: argparse.Namespace) -> int:
         async def local(svc: PlaybookService) -> dict[str, Any]:
             return await svc.run(args.name, target, params, args.dry_run, common.local_actor())
 
-        result = s.call("POST", f"/v1/playbooks/{args.name}/run", local, body, needs_triton=True)
+        since = time.time() - 1.0  # a run started by this call is at least this recent
+        with contextlib.ExitStack() as stack:
+            if not args.quiet:
+                stack.enter_context(RunProgress(s.recent_runs, args.name, since, sys.stderr))
+            path = f"/v1/playbooks/{args.name}/run"
+            result = s.call("POST", path, local, body, needs_triton=True)
         if result is None:
             return s.code
         common.print_run(result, as_json=args.json)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
 import signal
 import sys
 from collections import Counter
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentinel.base.clock import Clock, SystemClock
-from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.cli.config_load import BAD_INPUT, add_config_arg, duration_arg, load_or_report
 from sentinel.config import Config
 from sentinel.probes.gpu import GpuSampler, GpuSelectionError
 from sentinel.probes.nvml import NvmlUnavailable, load_nvml
@@ -29,24 +28,21 @@ from sentinel.probes.xid import XidWatcher
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import GpuEvent, Sample
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 Probe = Coroutine[Any, Any, Any]
 Closer = Callable[[], Awaitable[None]]
 
 
-def parse_duration(text: str) -> float:
-    """'60s', '2m', '1.5h' or plain seconds, as seconds (> 0)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if m is None or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 60s, 2m, 1h)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+parse_duration = duration_arg
+"""'60s', '2m', '1h30m' or plain seconds, as seconds (> 0); an argparse type."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("record", help="record GPU samples, Xid events, canaries to JSON lines")
     p.add_argument("--out", required=True, help="the recording to write (JSON lines)")
-    p.add_argument("--duration", type=parse_duration, default=60.0, help="e.g. 60s, 5m (60s)")
-    p.add_argument("--config", help="config file: gpu.*, canaries, triton")
+    p.add_argument(
+        "--duration", type=parse_duration, default=60.0, help="e.g. 60s, 5m, 1h30m (60s)"
+    )
+    add_config_arg(p, "config file: gpu.*, canaries, triton")
     p.add_argument("--interval", type=float, help="seconds between GPU samples (gpu.interval_s)")
     p.set_defaults(handler=_handle)
 

@@ -16,6 +16,7 @@ import yaml
 
 from sentinel.base.errors import InputError
 from sentinel.base.yamlsource import InvalidFile
+from sentinel.cli.config_load import add_config_arg
 from sentinel.config import load_config
 from sentinel.detect.backtest import Episode, run, run_values
 from sentinel.detect.generic import MetricDetector
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="override a setting of the detector, e.g. --set slo_s=0.25 (repeatable; "
         "with --detector all, name the section: --set latency.slo_s=0.25)",
     )
-    p.add_argument("--config", help="take the detectors: section of this config as the base")
+    add_config_arg(p, "take the detectors: section of this config as the base")
     p.add_argument("--json", action="store_true", help="one JSON object per finding")
     p.add_argument(
         "--scores",

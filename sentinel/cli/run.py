@@ -9,14 +9,14 @@ import json
 import sys
 
 from sentinel.base import logging as sentinel_logging
-from sentinel.cli.config_load import BAD_INPUT, load_or_report
+from sentinel.cli.config_load import BAD_INPUT, add_config_arg, load_or_report
 from sentinel.config import Config
 from sentinel.vocabulary.samples import to_record
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon (probes, detectors, playbooks, paging)")
-    p.add_argument("--config", "-c", help="config file (default: embedded defaults)")
+    add_config_arg(p)
     p.add_argument("--once", action="store_true", help="one round of every probe, then exit")
     p.add_argument("--json", action="store_true", help="with --once: print samples as JSON")
     p.add_argument("--dry-run", action="store_true", help="plan playbooks, act on nothing")

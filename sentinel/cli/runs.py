@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from typing import Any
 from urllib.parse import quote
 
 from sentinel.cli import support as common
+from sentinel.cli.config_load import add_config_arg
 from sentinel.vocabulary.ports import PlaybookService
 
 
@@ -42,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _late_options(p: argparse.ArgumentParser) -> None:
     """--config/--local/--json after the action too; left unset they keep the earlier value."""
-    p.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+    add_config_arg(p, suppress=True)
     p.add_argument(
         "--local", action="store_true", default=argparse.SUPPRESS, help="on the state database"
     )
@@ -59,7 +61,14 @@ def _show(args: argparse.Namespace) -> int:
     with common.session(args) as s:
         if s is None:
             return 2
-        run = s.call("GET", f"/v1/runs/{quote(args.id, safe='')}", local)
+        if s.local:  # read-only: no database is created or migrated
+            history = common.read_history(s.config)
+            run = history.run(args.id) if history is not None else None
+            if run is None:
+                print(f"no run with id {args.id!r}", file=sys.stderr)
+                return 2
+        else:
+            run = s.call("GET", f"/v1/runs/{quote(args.id, safe='')}", local)
         if run is None:
             return s.code
         if args.json:
@@ -141,7 +150,7 @@ def _utc(t: float) -> str:
 
 def _handle(args: argparse.Namespace) -> int:
     if args.limit < 1:
-        print("--limit: must be >= 1")
+        print("--limit: must be >= 1", file=sys.stderr)
         return 2
 
     async def local(svc: PlaybookService) -> dict[str, Any]:
@@ -150,13 +159,19 @@ def _handle(args: argparse.Namespace) -> int:
     with common.session(args) as s:
         if s is None:
             return 2
-        answer = s.call("GET", f"/v1/runs?limit={args.limit}", local)
+        if s.local:  # read-only: no database is created or migrated
+            history = common.read_history(s.config)
+            answer: dict[str, Any] | None = {"runs": history.runs(args.limit) if history else []}
+        else:
+            answer = s.call("GET", f"/v1/runs?limit={args.limit}", local)
         if answer is None:
             return s.code
         runs: list[dict[str, Any]] = answer["runs"]
         if args.json:
             print(json.dumps(runs, indent=2, default=str))
             return 0
+        if not runs:
+            print("no runs")
         for run in runs:
             when = datetime.datetime.fromtimestamp(run["started_at"], datetime.UTC)
             dry = " dry-run" if run["dry_run"] else ""

@@ -12,24 +12,21 @@ import argparse
 import datetime as dt
 import getpass
 import json
-import re
 import sqlite3
 import sys
 import time
 
 from sentinel.base.audit import audit
 from sentinel.base.db import open_db
-from sentinel.cli.config_load import load_or_report
+from sentinel.base.db import open_read_only as open_db_read_only
+from sentinel.cli.config_load import add_config_arg, load_or_report, positive_duration
 from sentinel.cli.incidents import state_db
 from sentinel.incidents.silences import SilenceError, SilenceStore
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("silence", help="add, list or expire silences (maintenance windows)")
-    p.add_argument("--config", "-c", help="config file (its state_dir holds the database)")
+    add_config_arg(p, "config file (its state_dir holds the database)")
     ssub = p.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
     add = ssub.add_parser("add", help="mute pages for incidents matching all matchers")
     add.add_argument(
@@ -43,23 +40,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--author", default=None, help="who (default: your user name)")
     add.add_argument("--start", default=None, help="ISO 8601 start (default: now)")
     end = add.add_mutually_exclusive_group(required=True)
-    end.add_argument("--duration", help="e.g. 90m, 2h, 1d")
+    end.add_argument("--duration", help="e.g. 90m, 2h, 1h30m, 1d")
     end.add_argument("--until", help="ISO 8601 end")
+    add_config_arg(add, suppress=True)
     add.set_defaults(handler=_add)
     ls = ssub.add_parser("list", help="active and pending silences")
     ls.add_argument("--all", action="store_true", help="include expired ones")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="JSON output")
+    add_config_arg(ls, suppress=True)
     ls.set_defaults(handler=_list)
     ex = ssub.add_parser("expire", help="end a silence now")
     ex.add_argument("id")
+    add_config_arg(ex, suppress=True)
     ex.set_defaults(handler=_expire)
 
 
 def parse_duration(text: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"--duration {text!r}: expected a number and s, m, h or d (e.g. 2h)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    """``--duration``, as seconds (more than 0); ValueError naming the flag otherwise."""
+    try:
+        return positive_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"--duration {text!r}: {exc}") from None
 
 
 def parse_time(text: str, flag: str) -> float:
@@ -106,12 +107,13 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    conn = _open(args)
-    if conn is None:
+    # read-only: a missing database is no silences, and is not created
+    config = load_or_report(args.config)
+    if config is None:
         return 2
-    store = SilenceStore(conn)
+    conn = open_db_read_only(state_db(config))
     now = time.time()
-    items = store.list(now, include_expired=args.all)
+    items = SilenceStore(conn).list(now, include_expired=args.all) if conn is not None else []
     if args.json:
         print(json.dumps([s.to_dict(now) for s in items], indent=1))
         return 0

@@ -9,7 +9,6 @@ import contextlib
 import getpass
 import io
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,24 +18,19 @@ from sentinel.base import db
 from sentinel.base.clock import SystemClock
 from sentinel.base.db import open_db
 from sentinel.base.logging import configure as configure_logging
-from sentinel.cli.config_load import load_or_report
+from sentinel.cli.config_load import add_config_arg, load_or_report
 from sentinel.config import Config
 from sentinel.runbook.engine import Engine
+from sentinel.runbook.history import History
 from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Severity, Subject
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
 from sentinel.vocabulary.notices import Notice
 from sentinel.vocabulary.ports import CanaryRunner, PlaybookService, TritonControl
 
-"""The state database's file name under ``state_dir`` (shared with the daemon)."""
-
 
 def add_config_args(p: argparse.ArgumentParser, local_flag: bool = True) -> None:
-    p.add_argument(
-        "--config",
-        default=os.environ.get("SENTINEL_CONFIG"),
-        help="config file (default: $SENTINEL_CONFIG, else built-in defaults)",
-    )
+    add_config_arg(p)
     if local_flag:
         p.add_argument(
             "--local",
@@ -163,6 +157,7 @@ class Session:
         self.local = local
         self.scratch = scratch
         self.code = 0
+        self._history: History | None = None
 
     def engine(
         self,
@@ -223,13 +218,33 @@ class Session:
         finally:
             await triton.close()
 
-    def _http(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
+    def recent_runs(self) -> list[dict[str, Any]]:
+        """The latest few runs with their steps, from the daemon or (local) the state
+        database read-only; for progress lines, so any failure is an exception."""
+        if not self.local:
+            url, headers = self._endpoint("/v1/runs?limit=5")
+            import httpx  # here: commands that never call the daemon do not pay for it
+
+            resp = httpx.get(url, headers=headers, timeout=5.0, trust_env=False)
+            resp.raise_for_status()
+            runs: list[dict[str, Any]] = resp.json()["runs"]
+            return runs
+        if self._history is None:
+            self._history = read_history(self.config)
+        return self._history.runs(5) if self._history is not None else []
+
+    def _endpoint(self, path: str) -> tuple[str, dict[str, str]]:
+        """The daemon's URL for ``path`` and the headers every call sends."""
         api = self.config.api
         url = f"http://{api.bind}:{api.port}{path}"
         headers = {"Content-Type": "application/json", "X-Sentinel-Actor": local_actor()}
         token = api.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        return url, headers
+
+    def _http(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
+        url, headers = self._endpoint(path)
         import httpx  # here: commands that never call the daemon do not pay for it
 
         # the daemon is local: no proxy from the environment; a run may take 15 minutes
@@ -250,6 +265,13 @@ class Session:
             return None
         answer: dict[str, Any] = resp.json()
         return answer
+
+
+def read_history(config: Config) -> History | None:
+    """The runbook's history on the state database, read-only; None when there is no
+    database (nothing ever ran). Nothing is created or migrated."""
+    conn = db.open_read_only(db.path_in(config.state_dir))
+    return None if conn is None else History(conn)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from sentinel.base.logging import colors_wanted
+
 STAGE_MARK = {
     "fault": "⚡",
     "finding": "🔎",
@@ -71,7 +73,8 @@ class Timeline:
         self.events: list[Event] = []
         self.current: FaultWindow | None = None
         self._stream = stream or sys.stdout
-        self._color = self._stream.isatty() if color is None else color
+        # a terminal gets color unless NO_COLOR is set (no-color.org)
+        self._color = self._stream.isatty() and colors_wanted() if color is None else color
 
     def add(self, now: float, stage: str, text: str) -> Event:
         event = Event(now - self.start, stage, text, self.current.name if self.current else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from sentinel.base.duration import Duration
 from sentinel.base.settings import Section
 from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
@@ -20,14 +21,14 @@ class LatencySettings(Section):
     """Run this detector."""
     quantile: float = Field(0.9, gt=0, lt=1)
     """Quantile of canary latency taken over the short window (0.9 = p90)."""
-    short_window_s: float = Field(100.0, gt=0)
+    short_window_s: Duration = Field(100.0, gt=0)
     """Span of the short window the quantile is taken over."""
     despike: bool = True
     """Replace each latency by the median of it and the two before it, so a lone GC
     pause cannot fake a spike (a real one shows after two samples)."""
     min_samples: int = Field(5, ge=1)
     """Samples the short window needs before it is judged."""
-    baseline_window_s: float = Field(3600.0, gt=0)
+    baseline_window_s: Duration = Field(3600.0, gt=0)
     """Span of the long window whose median and IQR make the baseline; it learns only from
     samples taken while no breach is pending or open, so a spike cannot raise its own bar."""
     baseline_min_samples: int = Field(30, ge=3)
@@ -36,17 +37,17 @@ class LatencySettings(Section):
     """Relative rule: the quantile must exceed baseline median x ratio ..."""
     k_sigma: float = Field(5.0, ge=0)
     """... and baseline median + k_sigma x robust sigma (IQR / 1.349) ..."""
-    min_increase_s: float = Field(0.005, ge=0)
+    min_increase_s: Duration = Field(0.005, ge=0)
     """... and baseline median + this many seconds (ignores noise on sub-ms models)."""
-    slo_s: float | None = Field(None, gt=0)
+    slo_s: Duration | None = Field(None, gt=0)
     """Absolute SLO on the quantile, seconds; breached means a finding even when the
     baseline has crept up. None: only the relative rule."""
-    min_duration_s: float = Field(30.0, ge=0)
+    min_duration_s: Duration = Field(30.0, ge=0)
     """The breach must hold this long before a finding (onset = first breaching sample)."""
     clear_fraction: float = Field(0.5, ge=0, le=1)
     """Hysteresis: clear below baseline + clear_fraction x (threshold - baseline), and
     below clear_fraction x the SLO's excess over the baseline."""
-    clear_duration_s: float = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(60.0, ge=0)
     """The quantile must stay under the clear level this long to close the finding."""
 
     @model_validator(mode="after")
@@ -63,17 +64,17 @@ class MemorySettings(Section):
     """Run this detector."""
     high_fraction: float = Field(0.95, gt=0, le=1)
     """Used/total memory at or above this is high."""
-    high_min_duration_s: float = Field(60.0, ge=0)
+    high_min_duration_s: Duration = Field(60.0, ge=0)
     """High memory must hold this long before a ``gpu_oom`` finding."""
     full_fraction: float = Field(0.99, gt=0, le=1)
     """Used/total at or above this is full: allocations are failing now ..."""
-    full_min_duration_s: float = Field(5.0, ge=0)
+    full_min_duration_s: Duration = Field(5.0, ge=0)
     """... so ``gpu_oom`` fires after only this long."""
     clear_fraction: float = Field(0.90, gt=0, le=1)
     """Hysteresis: ``gpu_oom`` (high) clears below this fraction ..."""
-    clear_duration_s: float = Field(120.0, ge=0)
+    clear_duration_s: Duration = Field(120.0, ge=0)
     """... held this long (also how long OOM error text must be absent to clear)."""
-    trend_windows_s: list[float] = Field(default_factory=lambda: [300.0, 1800.0])
+    trend_windows_s: list[Duration] = Field(default_factory=lambda: [300.0, 1800.0])
     """Least-squares fits over these spans; any one predicting exhaustion is enough
     (a short span catches fast leaks, a long one slow leaks)."""
     trend_min_samples: int = Field(30, ge=3)
@@ -83,13 +84,13 @@ class MemorySettings(Section):
     (a single step inside the window gives r2 <= 0.75)."""
     min_slope_per_h: float = Field(0.005, ge=0)
     """Ignore growth slower than this fraction of total memory per hour."""
-    horizon_s: float = Field(3600.0, gt=0)
+    horizon_s: Duration = Field(3600.0, gt=0)
     """``gpu_oom_predicted`` when the fit reaches 100 % within this many seconds."""
     eta_confidence_z: float = Field(2.0, ge=0)
     """The time to 100 % is read from the fit's upper confidence band, this many standard
     errors above the line (2: about 98 %, one-sided), so a noisy fit warns early rather
     than late; 0 reads the line itself."""
-    predict_min_duration_s: float = Field(60.0, ge=0)
+    predict_min_duration_s: Duration = Field(60.0, ge=0)
     """The prediction must hold this long before a finding."""
     oom_patterns: list[str] = Field(
         default_factory=lambda: [
@@ -151,7 +152,7 @@ class AccuracySettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(20.0, gt=0)
+    window_s: Duration = Field(20.0, gt=0)
     """Span of the window whose mean agreement is judged."""
     min_samples: int = Field(4, ge=1)
     """Canaries with agreement the window needs before it is judged."""
@@ -159,7 +160,7 @@ class AccuracySettings(Section):
     """Mean top-1 agreement below this is drift."""
     cosine_floor: float = Field(0.95, ge=-1, le=1)
     """Mean cosine similarity below this is drift."""
-    baseline_window_s: float = Field(86400.0, gt=0)
+    baseline_window_s: Duration = Field(86400.0, gt=0)
     """Long window whose per-row top-1 agreement is this model's normal level, learned from
     scheduled canaries (not rechecks) while the window is healthy and no drop is pending,
     open or gathering evidence (long, so that a slow slide does not drag the baseline down
@@ -175,12 +176,12 @@ class AccuracySettings(Section):
     per-row agreement, and their own agreement is under the bar. 13.8 is a million to
     one. A drop then shows within a few canaries, before the window's mean, which still
     holds the canaries from before, crosses the bar. None turns it off."""
-    min_duration_s: float = Field(20.0, ge=0)
+    min_duration_s: Duration = Field(20.0, ge=0)
     """The breach must hold this long before a finding."""
-    sudden_max_s: float = Field(120.0, gt=0)
+    sudden_max_s: Duration = Field(120.0, gt=0)
     """From the last healthy window to the breach within this long is 'sudden' (a
     deployment-like step); longer is 'gradual' (a slide)."""
-    clear_duration_s: float = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(60.0, ge=0)
     """Agreement must be back above the clear level this long to close the finding."""
 
 
@@ -190,7 +191,7 @@ class ErrorSettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(20.0, gt=0)
+    window_s: Duration = Field(20.0, gt=0)
     """Span of the window canary error rates and Triton failure rates are taken over."""
     min_samples: int = Field(3, ge=1)
     """Canaries the window needs before an error rate is judged."""
@@ -210,10 +211,10 @@ class ErrorSettings(Section):
     """Triton failures / requests over the window at or above this is an ``error_burst``."""
     min_requests: float = Field(20.0, ge=1)
     """Requests the window needs before Triton's failure ratio is judged."""
-    min_duration_s: float = Field(0.0, ge=0)
+    min_duration_s: Duration = Field(0.0, ge=0)
     """An error burst must hold this long before a finding (the window's rate already
     needs several errors, so none by default)."""
-    clear_duration_s: float = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(60.0, ge=0)
     """Error rates must stay under half their threshold this long to clear."""
     unhealthy_samples: int = Field(3, ge=1)
     """Consecutive health samples not live/ready (or unreadable) for ``server_unhealthy``,
@@ -222,7 +223,7 @@ class ErrorSettings(Section):
     """Consecutive good samples that clear them."""
     gpu_back_samples: int = Field(3, ge=1)
     """Consecutive NVML samples of a lost GPU that clear ``gpu_lost``."""
-    xid_clear_after_s: float = Field(3600.0, gt=0)
+    xid_clear_after_s: Duration = Field(3600.0, gt=0)
     """``xid_hardware`` clears after this long without another hardware Xid."""
 
     @model_validator(mode="after")
@@ -237,7 +238,7 @@ class BacklogSettings(Section):
 
     enabled: bool = True
     """Run this detector."""
-    window_s: float = Field(6.0, gt=0)
+    window_s: Duration = Field(6.0, gt=0)
     """Span over which pending requests (median) and queue share (counter deltas) are taken."""
     min_samples: int = Field(3, ge=1)
     """Health samples the window needs."""
@@ -247,9 +248,9 @@ class BacklogSettings(Section):
     """Queue time / request time over the window at or above this is a backlog ..."""
     min_pending_for_share: float = Field(1.0, ge=0)
     """... when at least this many requests are pending (median)."""
-    min_duration_s: float = Field(60.0, ge=0)
+    min_duration_s: Duration = Field(60.0, ge=0)
     """The backlog must hold this long before a finding."""
-    clear_duration_s: float = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(60.0, ge=0)
     """Both measures must stay under half their threshold this long to clear."""
 
 
@@ -258,9 +259,9 @@ class IntegritySettings(Section):
 
     enabled: bool = True
     """Run this detector (it sees samples only when ``model_files.repository`` is set)."""
-    unreachable_after_s: float = Field(30.0, ge=0)
+    unreachable_after_s: Duration = Field(30.0, ge=0)
     """The repository must stay unreadable this long before a finding (a remount blips)."""
-    unverified_after_s: float = Field(600.0, ge=0)
+    unverified_after_s: Duration = Field(600.0, ge=0)
     """A served version with no known-good manifest this long is reported (its canaries
     never proved it)."""
     clear_samples: int = Field(2, ge=1)
@@ -277,11 +278,11 @@ class GenerationSettings(Section):
     """Run this detector (it reads only streaming canaries)."""
     ttft_quantile: float = Field(0.5, gt=0, lt=1)
     """Quantile of time to first token over the short window (0.5: a few canaries suffice)."""
-    ttft_window_s: float = Field(60.0, gt=0)
+    ttft_window_s: Duration = Field(60.0, gt=0)
     """Span of the short TTFT window."""
     ttft_min_samples: int = Field(3, ge=1)
     """Streams the short window needs before it is judged."""
-    ttft_baseline_window_s: float = Field(3600.0, gt=0)
+    ttft_baseline_window_s: Duration = Field(3600.0, gt=0)
     """Span of the TTFT baseline (median and IQR); it learns only while nothing is pending
     or open, and not from rechecks."""
     ttft_baseline_min_samples: int = Field(10, ge=3)
@@ -290,19 +291,19 @@ class GenerationSettings(Section):
     """Relative rule: the TTFT quantile must exceed baseline median x ratio ..."""
     ttft_k_sigma: float = Field(5.0, ge=0)
     """... and baseline median + k_sigma x robust sigma ..."""
-    ttft_min_increase_s: float = Field(0.05, ge=0)
+    ttft_min_increase_s: Duration = Field(0.05, ge=0)
     """... and baseline median + this many seconds."""
-    ttft_slo_s: float | None = Field(None, gt=0)
+    ttft_slo_s: Duration | None = Field(None, gt=0)
     """Absolute TTFT SLO on the quantile; a breach is critical. None: relative rule only."""
-    ttft_min_duration_s: float = Field(10.0, ge=0)
+    ttft_min_duration_s: Duration = Field(10.0, ge=0)
     """A TTFT breach must hold this long before a finding."""
-    ttft_clear_duration_s: float = Field(30.0, ge=0)
+    ttft_clear_duration_s: Duration = Field(30.0, ge=0)
     """TTFT must stay under half way back to the baseline this long to clear."""
     stall_min_streams: int = Field(2, ge=1)
     """Stalled or timed-out streams in a row before ``stream_stalled`` (one could be a blip)."""
     stall_clear_streams: int = Field(2, ge=1)
     """Completed streams in a row that clear it."""
-    drift_window_s: float = Field(60.0, gt=0)
+    drift_window_s: Duration = Field(60.0, gt=0)
     """Span over which the generated text's agreement with the golden text is averaged."""
     drift_min_samples: int = Field(3, ge=1)
     """Completed streams the drift window needs before it is judged."""
@@ -314,7 +315,7 @@ class GenerationSettings(Section):
     critical_edit_distance: float = Field(0.5, ge=0, le=1)
     """A mean edit distance at or above this is critical (garbage, or a plan that no longer
     says what it used to); below it, drift is a warning."""
-    drift_clear_duration_s: float = Field(30.0, ge=0)
+    drift_clear_duration_s: Duration = Field(30.0, ge=0)
     """The window must stay under half the drift bar this long to clear."""
 
 
@@ -341,7 +342,7 @@ class GenericSettings(Section):
     """Samples seen before anything is scored (the spread needs a history)."""
     threshold: float = Field(2.4, gt=0)
     """Anomaly score (deviation / spread, in robust sigmas) at which a sample breaches."""
-    seasonal_periods_s: list[float] = Field(default_factory=lambda: [86400.0, 604800.0])
+    seasonal_periods_s: list[Duration] = Field(default_factory=lambda: [86400.0, 604800.0])
     """Seasons tried (daily, weekly). Once the history holds a period, a deviation that the
     same time one period earlier also had does not count (the score is the smallest of the
     plain and the seasonal ones). Empty: no seasonality."""

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from sentinel.base.duration import Duration
 from sentinel.base.settings import Section
 
 
 class IncidentSettings(Section):
     """Lifecycle timing: hysteresis, re-fire window, re-notify interval."""
 
-    resolve_hold_s: float = Field(60.0, ge=0)
+    resolve_hold_s: Duration = Field(60.0, ge=0)
     """After a Cleared, the incident resolves only if no new finding arrives for this long."""
-    refire_window_s: float = Field(300.0, ge=0)
+    refire_window_s: Duration = Field(300.0, ge=0)
     """A finding within this long after resolution reopens the same incident (same id)."""
-    renotify_interval_s: float = Field(3600.0, ge=0)
+    renotify_interval_s: Duration = Field(3600.0, ge=0)
     """Remind people of a still-open, unmuted incident this often; 0 turns reminders off."""
-    restart_grace_s: float = Field(300.0, ge=0)
+    restart_grace_s: Duration = Field(300.0, ge=0)
     """After a restart, open incidents no detector re-confirms within this long are resolved."""
     inhibit: bool = True
     """Mute symptoms explained by a cause: server down mutes latency/canary findings on it;

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
+from sentinel.base.duration import Duration
 from sentinel.base.settings import RelPath, Section, read_secret
 from sentinel.vocabulary.findings import Severity
 
@@ -25,7 +26,7 @@ class SlackSettings(Section):
     webhook_url: SecretStr | None = None
     """Incoming-webhook URL, used when no token is set: no threads, no updates."""
     webhook_url_file: RelPath | None = None
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: Duration = Field(10.0, gt=0)
     """Per-request timeout."""
 
     @model_validator(mode="after")
@@ -62,7 +63,7 @@ class PagerDutySettings(Section):
     """Send a change event for every action taken (not for dry runs or plans)."""
     source: str | None = None
     """payload.source; default: the pod name."""
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: Duration = Field(10.0, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -87,13 +88,13 @@ class AlertmanagerSettings(Section):
     enabled: bool = False
     url: str = "http://localhost:9093"
     """Alertmanager base URL (``/api/v2/alerts`` is appended)."""
-    resend_interval_s: float = Field(60.0, gt=0)
+    resend_interval_s: Duration = Field(60.0, gt=0)
     """Firing alerts are re-sent this often (Alertmanager expires silent ones)."""
     generator_url: str = ""
     """Link back to sentinel (e.g. its status page); default: the incident's API URL."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra labels on every alert (cluster, namespace ...)."""
-    timeout_s: float = Field(5.0, gt=0)
+    timeout_s: Duration = Field(5.0, gt=0)
 
 
 class ConsoleSettings(Section):
@@ -116,22 +117,22 @@ class PolicySettings(Section):
 class OutboxSettings(Section):
     """Delivery retries of the durable outbox."""
 
-    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_initial_s: Duration = Field(1.0, gt=0)
     """First retry delay after a 5xx or connection error; doubles each attempt."""
-    backoff_max_s: float = Field(300.0, gt=0)
+    backoff_max_s: Duration = Field(300.0, gt=0)
     """Cap of the retry delay."""
-    retry_after_max_s: float = Field(900.0, gt=0)
+    retry_after_max_s: Duration = Field(900.0, gt=0)
     """Cap on a server's Retry-After."""
-    give_up_after_s: float = Field(86400.0, gt=0)
+    give_up_after_s: Duration = Field(86400.0, gt=0)
     """A notification still undelivered this long after it was queued is dropped (logged)."""
-    poll_s: float = Field(5.0, gt=0)
+    poll_s: Duration = Field(5.0, gt=0)
     """Idle check interval of the dispatcher (new notices wake it at once)."""
-    keep_sent_s: float = Field(7 * 86400.0, gt=0)
+    keep_sent_s: Duration = Field(7 * 86400.0, gt=0)
     """Delivered rows are pruned after this long."""
-    reconcile_after_s: float = Field(10.0, ge=0)
+    reconcile_after_s: Duration = Field(10.0, ge=0)
     """A send that got no answer is looked up no sooner than this (the far side may still
     be writing it), before any resend."""
-    stuck_after_s: float = Field(600.0, gt=0)
+    stuck_after_s: Duration = Field(600.0, gt=0)
     """A notifier whose oldest undelivered row waited this long is stuck (``Dispatcher.stuck``)."""
 
 

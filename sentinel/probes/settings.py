@@ -8,6 +8,7 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from sentinel.base.duration import Duration
 from sentinel.base.settings import RelPath, Section, resolve_path
 
 
@@ -20,11 +21,11 @@ class TritonSettings(Section):
     """KServe v2 protocol used for canaries, health and model control."""
     metrics_url: str | None = "http://localhost:8002/metrics"
     """Triton's Prometheus endpoint (failure counters, pending requests); None to skip."""
-    timeout_s: float = Field(5.0, gt=0)
+    timeout_s: Duration = Field(5.0, gt=0)
     """Deadline of health, statistics and model-control calls."""
-    load_timeout_s: float = Field(120.0, gt=0)
+    load_timeout_s: Duration = Field(120.0, gt=0)
     """Deadline of model load/unload calls (a TensorRT engine can take a while to load)."""
-    health_interval_s: float = Field(2.0, gt=0)
+    health_interval_s: Duration = Field(2.0, gt=0)
     """How often the health probe runs."""
 
 
@@ -37,9 +38,9 @@ class CanarySettings(Section):
     """Model version to ask for; '' lets Triton pick by its version policy."""
     golden_set: RelPath
     """`.npz` with the model's inputs, `reference__<OUTPUT>` outputs and optional `labels`."""
-    interval_s: float = Field(5.0, gt=0)
+    interval_s: Duration = Field(5.0, gt=0)
     """Time between canary rounds."""
-    recheck_interval_s: float | None = Field(1.0, gt=0)
+    recheck_interval_s: Duration | None = Field(1.0, gt=0)
     """After a round a detector finds suspicious (an error, a slow or disagreeing answer,
     with no finding open yet), the next round comes this soon (at most ``interval_s``):
     the suspicion is confirmed or dispelled in seconds, not in several intervals.
@@ -49,7 +50,7 @@ class CanarySettings(Section):
     decides a persistent fault, and a sick server is not hammered)."""
     batch_sizes: list[int] = Field(default_factory=lambda: [1])
     """Each round sends one request per batch size (rows taken from the golden set)."""
-    timeout_s: float = Field(2.0, gt=0)
+    timeout_s: Duration = Field(2.0, gt=0)
     """A canary without an answer by then counts as a timeout."""
     output: str | None = None
     """Output tensor to compare; default: the model's first output."""
@@ -76,19 +77,19 @@ class StreamCanarySettings(Section):
     """gRPC host:port for the stream; default: `triton.url` (streaming needs gRPC)."""
     output: str | None = None
     """Output tensor that carries the tokens; default: the model's first output."""
-    interval_s: float = Field(10.0, gt=0)
+    interval_s: Duration = Field(10.0, gt=0)
     """Time between rounds."""
     prompts_per_round: int = Field(1, ge=1)
     """Prompts streamed each round, taken in turn from the golden set."""
-    recheck_interval_s: float | None = Field(2.0, gt=0)
+    recheck_interval_s: Duration | None = Field(2.0, gt=0)
     """After a round a detector finds suspicious, the next comes this soon (None: off)."""
     max_rechecks: int = Field(3, ge=0)
     """Rechecks in a row at most."""
-    first_token_timeout_s: float = Field(10.0, gt=0)
+    first_token_timeout_s: Duration = Field(10.0, gt=0)
     """No first token by then: the stream counts as a timeout."""
-    stall_timeout_s: float = Field(2.0, gt=0)
+    stall_timeout_s: Duration = Field(2.0, gt=0)
     """A later token that takes longer than this: the stream stalled, and is cancelled."""
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: Duration = Field(60.0, gt=0)
     """Deadline of the whole stream."""
 
 
@@ -102,7 +103,7 @@ class GpuSettings(Section):
     docs/operations.md, "GPU sources"."""
     devices: list[int | str] = Field(default_factory=list)
     """GPUs to watch, by index or UUID; empty means all."""
-    interval_s: float = Field(1.0, gt=0)
+    interval_s: Duration = Field(1.0, gt=0)
     """Time between samples of each GPU."""
     xid_events: bool = True
     """Watch for Xid events (critical errors) on a thread of their own."""
@@ -114,7 +115,7 @@ class GpuSettings(Section):
     """Source 'dcgm': keep only the GPUs dcgm-exporter attributes to this pod (its `pod`
     label, with the exporter's Kubernetes mapping on); None keeps every GPU of the node
     (narrow with devices). In a pod: SENTINEL_GPU__DCGM_POD from the downward API."""
-    scrape_timeout_s: float = Field(5.0, gt=0)
+    scrape_timeout_s: Duration = Field(5.0, gt=0)
     """Deadline of one scrape (sources 'triton' and 'dcgm')."""
 
     @pydantic.field_validator("source")
@@ -144,10 +145,10 @@ class ModelFilesSettings(Section):
     restore-known-good playbook restores from here); None keeps manifests only."""
     models: list[str] = Field(default_factory=list)
     """Models to watch (default: the canaries' models)."""
-    interval_s: float = Field(10.0, gt=0)
+    interval_s: Duration = Field(10.0, gt=0)
     """How often the files are looked at (size and mtime; a file is hashed only when
     they changed)."""
-    full_rehash_s: float = Field(3600.0, gt=0)
+    full_rehash_s: Duration = Field(3600.0, gt=0)
     """Every file is hashed again at least this often (catches a change that kept size
     and mtime, e.g. bit rot or a careful overwrite)."""
     known_good_after: int = Field(3, ge=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import re
 import sqlite3
 import time
 import uuid
@@ -24,6 +23,7 @@ import structlog
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from sentinel.base import db
+from sentinel.base.duration import parse_duration
 from sentinel.base.errors import InputError
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
 
@@ -57,20 +57,17 @@ PAUSE_ANNOTATION = "sentinel.dev/paused"
 """The pod annotation that opts a pod out of automation (read from a downward-API file)."""
 
 
-_FOR = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 class PauseError(InputError, ValueError):
     """A pause that cannot be accepted (the message says why)."""
 
 
 def parse_for(text: str) -> float:
-    """``90m``, ``2h``, ``1d`` -> seconds; PauseError otherwise."""
-    m = _FOR.match(text.strip())
-    if not m:
-        raise PauseError(f"for: {text!r}: expected a number and s, m, h or d (e.g. 2h)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    """``90m``, ``2h``, ``1d``, ``1h30m`` -> seconds (the one duration grammar,
+    :mod:`sentinel.base.duration`); PauseError otherwise."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise PauseError(f"for: {exc}") from None
 
 
 def pause_duration(seconds: Any, text: Any) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +18,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -27,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from sentinel.base.duration import Duration
 from sentinel.base.yamlsource import (
     InvalidFile,
     Problem,
@@ -43,38 +42,8 @@ from sentinel.runbook.param_schemas import conditionals, with_schemas
 from sentinel.runbook.templating import check_expression, check_templates
 from sentinel.vocabulary.findings import FINDING_KINDS, Severity
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_TEXT = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$"
-_DURATION = re.compile(_DURATION_TEXT)
 SCHEMA_ID = "playbooks/playbook.schema.json"
 """Where the emitted schema is shipped (a test checks it is up to date)."""
-
-
-def _parse_duration(value: Any) -> Any:
-    """'30s', '5m', '1.5h', '2d' or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration, e.g. 30s, 5m, 24h")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 24h)")
-
-
-_DURATION_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "pattern": _DURATION_TEXT},
-        {"type": "number", "minimum": 0},
-    ],
-    "description": "seconds, or 500ms / 30s / 5m / 24h / 2d",
-}
-
-Duration = Annotated[
-    float, BeforeValidator(_parse_duration), Field(ge=0), WithJsonSchema(_DURATION_SCHEMA)
-]
-"""Seconds; written in YAML as 30s / 5m / 24h or a number."""
 
 
 def _known_kind(kind: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.errors import UnknownPlaybook
+from sentinel.runbook.schema import LoadedPlaybook
 from sentinel.vocabulary.ports import PlaybookService
 
 
@@ -54,19 +55,20 @@ class EnginePlaybookService(PlaybookService):
 
     def list(self) -> list[dict[str, Any]]:
         """Loaded playbooks: name, description, mode, triggers, file and hash."""
-        out = []
-        for name in sorted(self.engine.playbooks):
-            lp = self.engine.playbooks[name]
-            pb = lp.playbook
-            out.append(
-                {
-                    "name": name,
-                    "description": pb.description,
-                    "mode": pb.mode,
-                    "triggers": sorted({k for t in pb.triggers for k in t.kinds}),
-                    "steps": [s.name for s in pb.steps],
-                    "path": lp.path,
-                    "sha256": lp.sha256,
-                }
-            )
-        return out
+        return [
+            describe(name, self.engine.playbooks[name]) for name in sorted(self.engine.playbooks)
+        ]
+
+
+def describe(name: str, lp: LoadedPlaybook) -> dict[str, Any]:
+    """One playbook as `sentinel playbook list` and ``GET /v1/playbooks`` show it."""
+    pb = lp.playbook
+    return {
+        "name": name,
+        "description": pb.description,
+        "mode": pb.mode,
+        "triggers": sorted({k for t in pb.triggers for k in t.kinds}),
+        "steps": [s.name for s in pb.steps],
+        "path": lp.path,
+        "sha256": lp.sha256,
+    }

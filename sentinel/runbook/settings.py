@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from sentinel.base.duration import Duration
 from sentinel.base.settings import RelPath, Section
 from sentinel.vocabulary.processes import DEFAULT_SERVER_PROCESSES
 
@@ -26,7 +27,7 @@ class RunbookSettings(Section):
     """Run playbooks automatically on incidents; False still allows manual runs."""
     dirs: list[RelPath] = Field(default_factory=lambda: [Path("playbooks")])
     """Folders whose `*.yaml` files are the playbooks (read at start and on reload)."""
-    reload_interval_s: float | None = Field(10.0, gt=0)
+    reload_interval_s: Duration | None = Field(10.0, gt=0)
     """How often the folders are checked for changed files, which are then reloaded all or
     nothing (SIGHUP reloads at once); None: only on SIGHUP."""
     dry_run: bool = False
@@ -37,21 +38,21 @@ class RunbookSettings(Section):
     pause_annotations_file: RelPath | None = None
     """A downward-API file of the pod's annotations (``/etc/podinfo/annotations``); the
     annotation ``sentinel.dev/paused: "true"`` pauses the pod like ``paused``."""
-    max_event_age_s: float = Field(300.0, gt=0)
+    max_event_age_s: Duration = Field(300.0, gt=0)
     """Never act on a finding detected longer ago than this (a playbook may set less)."""
-    cooldown_s: float = Field(900.0, ge=0)
+    cooldown_s: Duration = Field(900.0, ge=0)
     """Default quiet time after a run of a playbook on a target before it may run again."""
     budget_runs: int = Field(3, ge=1)
     """Default number of runs of one playbook on one target per budget window; then page."""
-    budget_window_s: float = Field(86400.0, gt=0)
+    budget_window_s: Duration = Field(86400.0, gt=0)
     """The budget window (default 24 h)."""
     breaker_max_actions: int = Field(10, ge=1)
     """Open the circuit breaker when this many side-effecting actions ran in the window."""
-    breaker_window_s: float = Field(3600.0, gt=0)
+    breaker_window_s: Duration = Field(3600.0, gt=0)
     """The circuit breaker's window."""
-    lease_check_interval_s: float = Field(30.0, gt=0)
+    lease_check_interval_s: Duration = Field(30.0, gt=0)
     """How often degradation leases are checked for restore."""
-    canary_interval_s: float = Field(5.0, gt=0)
+    canary_interval_s: Duration = Field(5.0, gt=0)
     """Pause between canary rounds while verifying a step."""
     server_pid_file: RelPath | None = None
     """File holding tritonserver's pid (process.signal); else found by name in /proc."""
@@ -100,7 +101,7 @@ class FleetSettings(Section):
     """Share of replicas that may be disrupted per window."""
     min_slots: int = Field(1, ge=0)
     """Disruptive actions allowed per window however few replicas there are."""
-    window_s: float = Field(600.0, gt=0)
+    window_s: Duration = Field(600.0, gt=0)
     """Sliding window of the budget, seconds."""
     degraded_fraction: float = Field(0.5, gt=0, le=1)
     """Halt automation fleet-wide when more than this share of replicas is degraded."""

@@ -108,7 +108,7 @@ def test_bad_env_override_is_reported_as_env(tmp_path: Path) -> None:
     """A bad value from the environment names the env, not a file line."""
     with pytest.raises(InvalidFile) as info:
         load_config(None, environ={"SENTINEL_GPU__INTERVAL_S": "soon"})
-    assert ["env:0: gpu.interval_s"] == [str(p).split(": I")[0] for p in info.value.problems]
+    assert ["env:0: gpu.interval_s"] == [str(p).split(": '")[0] for p in info.value.problems]
 
 
 def test_config_check_command_exit_codes(tmp_path: Path) -> None:

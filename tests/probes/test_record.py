@@ -37,11 +37,11 @@ no_gpu_here = pytest.mark.skipif(_nvml_here(), reason="this machine has NVML")
     ("text", "seconds"), [("60s", 60.0), ("2m", 120.0), ("1.5h", 5400.0), ("90", 90.0)]
 )
 def test_parse_duration(text: str, seconds: float) -> None:
-    """Durations take s, m, h or plain seconds."""
+    """Durations take ms, s, m, h, d, combined (1h30m), or plain seconds."""
     assert seconds == parse_duration(text)
 
 
-@pytest.mark.parametrize("text", ["", "0s", "-1s", "5d", "soon"])
+@pytest.mark.parametrize("text", ["", "0s", "-1s", "5x", "soon"])
 def test_parse_duration_rejects_nonsense(text: str) -> None:
     """A malformed or zero duration is an argument error."""
     with pytest.raises(argparse.ArgumentTypeError, match="not a duration"):

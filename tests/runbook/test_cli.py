@@ -118,7 +118,7 @@ def test_local_dry_run_then_runs_and_breaker(
     assert (row["id"], row["dry_run"]) == (planned["run_id"], True)
     assert row["actor"].startswith("cli")
     assert 0 == main(["breaker", "reset", *cfg])
-    assert 0 == main(["breaker", "status", "--config", str(config_file)])
+    assert 0 == main(["breaker", "status", "--json", "--config", str(config_file)])
     out = capsys.readouterr().out
     assert json.loads(out.split("\n", 1)[1])["open"] is False
 
@@ -138,7 +138,8 @@ def test_bad_target_and_missing_daemon(
 async def test_run_through_the_daemon_api(
     config_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without --local the command goes through the control API, token and actor included."""
+    """Without --local the command goes through the control API, token and actor included;
+    its progress lines come from the API too."""
     config = load_config(config_file)
     conn = open_db(config.state_dir / "sentinel.db")
     engine = Engine(settings=config.playbooks, conn=conn, clock=SystemClock(), pod="pod-a")
@@ -150,7 +151,8 @@ async def test_run_through_the_daemon_api(
         cfg = ["--config", str(config_file)]
         run = ["playbook", "run", "halve", "--target", "model=digits", "--dry-run", "--json"]
         assert 0 == await asyncio.to_thread(main, [*run, *cfg])
-        result = json.loads(capsys.readouterr().out)
+        answer = capsys.readouterr()
+        result = json.loads(answer.out)
         assert 0 == await asyncio.to_thread(main, ["playbook", "list", "--json", *cfg])
         listed = json.loads(capsys.readouterr().out)
         missing = ["playbook", "run", "nope", "--target", "model=digits", *cfg]
@@ -160,6 +162,7 @@ async def test_run_through_the_daemon_api(
         await runner.cleanup()
         conn.close()
     assert "planned" == result["status"]
+    assert f"{result['run_id']} step halve (triton.load_model): planned" in answer.err  # progress
     assert row["id"] == result["run_id"]
     assert row["actor"].startswith("token:cli")
     assert ["halve"] == [p["name"] for p in listed]
