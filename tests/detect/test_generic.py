@@ -129,13 +129,14 @@ def test_every_sample_gets_a_finite_score_and_bad_ones_are_counted() -> None:
 
 
 def test_state_stays_bounded_however_long_the_series() -> None:
-    """The detector holds as many numbers after 30,000 samples as after 15,000."""
+    """The detector holds as many numbers after 40,000 samples as after 22,000 (a week of
+    history plus a full strided window of one-week differences)."""
     scorer = MetricScorer()
-    values = noise(30_000, seed=10).tolist()
-    for i in range(15_000):
+    values = noise(40_000, seed=10).tolist()
+    for i in range(22_000):
         scorer.update(T0 + STEP * i, values[i])
     held = scorer.state_size()
-    for i in range(15_000, 30_000):
+    for i in range(22_000, 40_000):
         scorer.update(T0 + STEP * i, values[i])
     assert held == scorer.state_size()
 
