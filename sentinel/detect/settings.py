@@ -355,7 +355,7 @@ class GenericSettings(Section):
     """The spread of those differences is learnt from every this-many-th one, so its
     window (spread_samples long) covers this many times more history at the same cost."""
     max_season_slots: int = Field(20160, ge=0)
-    """A season longer than this many samples is skipped (memory: 16 bytes per slot)."""
+    """A season longer than this many samples is skipped (memory: 24 bytes per slot)."""
     variance_ratio: float = Field(2.0, gt=1)
     """Variance change: evidence (CUSUM) that the spread grew this many times ..."""
     variance_log_odds: float | None = Field(None, gt=0)
