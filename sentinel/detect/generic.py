@@ -6,6 +6,10 @@ the *score* is that deviation in robust sigmas of the deviations seen over a lon
 and the first samples of a level shift score alike. Once the history holds a day (or a
 week), the deviation is also compared with the one the series had one period earlier,
 and the smaller score counts: a surge that happens every morning is not an anomaly.
+The value itself is also compared with the value at the same time one period earlier
+(the smallest of the daily and weekly scores, in robust sigmas of those differences):
+that score stays high for as long as a sustained anomaly lasts (an outage at zero, a
+level that has moved), after the short level window has long accepted it.
 A CUSUM over squared scores catches variance changes that no single sample shows, and
 an optional run counter catches a series that goes flat.
 
@@ -49,7 +53,7 @@ class Verdict:
     score: float
     """Anomaly score in robust sigmas (0 while warming up); breach at >= threshold."""
     rule: str | None
-    """What breached: 'level', 'variance' or 'flat'; None when nothing did."""
+    """What breached: 'level', 'seasonal', 'variance' or 'flat'; None when nothing did."""
     expected: float
     """Median of the samples before (NaN while warming up)."""
     spread: float
@@ -57,38 +61,55 @@ class Verdict:
     seasonal: bool
     """A seasonal comparison was available for this sample."""
     samples: int
+    season_score: float = 0.0
+    """The value against the same time one period earlier, in robust sigmas of those
+    differences (smallest over the seasons; 0 until a season is learnt)."""
+    season_expected: float = math.nan
+    """The value at the same time one period earlier (of the season that scored lowest)."""
 
     @property
     def direction(self) -> str:
-        return "rise" if self.value >= self.expected else "drop"
+        base = self.season_expected if self.rule == "seasonal" else self.expected
+        return "rise" if self.value >= base else "drop"
 
 
 class _Season:
-    """Deviations of the last ``slots`` sampling slots, to compare with one period later."""
+    """Deviations and values of the last ``slots`` sampling slots, to compare with one
+    period later."""
 
-    __slots__ = ("slots", "spread", "stamps", "values")
+    __slots__ = ("differences", "level_spread", "levels", "slots", "spread", "stamps", "values")
 
     def __init__(self, slots: int, spread_samples: int) -> None:
         self.slots = slots
         self.values = array("d", bytes(8 * slots))
+        self.levels = array("d", bytes(8 * slots))
         self.stamps = array("q", [-1]) * slots
         self.spread = CountWindow(spread_samples)
+        self.level_spread = CountWindow(spread_samples)
+        """Differences of the value from the value one period earlier (every
+        ``season_stride``-th one, so the window spans that many times more history)."""
+        self.differences = 0
 
-    def earlier(self, slot: int) -> float | None:
-        """Median deviation around the same slot one period ago (1 slot of jitter)."""
-        found = []
+    def earlier(self, slot: int) -> tuple[float, float] | None:
+        """Median deviation and median value around the same slot one period ago (1 slot
+        of jitter each way)."""
+        devs: list[float] = []
+        vals: list[float] = []
         for s in (slot - self.slots - 1, slot - self.slots, slot - self.slots + 1):
             i = s % self.slots
             if self.stamps[i] == s:
-                found.append(self.values[i])
-        if not found:
+                devs.append(self.values[i])
+                vals.append(self.levels[i])
+        if not devs:
             return None
-        found.sort()
-        return found[len(found) // 2]
+        devs.sort()
+        vals.sort()
+        return devs[len(devs) // 2], vals[len(vals) // 2]
 
-    def store(self, slot: int, deviation: float) -> None:
+    def store(self, slot: int, deviation: float, value: float) -> None:
         i = slot % self.slots
         self.values[i] = deviation
+        self.levels[i] = value
         self.stamps[i] = slot
 
 
@@ -137,22 +158,34 @@ class MetricScorer:
         self._run = self._run + 1 if flat else 0
         self._flat_share += (float(flat) - self._flat_share) / s.spread_samples
         score, rule, spread, seasonal = 0.0, None, math.nan, False
+        season_score, season_expected = math.inf, math.nan
         slot = round((ts - self._t0) / self._slot_s) if self._seasons else 0
+        earlier = [season.earlier(slot) for season in self._seasons]
         if self.samples >= s.min_samples and len(self._spread) >= s.min_samples // 2:
             spread = self._sigma(self._spread, self._abs_dev, expected)
             z = (deviation - self._spread.median()) / spread
             score = abs(z)
-            for season in self._seasons:
-                earlier = season.earlier(slot)
-                if earlier is None or len(season.spread) < s.min_samples:
+            for season, before in zip(self._seasons, earlier, strict=True):
+                if before is None or len(season.spread) < s.min_samples:
                     continue
                 seasonal = True
-                sz = (deviation - earlier - season.spread.median()) / self._sigma(
+                sz = (deviation - before[0] - season.spread.median()) / self._sigma(
                     season.spread, 0.0, expected
                 )
                 score = min(score, abs(sz))
+                lz = abs(value - before[1] - season.level_spread.median()) / self._sigma(
+                    season.level_spread, 0.0, value
+                )
+                if lz < season_score:
+                    season_score, season_expected = lz, before[1]
             if score >= s.threshold:
                 rule = "level"
+            if not math.isfinite(season_score):
+                season_score = 0.0
+            elif s.season_weight * season_score > score:
+                score = s.season_weight * season_score
+                if score >= s.threshold:
+                    rule = "seasonal"
             if s.variance_log_odds is not None:
                 z2 = min(z * z, _Z_CAP * _Z_CAP)
                 llr = math.log(1.0 / s.variance_ratio) + 0.5 * z2 * (
@@ -168,9 +201,9 @@ class MetricScorer:
                 if flat_score > score:
                     score = flat_score
                     rule = "flat" if self._run + 1 >= s.flat_samples else rule
-            self._learn_deviation(deviation, spread, slot)
+            self._learn_deviation(deviation, value, spread, slot, earlier)
         elif len(self._level):
-            self._learn_deviation(deviation, math.nan, slot)
+            self._learn_deviation(deviation, value, math.nan, slot, earlier)
         self._level.add(value)
         self.last_ts = ts
         self._last_value = value
@@ -184,6 +217,8 @@ class MetricScorer:
             spread=spread,
             seasonal=seasonal,
             samples=self.samples,
+            season_score=season_score if math.isfinite(season_score) else 0.0,
+            season_expected=season_expected,
         )
 
     def _sigma(self, window: CountWindow, abs_dev: float, level: float) -> float:
@@ -195,16 +230,26 @@ class MetricScorer:
             sigma = max(sigma, tail)
         return sigma
 
-    def _learn_deviation(self, deviation: float, spread: float, slot: int) -> None:
+    def _learn_deviation(
+        self,
+        deviation: float,
+        value: float,
+        spread: float,
+        slot: int,
+        earlier: list[tuple[float, float] | None],
+    ) -> None:
         clipped = self._clip(deviation, self._spread) if math.isfinite(spread) else deviation
         self._spread.add(clipped)
         self._abs_dev += (abs(clipped) - self._abs_dev) / self.settings.spread_samples
-        for season in self._seasons:
-            earlier = season.earlier(slot)
-            if earlier is not None:
-                season.spread.add(self._clip(deviation - earlier, season.spread))
-            # the raw deviation: a surge that recurs must match its own size next period
-            season.store(slot, deviation)
+        for season, before in zip(self._seasons, earlier, strict=True):
+            if before is not None:
+                season.spread.add(self._clip(deviation - before[0], season.spread))
+                if season.differences % self.settings.season_stride == 0:
+                    season.level_spread.add(self._clip(value - before[1], season.level_spread))
+                season.differences += 1
+            # the raw deviation and value: a surge that recurs must match its own size
+            # next period
+            season.store(slot, deviation, value)
 
     def _clip(self, deviation: float, window: CountWindow) -> float:
         """The deviation clipped to the window's median +- _CLIP_Z sigmas (once it has a
@@ -242,7 +287,7 @@ class MetricScorer:
     def state_size(self) -> int:
         """Numbers held for this series (bounded by the settings, whatever the length)."""
         held = len(self._level) + len(self._spread) + len(self._steps)
-        return held + sum(2 * x.slots + len(x.spread) for x in self._seasons)
+        return held + sum(3 * x.slots + len(x.spread) + len(x.level_spread) for x in self._seasons)
 
 
 class MetricDetector:
@@ -286,6 +331,8 @@ class MetricDetector:
             "level": f"{v.direction} to {v.value:.6g}",
             "variance": "variance change",
             "flat": "flat line",
+            "seasonal": f"{v.direction} to {v.value:.6g} against {v.season_expected:.6g} "
+            "one period earlier",
         }[v.rule or "level"]
         summary = (
             f"{what} (expected {v.expected:.6g} ± {v.spread:.3g}), "
@@ -304,6 +351,8 @@ class MetricDetector:
             "spread_samples": s.spread_samples,
             "interval_s": rnd(self.scorer.interval_s, 3),
             "seasonal": v.seasonal,
+            "season_score": rnd(v.season_score, 3),
+            "season_expected": v.season_expected,
             "sustained_s": rnd(ts - started, 3),
         }
         return Severity.WARNING, summary, evidence

@@ -340,14 +340,23 @@ class GenericSettings(Section):
     its usual excursions, not by its quiet half. None: IQR only."""
     min_samples: int = Field(60, ge=4)
     """Samples seen before anything is scored (the spread needs a history)."""
-    threshold: float = Field(2.4, gt=0)
-    """Anomaly score (deviation / spread, in robust sigmas) at which a sample breaches."""
+    threshold: float = Field(3.1, gt=0)
+    """Anomaly score (in robust sigmas: the larger of the level score and the weighted
+    one-period-earlier score) at which a sample breaches."""
     seasonal_periods_s: list[Duration] = Field(default_factory=lambda: [86400.0, 604800.0])
     """Seasons tried (daily, weekly). Once the history holds a period, a deviation that the
     same time one period earlier also had does not count (the score is the smallest of the
     plain and the seasonal ones). Empty: no seasonality."""
+    season_weight: float = Field(1.0, ge=0)
+    """Weight of the value-against-one-period-earlier score (robust sigmas of those
+    differences, the smallest over the seasons) in the anomaly score, which is the larger
+    of the level score and this weight times it: a sustained anomaly (an outage, a moved
+    level) keeps breaching after the level window has accepted it. 0: not used."""
+    season_stride: int = Field(7, ge=1)
+    """The spread of those differences is learnt from every this-many-th one, so its
+    window (spread_samples long) covers this many times more history at the same cost."""
     max_season_slots: int = Field(20160, ge=0)
-    """A season longer than this many samples is skipped (memory: 16 bytes per slot)."""
+    """A season longer than this many samples is skipped (memory: 24 bytes per slot)."""
     variance_ratio: float = Field(2.0, gt=1)
     """Variance change: evidence (CUSUM) that the spread grew this many times ..."""
     variance_log_odds: float | None = Field(None, gt=0)

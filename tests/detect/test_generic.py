@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from sentinel.detect.generic import KIND, MetricDetector, MetricScorer
+from sentinel.detect.generic import KIND, MetricDetector, MetricScorer, Verdict
 from sentinel.detect.settings import GenericSettings
 from sentinel.vocabulary.findings import Cleared, Finding, Judgement
 
@@ -129,13 +129,14 @@ def test_every_sample_gets_a_finite_score_and_bad_ones_are_counted() -> None:
 
 
 def test_state_stays_bounded_however_long_the_series() -> None:
-    """The detector holds as many numbers after 30,000 samples as after 15,000."""
+    """The detector holds as many numbers after 40,000 samples as after 22,000 (a week of
+    history plus a full strided window of one-week differences)."""
     scorer = MetricScorer()
-    values = noise(30_000, seed=10).tolist()
-    for i in range(15_000):
+    values = noise(40_000, seed=10).tolist()
+    for i in range(22_000):
         scorer.update(T0 + STEP * i, values[i])
     held = scorer.state_size()
-    for i in range(15_000, 30_000):
+    for i in range(22_000, 40_000):
         scorer.update(T0 + STEP * i, values[i])
     assert held == scorer.state_size()
 
@@ -149,3 +150,26 @@ def test_a_finding_clears_after_the_series_recovers() -> None:
     cleared = [j for j in judgements if isinstance(j, Cleared) and j.cleared_at >= T0 + STEP * 2000]
     assert T0 + STEP * 2000 == opened[0].detected_at
     assert cleared[0].cleared_at < T0 + STEP * 2020
+
+
+def test_a_sustained_outage_keeps_breaching_against_one_period_earlier() -> None:
+    """An outage at zero still breaches 100 samples in, as 'seasonal', only with that score."""
+    day = int(86400 / STEP)
+    n = 9 * day + 300
+    t = np.arange(n)
+    values = 50.0 + 20.0 * np.sin(2 * math.pi * t / day) + noise(n, seed=12) - 100.0
+    values[9 * day :] = 0.0
+    verdicts: dict[float, Verdict | None] = {}
+    for weight in (1.0, 0.0):
+        scorer = MetricScorer(GenericSettings(season_weight=weight))
+        for i, (ts, value) in enumerate(
+            zip((T0 + STEP * t).tolist(), values.tolist(), strict=True)
+        ):
+            verdict = scorer.update(ts, value)
+            if i == 9 * day + 100:
+                verdicts[weight] = verdict
+    assert verdicts[1.0] is not None
+    assert verdicts[0.0] is not None
+    assert "seasonal" == verdicts[1.0].rule
+    assert "drop" == verdicts[1.0].direction
+    assert None is verdicts[0.0].rule
