@@ -44,7 +44,7 @@ CANARY_KINDS = frozenset(
 )
 """Symptoms seen through canaries, muted while the server is down."""
 THERMAL_KINDS = frozenset({"thermal_throttle", "power_brake"})
-LATENCY_KINDS = frozenset({"latency_spike", "backlog"})
+LATENCY_KINDS = frozenset({"latency_spike", "backlog", "traffic_latency_spike", "queue_buildup"})
 """Symptoms muted while their GPU is throttled (slowness is expected then)."""
 
 SENTINEL_ACTOR = "sentinel"
