@@ -1,7 +1,8 @@
 """Time to detect a latency fault from real traffic, next to the canary path, in one run.
 
 One real tritonserver (latency summaries on) serves ``digits``; a LoadGenerator sends it
-``--rate`` requests a second. sentinel's two latency paths watch it at the same time,
+``--rate`` requests a second (open loop, up to ``--concurrency`` in flight, as users
+who do not wait for each other). sentinel's two latency paths watch it at the same time,
 each at its shipped defaults unless told otherwise:
 
 * traffic: TritonHealthProbe every ``--health-interval`` s (2 s, the probe's default)
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sentinel.base import logging as sentinel_logging
 from sentinel.base.clock import SystemClock
 from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.settings import LatencySettings, TrafficSettings
@@ -112,7 +114,9 @@ async def one_rep(args: argparse.Namespace, rep: int) -> dict[str, Any]:
     )
     tasks: list[asyncio.Task[None]] = []
     try:
-        async with LoadGenerator(server.http_url, MODEL, rate_per_s=args.rate) as load:
+        async with LoadGenerator(
+            server.http_url, MODEL, rate_per_s=args.rate, concurrency=args.concurrency
+        ) as load:
             tasks = [
                 asyncio.create_task(health.run(watch.sink, clock)),
                 asyncio.create_task(canary.run(watch.sink, clock)),
@@ -169,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=1, help="repetitions (a fresh server each)")
     p.add_argument("--rate", type=float, default=20.0, help="load, requests per second")
+    p.add_argument(
+        "--concurrency", type=int, default=64, help="most requests in flight (users do not wait)"
+    )
     p.add_argument("--delay-ms", type=int, default=300, help="latency fault per execution")
     p.add_argument("--warmup", type=float, default=170.0, help="seconds before the fault")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for both")
     p.add_argument("--health-interval", type=float, default=2.0, help="health probe interval")
     p.add_argument("--json", type=Path, help="write the results here too")
     args = p.parse_args(argv)
+    sentinel_logging.configure("warning", "console", stream=sys.stderr)  # the table alone on stdout
     reps = [asyncio.run(one_rep(args, i + 1)) for i in range(args.reps)]
     print(table(reps, args))
     if args.json is not None:
