@@ -316,10 +316,11 @@ class TrafficDetector:
         low = enough and rate <= (1.0 - s.collapse_min_drop) * expected
         m.low_run = m.low_run + 1 if low else 0
         ep = self._episode(COLLAPSE, subject, steps=True)
-        # a collapse is anomalous from its first low step: a drop the season explained at
-        # its onset stays explained while the recent median catches up with it
+        # a collapse is anomalous from its first low steps (the first may straddle the
+        # drop): a drop the season explained at its onset stays explained while the
+        # recent median catches up with it
         breached = low and verdict.score >= s.collapse_threshold
-        breached = breached and (ep.is_active or m.low_run == 1)
+        breached = breached and (ep.is_active or m.low_run <= COLLAPSE_STEPS)
         # pending: every step must breach (one noisy step as the level's median crosses
         # over is not a collapse); open: hysteresis as for the other measures
         # open: cleared when the rate is back near what was expected before the collapse

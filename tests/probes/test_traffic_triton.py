@@ -97,7 +97,8 @@ async def test_load_stopped_after_a_steady_baseline_is_a_throughput_collapse(
         await watch.run(6.0)
         assert [] == watch.findings()  # no baseline yet: stopping is no collapse
         async with LoadGenerator(server.http_url, "digits", rate_per_s=20):
-            await watch.run(15.0)
+            # long enough that the rate's usual spread outweighs its ramp from zero
+            await watch.run(30.0)
             assert [] == watch.findings()
         await watch.run(30.0, until=lambda f: f.kind == "throughput_collapse")
         [collapse] = watch.findings()
