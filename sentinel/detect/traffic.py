@@ -109,7 +109,6 @@ class _Model:
     low_run: int = 0
     """Rate steps in a row at least ``collapse_min_drop`` under the expected rate."""
     facts: dict[str, Any] = field(default_factory=dict)
-    levels: dict[str, Level] = field(default_factory=dict)
     rate_verdict: Verdict | None = None
 
 
@@ -279,7 +278,6 @@ class TrafficDetector:
         self, kind: str, m: _Model, ts: float, subject: Subject, levels: dict[str, Level]
     ) -> Judgement | None:
         ep = self._episode(kind, subject)
-        m.levels.update(levels)
         facts = dict(m.facts)
         judgement = ep.update(
             ts,
