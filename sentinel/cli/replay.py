@@ -107,6 +107,8 @@ def replay(args: argparse.Namespace) -> tuple[list[Episode], TimeForm]:
         raise BadInput("--detector is required for a CSV (which value does it hold?)")
     if is_csv and detector == "all":
         raise BadInput("a CSV holds one series: name its --detector")
+    if is_csv and detector not in SAMPLE_FOR and detector != "generic":
+        raise BadInput(f"--detector {detector} reads Triton's counters from a recording, not a CSV")
     if detector == "generic" and not is_csv:
         raise BadInput("--detector generic reads a timestamp,value CSV, not a recording")
     if args.scores and detector != "generic":

@@ -117,6 +117,9 @@ DEMO_DETECTORS: dict[str, Any] = {
     },
     "thermal": {"min_samples": 3, "clear_samples": 3},
     "generation": generative.DEMO_GENERATION,
+    # the demo sends no users' traffic: its canaries (2 a second) would be judged as if
+    # they were (bench/traffic_detect.py runs the traffic path with a load generator)
+    "traffic": {"enabled": False},
 }
 DEMO_INCIDENTS: dict[str, Any] = {"resolve_hold_s": 2, "refire_window_s": 10}
 DEMO_PLAYBOOK_OVERRIDES: dict[str, Any] = {

@@ -372,6 +372,80 @@ class GenericSettings(Section):
     """... for this many samples in a row."""
 
 
+class TrafficSettings(Section):
+    """``traffic_latency_spike``, ``queue_buildup``, ``throughput_collapse`` and
+    ``error_rate_rise``: the traffic users send, from Triton's per-model counters.
+
+    Every measure is per model, from counter deltas over ``window_s`` (and the request-time
+    quantile of Triton's latency summary when the server exports it: start tritonserver
+    with ``--metrics-config summary_latencies=true``). Judged only while the window holds
+    ``min_requests`` requests; each measure against its own baseline, learned only while
+    no finding of it is pending or open.
+    """
+
+    enabled: bool = True
+    """Run this detector (it reads only Triton health samples with counters)."""
+    window_s: float = Field(10.0, gt=0)
+    """Span of the counter deltas: request rate, failure ratio, mean request and queue time."""
+    min_requests: float = Field(20.0, ge=1)
+    """Requests the window needs before latency, queue and failures are judged."""
+    quantile: float | None = Field(0.99, gt=0, lt=1)
+    """Quantile of Triton's request-time summary judged beside the mean (0.99 = p99); the
+    mean request time alone when the server exports no summary. None: the mean only."""
+    baseline_window_s: float = Field(3600.0, gt=0)
+    """Span of each measure's baseline (median and IQR)."""
+    baseline_min_samples: int = Field(30, ge=3)
+    """Judged samples a baseline needs before its relative rule applies."""
+    latency_ratio: float = Field(2.0, gt=1)
+    """``traffic_latency_spike``: the quantile (or mean) request time exceeds baseline median
+    x this ...
+    """
+    k_sigma: float = Field(5.0, ge=0)
+    """... and baseline median + k_sigma x robust sigma (also for the queue and failures) ..."""
+    latency_min_increase_s: float = Field(0.005, ge=0)
+    """... and baseline median + this many seconds."""
+    latency_slo_s: float | None = Field(None, gt=0)
+    """Absolute SLO on the quantile (or the mean when there is no summary), seconds; a
+    breach is critical even while the baseline is still learning. None: relative only."""
+    queue_ratio: float = Field(3.0, gt=1)
+    """``queue_buildup``: mean queue time per request exceeds baseline median x this ..."""
+    queue_min_increase_s: float = Field(0.005, ge=0)
+    """... and baseline median + this many seconds (plus k_sigma)."""
+    failure_min_increase: float = Field(0.02, gt=0, le=1)
+    """``error_rate_rise``: the failure ratio exceeds its baseline median + this (and
+    k_sigma); ``error_burst`` keeps the absolute bar (``errors.max_failure_ratio``)."""
+    rate_step_s: float = Field(30.0, gt=0)
+    """``throughput_collapse``: the request rate is taken over steps of this length and
+    each step scored against the rate's own (daily and weekly) history, by the generic
+    detector's scorer (``generic.py``) ..."""
+    collapse_min_drop: float = Field(0.5, gt=0, le=1)
+    """... a step breaches when its rate is this share (or more) below the expected rate ..."""
+    collapse_threshold: float = Field(4.0, gt=0)
+    """... and its anomaly score (robust sigmas) is at least this ..."""
+    collapse_level_samples: int = Field(20, ge=1)
+    """... the expected rate being the median of this many earlier steps ..."""
+    collapse_min_samples: int = Field(20, ge=4)
+    """... once this many steps are seen, with at least ``min_requests`` in the expected
+    step (no traffic before, no collapse)."""
+    seasonal_periods_s: list[float] = Field(default_factory=lambda: [86400.0, 604800.0])
+    """Seasons of the request rate (daily, weekly): a drop the rate also had one period
+    earlier (the night) is not a collapse. Empty: none."""
+    min_duration_s: float = Field(10.0, ge=0)
+    """A breach must hold this long before a finding."""
+    min_samples: int = Field(3, ge=1)
+    """... and this many judged samples (steps for ``throughput_collapse``)."""
+    clear_fraction: float = Field(0.5, ge=0, le=1)
+    """Hysteresis: a measure clears below baseline + clear_fraction x (threshold - baseline)."""
+    clear_duration_s: float = Field(60.0, ge=0)
+    """... held this long."""
+
+    @model_validator(mode="after")
+    def _windows(self) -> TrafficSettings:
+        if self.baseline_window_s < self.window_s:
+            raise ValueError("baseline_window_s must be >= window_s")
+        return self
+
+
 class DetectorSettings(Section):
     """Thresholds of every detector; each has a documented default."""
 
@@ -384,3 +458,4 @@ class DetectorSettings(Section):
     model_integrity: IntegritySettings = IntegritySettings()
     generation: GenerationSettings = GenerationSettings()
     generic: GenericSettings = GenericSettings()
+    traffic: TrafficSettings = TrafficSettings()

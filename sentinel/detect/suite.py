@@ -14,6 +14,7 @@ from sentinel.detect.latency import LatencyDetector
 from sentinel.detect.memory import MemoryDetector
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.thermal import ThermalDetector
+from sentinel.detect.traffic import TrafficDetector
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.samples import Sample
 
@@ -26,6 +27,7 @@ DETECTOR_NAMES = (
     "backlog",
     "model_integrity",
     "generation",
+    "traffic",
 )
 
 
@@ -49,6 +51,8 @@ def build_detector(
         return IntegrityDetector(settings.model_integrity)
     if name == "generation":
         return GenerationDetector(settings.generation)
+    if name == "traffic":
+        return TrafficDetector(settings.traffic)
     raise ValueError(f"unknown detector {name!r}; one of {', '.join(DETECTOR_NAMES)}")
 
 

@@ -44,8 +44,15 @@ CANARY_KINDS = frozenset(
 )
 """Symptoms seen through canaries, muted while the server is down."""
 THERMAL_KINDS = frozenset({"thermal_throttle", "power_brake"})
-LATENCY_KINDS = frozenset({"latency_spike", "backlog"})
+LATENCY_KINDS = frozenset({"latency_spike", "backlog", "traffic_latency_spike", "queue_buildup"})
 """Symptoms muted while their GPU is throttled (slowness is expected then)."""
+TRAFFIC_KINDS = frozenset(
+    {"traffic_latency_spike", "queue_buildup", "error_rate_rise", "throughput_collapse"}
+)
+"""Symptoms seen in users' traffic, muted while the server is down (it explains them)."""
+SUPERSEDED_BY = {"queue_buildup": "backlog", "error_rate_rise": "error_burst"}
+"""A relative traffic finding muted while the absolute one of the same model is open:
+one problem, told once (the absolute one says more)."""
 
 SENTINEL_ACTOR = "sentinel"
 
@@ -255,7 +262,10 @@ class IncidentManager:
         for other in self.store.open():
             if other.id == inc.id:
                 continue
-            if other.kind in SERVER_DOWN_KINDS and inc.kind in CANARY_KINDS:
+            if other.kind in SERVER_DOWN_KINDS and inc.kind in CANARY_KINDS | TRAFFIC_KINDS:
+                return other
+            same_model = inc.subject.model is not None and other.subject.model == inc.subject.model
+            if SUPERSEDED_BY.get(inc.kind) == other.kind and same_model:
                 return other
             same_gpu = inc.subject.gpu_uuid in (None, other.subject.gpu_uuid)
             if other.kind in THERMAL_KINDS and inc.kind in LATENCY_KINDS and same_gpu:

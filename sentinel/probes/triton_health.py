@@ -3,12 +3,15 @@
 Each round reads live/ready, each watched model's readiness and ready versions
 (from the repository index; model by model only when the index is unreadable),
 and the per-model counters of Triton's ``/metrics`` endpoint (success, failures by
-reason, pending requests, cumulative request and queue time). Nothing a server
-sends can crash the probe: an unreadable part is left None.
+reason, pending requests, cumulative request, queue and compute time, inference and
+execution counts, and the request-time quantiles of ``nv_inference_request_summary_us``
+when the server exports them). Nothing a server sends can crash the probe: an
+unreadable part is left None, and what is kept of a scrape is bounded.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,9 +28,30 @@ from sentinel.vocabulary.samples import Sample, TritonHealth
 log = structlog.get_logger(__name__)
 
 
+MAX_MODELS = 1024
+"""Models kept from one scrape; a server reporting more is cut there (bounded memory)."""
+MAX_QUANTILES = 16
+"""Quantiles kept per model from the request-time summary."""
+_COUNTERS = {
+    "nv_inference_request_success": "success",
+    "nv_inference_request_failure": "failure",
+    "nv_inference_pending_request_count": "pending",
+    "nv_inference_request_duration_us": "request_duration_us",
+    "nv_inference_queue_duration_us": "queue_duration_us",
+    "nv_inference_count": "inference_count",
+    "nv_inference_exec_count": "exec_count",
+    "nv_inference_compute_input_duration_us": "compute_input_us",
+    "nv_inference_compute_infer_duration_us": "compute_infer_us",
+    "nv_inference_compute_output_duration_us": "compute_output_us",
+}
+"""Triton's per-model series and the ModelCounters field each one adds to."""
+REQUEST_SUMMARY = "nv_inference_request_summary_us"
+
+
 @dataclass
 class ModelCounters:
-    """Triton's metrics for one model, summed over its versions."""
+    """Triton's metrics for one model, summed over its versions (quantiles: the worst
+    version's, as the quantiles of two versions cannot be merged)."""
 
     success: float = 0.0
     failure: float = 0.0
@@ -35,6 +59,16 @@ class ModelCounters:
     pending: float = 0.0
     request_duration_us: float = 0.0
     queue_duration_us: float = 0.0
+    inference_count: float | None = None
+    exec_count: float | None = None
+    compute_input_us: float | None = None
+    compute_infer_us: float | None = None
+    compute_output_us: float | None = None
+    request_quantiles_us: dict[str, float] = field(default_factory=dict)
+
+    def add(self, attr: str, value: float) -> None:
+        current = getattr(self, attr)
+        setattr(self, attr, value if current is None else current + value)
 
 
 def parse_triton_metrics(text: str) -> dict[str, ModelCounters]:
@@ -43,23 +77,40 @@ def parse_triton_metrics(text: str) -> dict[str, ModelCounters]:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             model = s.labels.get("model")
-            if model is None:
+            if model is None or not isinstance(s.value, float | int):
                 continue
-            c = counters.setdefault(model, ModelCounters())
+            value = float(s.value)
+            if not math.isfinite(value):  # a summary with no recent requests says NaN
+                continue
             name = s.name.removesuffix("_total")
-            if name == "nv_inference_request_success":
-                c.success += s.value
-            elif name == "nv_inference_request_failure":
-                c.failure += s.value
-                reason = s.labels.get("reason", "OTHER")
-                c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0.0) + s.value
-            elif name == "nv_inference_pending_request_count":
-                c.pending += s.value
-            elif name == "nv_inference_request_duration_us":
-                c.request_duration_us += s.value
-            elif name == "nv_inference_queue_duration_us":
-                c.queue_duration_us += s.value
+            attr = _COUNTERS.get(name)
+            if attr is None and name != REQUEST_SUMMARY:
+                continue
+            c = counters.get(model)
+            if c is None:
+                if len(counters) >= MAX_MODELS:
+                    continue
+                c = counters[model] = ModelCounters()
+            if attr is not None:
+                c.add(attr, value)
+                if attr == "failure":
+                    reason = s.labels.get("reason", "OTHER")
+                    c.failures_by_reason[reason] = c.failures_by_reason.get(reason, 0.0) + value
+            else:
+                _add_quantile(c.request_quantiles_us, s.labels.get("quantile"), value)
     return counters
+
+
+def _add_quantile(quantiles: dict[str, float], label: str | None, value: float) -> None:
+    """Keep a quantile label that is a number in (0, 1); the worst value per label."""
+    try:
+        q = float(label or "")
+    except ValueError:
+        return
+    if not 0.0 < q < 1.0 or (label not in quantiles and len(quantiles) >= MAX_QUANTILES):
+        return
+    key = f"{q:g}"
+    quantiles[key] = max(value, quantiles.get(key, value))
 
 
 class TritonHealthProbe:
@@ -159,6 +210,12 @@ class TritonHealthProbe:
                     request_duration_us_total=None if c is None else c.request_duration_us,
                     queue_duration_us_total=None if c is None else c.queue_duration_us,
                     uptime_s=uptime,
+                    inference_count_total=None if c is None else c.inference_count,
+                    exec_count_total=None if c is None else c.exec_count,
+                    compute_input_us_total=None if c is None else c.compute_input_us,
+                    compute_infer_us_total=None if c is None else c.compute_infer_us,
+                    compute_output_us_total=None if c is None else c.compute_output_us,
+                    request_quantiles_us={} if c is None else dict(c.request_quantiles_us),
                 )
             )
         return samples

@@ -45,7 +45,15 @@ _WHY = {
 
 
 PRESSURE_KINDS = frozenset(
-    {"gpu_oom", "gpu_oom_predicted", "latency_spike", "ttft_spike", "backlog"}
+    {
+        "gpu_oom",
+        "gpu_oom_predicted",
+        "latency_spike",
+        "ttft_spike",
+        "backlog",
+        "traffic_latency_spike",
+        "queue_buildup",
+    }
 )
 """Findings another process's memory (or its work on the GPU) can cause; a drift or a
 damaged file is not refused because some other process holds memory."""

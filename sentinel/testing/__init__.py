@@ -15,6 +15,9 @@ Everything here is what sentinel's own tests use:
   dependency; imported on first use).
 - :mod:`sentinel.testing.triton_local`: a real local tritonserver from the
   ``nvidia-pytriton`` wheel (the ``demo`` extra; import the submodule).
+- :mod:`sentinel.testing.load`: :class:`~sentinel.testing.load.LoadGenerator`, real
+  traffic (N requests a second over HTTP) to a model of such a server (import the
+  submodule).
 
 Importing this package stays light: the notifier servers are loaded on first
 access, and nothing here imports tritonclient, pytriton or numpy.

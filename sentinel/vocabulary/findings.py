@@ -49,7 +49,7 @@ class Finding:
     kind: str
     """e.g. latency_spike, gpu_oom, gpu_oom_predicted, thermal_throttle, power_brake,
     accuracy_drift, error_burst, server_unhealthy, model_not_ready, gpu_lost, xid_hardware,
-    backlog."""
+    backlog, traffic_latency_spike, queue_buildup, throughput_collapse, error_rate_rise."""
     severity: Severity
     subject: Subject
     started_at: float
@@ -99,6 +99,12 @@ FINDING_KINDS: dict[str, FindingKind] = {
         FindingKind("accuracy_drift", "model", "canary agreement with the golden set fell"),
         FindingKind("metric_anomaly", "model", "a watched series left its usual range"),
         FindingKind("backlog", "model", "requests queue faster than they are served"),
+        FindingKind(
+            "traffic_latency_spike", "model", "users' requests slower than their baseline or SLO"
+        ),
+        FindingKind("queue_buildup", "model", "queue wait per request rising over its baseline"),
+        FindingKind("throughput_collapse", "model", "request rate fell far below its usual rate"),
+        FindingKind("error_rate_rise", "model", "users' requests fail more than they usually do"),
         FindingKind("error_burst", "model", "requests to a model fail in a burst"),
         FindingKind("server_unhealthy", "server", "the server is not live or not ready"),
         FindingKind("model_not_ready", "model", "a model the server should serve is not ready"),

@@ -162,6 +162,19 @@ class TritonHealth:
     queue_duration_us_total: float | None = None
     uptime_s: float | None = None
     """Seconds since the server process started, when known."""
+    inference_count_total: float | None = None
+    """Inferences (a batch of n counts n) and model executions (batches) so far: their
+    ratio is the mean batch the dynamic batcher built. None in older recordings."""
+    exec_count_total: float | None = None
+    compute_input_us_total: float | None = None
+    """Cumulative backend time spent reading inputs, running the model and writing outputs
+    (``nv_inference_compute_{input,infer,output}_duration_us``)."""
+    compute_infer_us_total: float | None = None
+    compute_output_us_total: float | None = None
+    request_quantiles_us: dict[str, float] = field(default_factory=dict)
+    """Request time quantiles over Triton's sliding window (60 s in 2.51), keyed by the
+    quantile as Triton writes it ('0.5', '0.99'); only when the server runs with
+    ``--metrics-config summary_latencies=true``, else empty."""
 
 
 @dataclass(frozen=True, slots=True)
