@@ -385,14 +385,14 @@ class TrafficSettings(Section):
 
     enabled: bool = True
     """Run this detector (it reads only Triton health samples with counters)."""
-    window_s: float = Field(10.0, gt=0)
+    window_s: Duration = Field(10.0, gt=0)
     """Span of the counter deltas: request rate, failure ratio, mean request and queue time."""
     min_requests: float = Field(20.0, ge=1)
     """Requests the window needs before latency, queue and failures are judged."""
     quantile: float | None = Field(0.99, gt=0, lt=1)
     """Quantile of Triton's request-time summary judged beside the mean (0.99 = p99); the
     mean request time alone when the server exports no summary. None: the mean only."""
-    baseline_window_s: float = Field(3600.0, gt=0)
+    baseline_window_s: Duration = Field(3600.0, gt=0)
     """Span of each measure's baseline (median and IQR)."""
     baseline_min_samples: int = Field(30, ge=3)
     """Judged samples a baseline needs before its relative rule applies."""
@@ -402,19 +402,19 @@ class TrafficSettings(Section):
     """
     k_sigma: float = Field(5.0, ge=0)
     """... and baseline median + k_sigma x robust sigma (also for the queue and failures) ..."""
-    latency_min_increase_s: float = Field(0.005, ge=0)
+    latency_min_increase_s: Duration = Field(0.005, ge=0)
     """... and baseline median + this many seconds."""
-    latency_slo_s: float | None = Field(None, gt=0)
+    latency_slo_s: Duration | None = Field(None, gt=0)
     """Absolute SLO on the quantile (or the mean when there is no summary), seconds; a
     breach is critical even while the baseline is still learning. None: relative only."""
     queue_ratio: float = Field(3.0, gt=1)
     """``queue_buildup``: mean queue time per request exceeds baseline median x this ..."""
-    queue_min_increase_s: float = Field(0.005, ge=0)
+    queue_min_increase_s: Duration = Field(0.005, ge=0)
     """... and baseline median + this many seconds (plus k_sigma)."""
     failure_min_increase: float = Field(0.02, gt=0, le=1)
     """``error_rate_rise``: the failure ratio exceeds its baseline median + this (and
     k_sigma); ``error_burst`` keeps the absolute bar (``errors.max_failure_ratio``)."""
-    rate_step_s: float = Field(30.0, gt=0)
+    rate_step_s: Duration = Field(30.0, gt=0)
     """``throughput_collapse``: the request rate is taken over steps of this length and
     each step scored against the rate's own (daily and weekly) history, by the generic
     detector's scorer (``generic.py``) ..."""
@@ -427,16 +427,16 @@ class TrafficSettings(Section):
     collapse_min_samples: int = Field(20, ge=4)
     """... once this many steps are seen, with at least ``min_requests`` in the expected
     step (no traffic before, no collapse)."""
-    seasonal_periods_s: list[float] = Field(default_factory=lambda: [86400.0, 604800.0])
+    seasonal_periods_s: list[Duration] = Field(default_factory=lambda: [86400.0, 604800.0])
     """Seasons of the request rate (daily, weekly): a drop the rate also had one period
     earlier (the night) is not a collapse. Empty: none."""
-    min_duration_s: float = Field(10.0, ge=0)
+    min_duration_s: Duration = Field(10.0, ge=0)
     """A breach must hold this long before a finding."""
     min_samples: int = Field(3, ge=1)
     """... and this many judged samples (steps for ``throughput_collapse``)."""
     clear_fraction: float = Field(0.5, ge=0, le=1)
     """Hysteresis: a measure clears below baseline + clear_fraction x (threshold - baseline)."""
-    clear_duration_s: float = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(60.0, ge=0)
     """... held this long."""
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from pathlib import Path
 
 import pydantic
@@ -12,7 +13,7 @@ from sentinel.base.duration import Duration, format_duration, parse_duration
 from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import main
 from sentinel.cli.config_load import duration_arg
-from sentinel.config import load_config
+from sentinel.config import Config, load_config
 from sentinel.runbook.pauses import PauseError, parse_for
 from sentinel.runbook.schema import load_playbook
 
@@ -135,3 +136,37 @@ def test_flags_take_the_same_durations() -> None:
         duration_arg("0s")
     with pytest.raises(PauseError, match="for: 'two hours'"):
         parse_for("two hours")
+
+
+def _reads_durations(field: pydantic.fields.FieldInfo) -> bool:
+    """The field's type carries Duration's validator (alone, optional, or in a list)."""
+    marks = set(map(id, typing.get_args(Duration)[1:]))
+    seen = [*field.metadata]
+    stack = [field.annotation]
+    while stack:
+        t = stack.pop()
+        seen += getattr(t, "__metadata__", ())
+        stack += typing.get_args(t)
+    return any(id(m) in marks for m in seen)
+
+
+def _seconds_fields(model: type[pydantic.BaseModel], path: str) -> dict[str, bool]:
+    """Every ``*_s`` field below ``model`` (dotted name) -> whether it reads durations."""
+    found: dict[str, bool] = {}
+    for name, field in model.model_fields.items():
+        if name.endswith("_s"):
+            found[f"{path}.{name}"] = _reads_durations(field)
+        stack = [field.annotation]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, pydantic.BaseModel):
+                found.update(_seconds_fields(t, f"{path}.{name}"))
+            stack += typing.get_args(t)
+    return found
+
+
+def test_every_seconds_field_of_the_config_reads_durations() -> None:
+    """No ``*_s`` setting anywhere in the config is left on a bare float: all take 90s."""
+    fields = _seconds_fields(Config, "config")
+    assert len(fields) > 50  # the walk reached the stages' sections
+    assert [] == [name for name, ok in fields.items() if not ok]
