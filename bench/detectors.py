@@ -169,7 +169,10 @@ def main() -> None:
             f"{limits[name]:>8.0f} {on_time:>3}/{sc.faults:<3}"
         )
     print()
-    print("targets: every fault within min duration + 3 samples; no finding on clean days")
+    print(
+        "targets: every fault within min duration + 3 samples; "
+        "at most 1 false finding per clean week"
+    )
     unshown = [p for p in problems if UNSHOWN in p]
     problems = [p for p in problems if UNSHOWN not in p]
     if problems:

@@ -119,6 +119,7 @@ def profile_config(profile: str, server: LocalTriton, workdir: Path) -> Config:
 def bench_config(server: LocalTriton, workdir: Path) -> Config:
     """The demo's embedded config, with guards opened up for back-to-back repetitions."""
     base = demo_config(server, workdir)
+    base = base.model_copy(update={"stream_canaries": []})  # the bench serves no charlm
     playbooks = base.playbooks.model_copy(
         update={"overrides": BENCH_OVERRIDES, "breaker_max_actions": 10_000}
     )
