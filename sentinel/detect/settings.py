@@ -37,8 +37,9 @@ class LatencySettings(Section):
     """Relative rule: the quantile must exceed baseline median x ratio ..."""
     k_sigma: float = Field(5.0, ge=0)
     """... and baseline median + k_sigma x robust sigma (IQR / 1.349) ..."""
-    min_increase_s: float = Field(0.005, ge=0)
-    """... and baseline median + this many seconds (ignores noise on sub-ms models)."""
+    min_increase_s: float = Field(0.02, ge=0)
+    """... and baseline median + this many seconds (ignores the few milliseconds a busy
+    host adds to a fast model's canaries; a spike is an increase a caller notices)."""
     slo_s: float | None = Field(None, gt=0)
     """Absolute SLO on the quantile, seconds; breached means a finding even when the
     baseline has crept up. None: only the relative rule."""
