@@ -1,8 +1,10 @@
 """The labelled trace suite: documented fault models on realistically noisy signals.
 
-Every trace is generated from a seed, so the suite is deterministic. Fault models:
+Every trace is generated from a seed, so the suite is deterministic. Canaries come at the
+shipped ``CanarySettings`` interval (2 s) with its rechecks, health at the shipped
+``TritonSettings.health_interval_s`` (1 s). Fault models:
 
-* latency (canary every 5 s): median 20 ms with a +-20 % diurnal swing, log-normal jitter
+* latency (canaries): median 20 ms with a +-20 % diurnal swing, log-normal jitter
   (sigma 0.15), GC-pause outliers (1 sample in 180 multiplied by 4..12, pairs happen).
   Faults: steps x2.5 and x3 (10 min), a burst x6 (2 min), a ramp 1x -> 6x over 10 min
   (due when it reaches 2.5x).
@@ -16,14 +18,14 @@ Every trace is generated from a seed, so the suite is deterministic. Fault model
   load and GpuIdle at low load (both normal). Faults: a heat episode (5 min ramp to 88 C,
   then Sw+HwThermalSlowdown for 3 min, clocks at 60 %), HwSlowdown for 2 min, HW power
   brake for 1 min (clocks at 30 %).
-* accuracy (canary every 5 s, 64 rows): top-1 agreement Binomial(64, 0.985)/64, cosine
+* accuracy (canaries, 64 rows): top-1 agreement Binomial(64, 0.985)/64, cosine
   0.995. Faults: a deployment (version 2) dropping to 0.80 (sudden), a sudden drop to
   0.90 without a version change, a slide from 0.985 to 0.75 over 2 h (due when it
   crosses 0.935, the baseline minus max_drop).
-* errors (canary every 5 s, health every 2 s): 0.3 % timeouts. Faults: 100 % and 70 %
+* errors (canaries and health): 0.3 % timeouts. Faults: 100 % and 70 %
   error bursts of 3 min, server not ready for 1 min, model unloaded for 1 min, GPU lost,
   a hardware Xid.
-* backlog (Triton health every 2 s): pending ~ Poisson(3 x load), queue share 0.1..0.2.
+* backlog (Triton health): pending ~ Poisson(3 x load), queue share 0.1..0.2.
   Fault: pending ~ Poisson(30) and queue share 0.7 for 5 min.
 
 ``python bench/traces.py --write tests/data/traces`` writes the compact suite (CSV for
@@ -45,7 +47,7 @@ import numpy as np
 from sentinel.detect.series import SAMPLE_FOR, SERIES_GPU, SERIES_MODEL
 from sentinel.detect.settings import DetectorSettings
 from sentinel.detect.suite import build_detector
-from sentinel.probes.settings import CanarySettings
+from sentinel.probes.settings import CanarySettings, TritonSettings
 from sentinel.vocabulary.samples import (
     Agreement,
     CanaryResult,
@@ -109,8 +111,10 @@ def _diurnal(ts: np.ndarray) -> np.ndarray:
     return 0.65 + 0.35 * np.sin(2 * math.pi * ((ts - T0) / DAY - 0.35))
 
 
+CANARY_S: float = CanarySettings.model_fields["interval_s"].default
 RECHECK_S: float = CanarySettings.model_fields["recheck_interval_s"].default
 MAX_RECHECKS: int = CanarySettings.model_fields["max_rechecks"].default
+HEALTH_S: float = TritonSettings.model_fields["health_interval_s"].default
 
 
 def canary_schedule(
@@ -149,7 +153,7 @@ def latency_value(rng: Rng, t: float, factor: float) -> float:
 
 def latency_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> Trace:
     rng = np.random.default_rng(seed)
-    interval = 5.0
+    interval = CANARY_S
     duration = days * DAY if fault is None else 1800.0 + 1500.0
     labels: list[Label] = []
     kinds = ("latency_spike",)
@@ -299,7 +303,7 @@ def thermal_trace(name: str, seed: int, fault: str | None, days: float = 0.0) ->
 
 def accuracy_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> Trace:
     rng = np.random.default_rng(seed)
-    interval = 5.0
+    interval = CANARY_S
     duration = days * DAY if fault is None else (900.0 + 9000.0 if fault == "slide" else 1800.0)
     end = T0 + duration
     at = T0 + 900.0
@@ -353,10 +357,12 @@ def errors_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
             p = p_fail if at <= t < at + 180 else 0.003
             return 1.0 if rng.random() < p else 0.0
 
-        samples = canary_schedule("errors", T0, T0 + duration, 5.0, lambda t: make(t, failed(t)))
+        samples = canary_schedule(
+            "errors", T0, T0 + duration, CANARY_S, lambda t: make(t, failed(t))
+        )
         labels.append(Label(("error_burst",), at, at, at + 180, f"{p_fail:.0%} errors 3 min"))
         series = [(s.ts, 0.0 if s.outcome == "ok" else 1.0) for s in samples]
-        return Trace(name, "errors", 5.0, labels, series=series)
+        return Trace(name, "errors", CANARY_S, labels, series=series)
 
     def canary(t: float) -> Sample:
         timeout = rng.random() < 0.003
@@ -370,13 +376,13 @@ def errors_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
             error="deadline exceeded" if timeout else None,
         )
 
-    records = canary_schedule("errors", T0, T0 + duration, 5.0, canary)
+    records = canary_schedule("errors", T0, T0 + duration, CANARY_S, canary)
     success = failure = 0.0
-    for t in _times(T0 + 1.0, duration, 2.0).tolist():
+    for t in _times(T0 + 1.0, duration, HEALTH_S).tolist():
         ready = not (fault == "notready" and at <= t < at + 60)
         model_ready = not (fault == "unloaded" and at <= t < at + 60)
-        success += rng.poisson(100)
-        failure += rng.poisson(0.05)
+        success += rng.poisson(50 * HEALTH_S)
+        failure += rng.poisson(0.025 * HEALTH_S)
         records.append(
             TritonHealth(
                 ts=t,
@@ -399,7 +405,7 @@ def errors_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
         records.append(GpuEvent(ts=at, uuid=SERIES_GPU, kind="xid", xid=48, cause="hardware"))
         labels.append(Label(("xid_hardware",), at, at, at + 60, "Xid 48 double-bit ECC"))
     records.sort(key=lambda s: s.ts)
-    return Trace(name, "errors", 5.0, labels, records=records)
+    return Trace(name, "errors", CANARY_S, labels, records=records)
 
 
 # -- backlog ---------------------------------------------------------------------------
@@ -407,7 +413,7 @@ def errors_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> 
 
 def backlog_trace(name: str, seed: int, fault: str | None, days: float = 0.0) -> Trace:
     rng = np.random.default_rng(seed)
-    interval = 2.0
+    interval = HEALTH_S
     duration = days * DAY if fault is None else 1500.0
     ts = _times(T0, duration, interval)
     load = _diurnal(ts)

@@ -1,15 +1,18 @@
 """Sentinel's side of the time-to-mitigate benchmark: repeated real Triton faults.
 
-One sentinel (built in this process with ``sentinel.wiring.build`` and the demo's
-tuned detectors) watches one real tritonserver; each fault class is injected,
-timed from the moment it takes effect to the first finding of its kind and to the
-playbook's ``verified`` update, then cleared before the next.
+One sentinel (built in this process with ``sentinel.wiring.build``) watches one real
+tritonserver; each fault class is injected, timed from the moment it takes effect to the
+first finding of its kind and to the playbook's ``verified`` update, then cleared before
+the next. Profile ``defaults`` (the default) runs the shipped probes, detectors, incident
+timing and playbooks, with only the guards that forbid back-to-back repetitions opened;
+profile ``demo`` runs the demo's tuned settings (``sentinel.demo.scenario.demo_config``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.config import Config
-from sentinel.demo.scenario import MODEL, demo_config
+from sentinel.demo.scenario import EXAMPLES, MODEL, PLAYBOOKS, demo_config
 from sentinel.probes.triton import TritonAdapter
 from sentinel.testing.triton_local import LocalTriton
 from sentinel.vocabulary.findings import Finding, Judgement
 from sentinel.vocabulary.notices import ActionUpdate, IncidentChanged, Notice
 from sentinel.wiring import Sentinel, build
 
+PROFILES = ("defaults", "demo")
 QUIET_S = 3.0
 """Seconds without any finding (and nothing open or running) before the next fault."""
 CLASSES = ("accuracy", "latency", "hang")
@@ -35,9 +39,16 @@ FAULT_PARAMS = {
     "accuracy": {"precision": "int8", "int8_calibration": "bad"},
     "latency": {"delay_ms": "300", "slow_above_batch": "16"},
 }
-# Repetitions run back to back: no cooldown or budget, and leases that do not come
-# due inside the run (the bench restores the clean config itself after each rep).
+# Repetitions run back to back: no cooldown or budget, no minimum server age (the last
+# rep restarted it seconds ago), and leases that do not come due inside the run (the
+# bench restores the clean config itself after each rep). Nothing else is changed.
 NO_LIMITS = {"cooldown": "0s", "budget": {"runs": 1000, "per": "24h"}}
+DEFAULTS_OVERRIDES: dict[str, Any] = {
+    "int8-to-fp16": {"guards": NO_LIMITS},
+    "reduce-batch-size": {"guards": NO_LIMITS, "steps": {"halve_batch": {"restore_after": "6h"}}},
+    "restart-server": {"guards": NO_LIMITS, "params": {"min_uptime_s": "5"}},
+}
+# The demo profile: the same guards opened, and the demo's tuned triggers.
 BENCH_OVERRIDES: dict[str, Any] = {
     "int8-to-fp16": {"guards": NO_LIMITS},
     "reduce-batch-size": {
@@ -54,9 +65,61 @@ BENCH_OVERRIDES: dict[str, Any] = {
 }
 
 
+def defaults_config(server: LocalTriton, workdir: Path) -> Config:
+    """The shipped defaults watching ``server``: only where to find things is set (and the
+    guards against back-to-back repetitions opened, see DEFAULTS_OVERRIDES)."""
+    return Config.model_validate(
+        {
+            "pod": "bench-pod",
+            "state_dir": str(workdir / "state"),
+            "triton": {"url": server.grpc_url, "metrics_url": server.metrics_url},
+            "canaries": [
+                {
+                    "model": MODEL,
+                    "golden_set": str(EXAMPLES / "golden" / "digits.npz"),
+                    "batch_sizes": [1, 8],
+                }
+            ],
+            "gpu": {"source": "off"},
+            "playbooks": {
+                "dirs": [str(PLAYBOOKS)],
+                "server_pid_file": str(workdir / "tritonserver.pid"),
+                "overrides": DEFAULTS_OVERRIDES,
+                "breaker_max_actions": 10_000,
+            },
+            "notifiers": {"console": {"enabled": False}},
+            "api": {"port": 0},
+            "metrics": {"bind": "127.0.0.1", "port": 0},
+            "logging": {"level": "info", "format": "json"},
+        }
+    )
+
+
+def warmup_s(config: Config) -> float:
+    """Seconds of healthy canaries the detectors need before their baselines judge: the
+    latency and accuracy baselines' minimum samples, at the configured interval."""
+    canary = config.canaries[0]
+    d = config.detectors
+    rounds = max(
+        d.latency.baseline_min_samples,
+        math.ceil(d.accuracy.baseline_min_samples / len(canary.batch_sizes)),
+    )
+    return rounds * canary.interval_s + 2 * canary.interval_s
+
+
+def profile_config(profile: str, server: LocalTriton, workdir: Path) -> Config:
+    """The repetitions' config for a profile (see PROFILES)."""
+    if profile == "defaults":
+        return defaults_config(server, workdir)
+    if profile == "demo":
+        return bench_config(server, workdir)
+    raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
+
+
 def bench_config(server: LocalTriton, workdir: Path) -> Config:
     """The demo's embedded config, with guards opened up for back-to-back repetitions."""
     base = demo_config(server, workdir)
+    base = base.model_copy(update={"stream_canaries": []})  # the bench serves no charlm
     playbooks = base.playbooks.model_copy(
         update={"overrides": BENCH_OVERRIDES, "breaker_max_actions": 10_000}
     )
@@ -130,8 +193,16 @@ async def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
 class Repetitions:
     """Runs ``reps`` rounds of the three fault classes against one served model."""
 
-    def __init__(self, server: LocalTriton, workdir: Path, reps: int, say: Callable[[str], None]):
+    def __init__(
+        self,
+        server: LocalTriton,
+        workdir: Path,
+        reps: int,
+        say: Callable[[str], None],
+        profile: str = "defaults",
+    ):
         self.server = server
+        self.profile = profile
         self.workdir = workdir
         self.reps = reps
         self.say = say
@@ -140,7 +211,7 @@ class Repetitions:
         self.clean: dict[str, Any] = {}
 
     async def run(self) -> list[Rep]:
-        config = bench_config(self.server, self.workdir)
+        config = profile_config(self.profile, self.server, self.workdir)
         async with build(config, on_judgement=self.rec.judgement, on_notice=self.rec.notice) as s:
             for _ in range(3):  # the model's first inferences are slow
                 await s.canaries[0].check()
@@ -148,7 +219,8 @@ class Repetitions:
             try:
                 await s.daemon.started.wait()
                 self.clean = await s.triton.model_config(MODEL)
-                await asyncio.sleep(6)  # the detectors learn the healthy baseline
+                # the detectors learn the healthy baseline (a deployed sentinel has one)
+                await asyncio.sleep(6.0 if self.profile == "demo" else warmup_s(config))
                 for i in range(self.reps):
                     for fault in CLASSES:
                         rep = await self.one(s, fault)
@@ -201,7 +273,7 @@ class Repetitions:
             await s.canaries[0].check()
         await self.quiet(s, QUIET_S)
 
-    async def quiet(self, s: Sentinel, quiet_s: float, timeout_s: float = 60.0) -> None:
+    async def quiet(self, s: Sentinel, quiet_s: float, timeout_s: float = 150.0) -> None:
         """Until no incident is open, no playbook runs and no finding came for ``quiet_s``.
 
         Injecting the next fault while a leftover run acts on the model would time

@@ -92,6 +92,10 @@ class AccuracyDetector:
                 "mean_top1": rnd(verdict["top1"], 4),
                 "mean_cosine": rnd(verdict["cosine"], 4),
             },
+            # a million to one is sustained enough: no min_duration_s on top of it
+            sustained_since=m.evidence.since
+            if m.evidence is not None and "sequential" in verdict["rules"]
+            else None,
         )
         # one canary under the bar, or evidence gathering, is worth a recheck, not yet drift
         gathering = m.evidence is not None and m.evidence.suspicious

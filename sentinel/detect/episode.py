@@ -61,11 +61,15 @@ class Episode:
         recovered: bool,
         fire: Callable[[float, float], tuple[Severity, str, dict[str, Any]]],
         clear_evidence: Callable[[], dict[str, Any]] | None = None,
+        sustained_since: float | None = None,
     ) -> Judgement | None:
         """Feed one sample's verdict; returns a Finding or Cleared when the state changes.
 
         ``breached``: the sample meets the firing condition. ``recovered``: it is below the
         (lower) clear level. ``fire(started_at, ts)`` builds severity, summary, evidence.
+        ``sustained_since``: the caller's own test (a sequential one, which weighs every
+        sample since the change began) already holds the breach as sustained since then;
+        it fires now, with that onset, whatever ``min_duration_s`` and ``min_samples`` say.
         """
         if self.phase is Phase.IDLE:
             if breached:
@@ -81,7 +85,10 @@ class Episode:
                 return None
             self.breach_count += 1
             assert self.started_at is not None
-            if (
+            sustained = breached and sustained_since is not None
+            if sustained and sustained_since is not None:
+                self.started_at = min(self.started_at, sustained_since)
+            if sustained or (
                 self.breach_count >= self.min_samples
                 and ts - self.started_at >= self.min_duration_s
             ):

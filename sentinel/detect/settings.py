@@ -1,8 +1,9 @@
 """Detector thresholds (the `detectors:` config section). Owned by the detect stage.
 
-Every threshold has a default chosen for canaries every 5 s, NVML samples every 1 s and
-Triton health every 2 s (the probes' defaults); ``bench/detectors.py`` measures them on
-the labelled trace suite.
+Every threshold has a default chosen for canaries every 2 s with rechecks 0.5 s apart on
+suspicion, NVML samples every 1 s and Triton health every 1 s (the probes' defaults);
+``bench/detectors.py`` measures them on the labelled trace suite (false findings per clean
+simulated week) and ``bench/time_to_mitigate.py`` on real Triton faults (seconds to detect).
 """
 
 from __future__ import annotations
@@ -37,17 +38,31 @@ class LatencySettings(Section):
     """Relative rule: the quantile must exceed baseline median x ratio ..."""
     k_sigma: float = Field(5.0, ge=0)
     """... and baseline median + k_sigma x robust sigma (IQR / 1.349) ..."""
-    min_increase_s: Duration = Field(0.005, ge=0)
-    """... and baseline median + this many seconds (ignores noise on sub-ms models)."""
+    min_increase_s: Duration = Field(0.02, ge=0)
+    """... and baseline median + this many seconds (ignores the few milliseconds a busy
+    host adds to a fast model's canaries; a spike is an increase a caller notices)."""
     slo_s: Duration | None = Field(None, gt=0)
     """Absolute SLO on the quantile, seconds; breached means a finding even when the
     baseline has crept up. None: only the relative rule."""
+    evidence_log_odds: float | None = Field(13.8, gt=0)
+    """Sequential rule (a CUSUM over the canaries): also a spike once the canaries since
+    they began to exceed the bar (the relative threshold, or the SLO) are this much
+    likelier (a natural log of the odds) under a spike (9 in 10 over the bar) than under
+    normal noise (1 in 200), and most of them were over it: three in a row, found within
+    two rechecks, where the window's quantile still holds the canaries from before. None
+    turns it off."""
+    sequential_min_increase_s: Duration = Field(0.05, ge=0)
+    """The sequential rule counts a canary as over the bar only when it is also this much
+    over the baseline median: it acts within seconds, so it is kept to increases worth
+    acting on at once (a model reload's brief slowdown is not one); smaller spikes are the
+    window rule's, after ``min_duration_s``."""
     min_duration_s: Duration = Field(30.0, ge=0)
-    """The breach must hold this long before a finding (onset = first breaching sample)."""
+    """The window's breach must hold this long before a finding (onset = first breaching
+    sample); the sequential rule's needs no more than its evidence."""
     clear_fraction: float = Field(0.5, ge=0, le=1)
     """Hysteresis: clear below baseline + clear_fraction x (threshold - baseline), and
     below clear_fraction x the SLO's excess over the baseline."""
-    clear_duration_s: Duration = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(20.0, ge=0)
     """The quantile must stay under the clear level this long to close the finding."""
 
     @model_validator(mode="after")
@@ -177,11 +192,12 @@ class AccuracySettings(Section):
     one. A drop then shows within a few canaries, before the window's mean, which still
     holds the canaries from before, crosses the bar. None turns it off."""
     min_duration_s: Duration = Field(20.0, ge=0)
-    """The breach must hold this long before a finding."""
+    """The window's breach must hold this long before a finding; the sequential rule's
+    needs no more than its evidence."""
     sudden_max_s: Duration = Field(120.0, gt=0)
     """From the last healthy window to the breach within this long is 'sudden' (a
     deployment-like step); longer is 'gradual' (a slide)."""
-    clear_duration_s: Duration = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(20.0, ge=0)
     """Agreement must be back above the clear level this long to close the finding."""
 
 
@@ -214,9 +230,9 @@ class ErrorSettings(Section):
     min_duration_s: Duration = Field(0.0, ge=0)
     """An error burst must hold this long before a finding (the window's rate already
     needs several errors, so none by default)."""
-    clear_duration_s: Duration = Field(60.0, ge=0)
+    clear_duration_s: Duration = Field(20.0, ge=0)
     """Error rates must stay under half their threshold this long to clear."""
-    unhealthy_samples: int = Field(3, ge=1)
+    unhealthy_samples: int = Field(2, ge=1)
     """Consecutive health samples not live/ready (or unreadable) for ``server_unhealthy``,
     and not model-ready for ``model_not_ready``."""
     healthy_samples: int = Field(3, ge=1)

@@ -11,8 +11,9 @@ from sentinel.base.settings import Section
 class IncidentSettings(Section):
     """Lifecycle timing: hysteresis, re-fire window, re-notify interval."""
 
-    resolve_hold_s: Duration = Field(60.0, ge=0)
-    """After a Cleared, the incident resolves only if no new finding arrives for this long."""
+    resolve_hold_s: Duration = Field(20.0, ge=0)
+    """After a Cleared, the incident resolves only if no new finding arrives for this long
+    (one that comes later, within ``refire_window_s``, reopens the same incident)."""
     refire_window_s: Duration = Field(300.0, ge=0)
     """A finding within this long after resolution reopens the same incident (same id)."""
     renotify_interval_s: Duration = Field(3600.0, ge=0)

@@ -21,11 +21,13 @@ class TritonSettings(Section):
     """KServe v2 protocol used for canaries, health and model control."""
     metrics_url: str | None = "http://localhost:8002/metrics"
     """Triton's Prometheus endpoint (failure counters, pending requests); None to skip."""
-    timeout_s: Duration = Field(5.0, gt=0)
-    """Deadline of health, statistics and model-control calls."""
+    timeout_s: Duration = Field(1.0, gt=0)
+    """Deadline of health, statistics and model-control calls (a local server answers in
+    milliseconds; as a Kubernetes probe's default, a second without an answer is a failed
+    check)."""
     load_timeout_s: Duration = Field(120.0, gt=0)
     """Deadline of model load/unload calls (a TensorRT engine can take a while to load)."""
-    health_interval_s: Duration = Field(2.0, gt=0)
+    health_interval_s: Duration = Field(1.0, gt=0)
     """How often the health probe runs."""
 
 
@@ -38,9 +40,9 @@ class CanarySettings(Section):
     """Model version to ask for; '' lets Triton pick by its version policy."""
     golden_set: RelPath
     """`.npz` with the model's inputs, `reference__<OUTPUT>` outputs and optional `labels`."""
-    interval_s: Duration = Field(5.0, gt=0)
+    interval_s: Duration = Field(2.0, gt=0)
     """Time between canary rounds."""
-    recheck_interval_s: Duration | None = Field(1.0, gt=0)
+    recheck_interval_s: Duration | None = Field(0.5, gt=0)
     """After a round a detector finds suspicious (an error, a slow or disagreeing answer,
     with no finding open yet), the next round comes this soon (at most ``interval_s``):
     the suspicion is confirmed or dispelled in seconds, not in several intervals.

@@ -52,7 +52,7 @@ class RunbookSettings(Section):
     """The circuit breaker's window."""
     lease_check_interval_s: Duration = Field(30.0, gt=0)
     """How often degradation leases are checked for restore."""
-    canary_interval_s: Duration = Field(5.0, gt=0)
+    canary_interval_s: Duration = Field(1.0, gt=0)
     """Pause between canary rounds while verifying a step."""
     server_pid_file: RelPath | None = None
     """File holding tritonserver's pid (process.signal); else found by name in /proc."""

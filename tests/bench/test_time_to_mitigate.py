@@ -127,6 +127,35 @@ def test_bench_config_opens_guards_and_keeps_the_demo_detectors(tmp_path: Path) 
     assert server.grpc_url == config.triton.url
 
 
+@pytest.mark.triton
+def test_defaults_profile_changes_no_shipped_setting(tmp_path: Path) -> None:
+    """The defaults profile runs the shipped probes, detectors, incident timing and
+    triggers: its overrides open only the guards against back-to-back repetitions."""
+    from sentinel.demo.scenario import EXAMPLES
+    from sentinel.detect.settings import DetectorSettings
+    from sentinel.incidents.settings import IncidentSettings
+    from sentinel.probes.settings import CanarySettings, TritonSettings
+    from sentinel.testing.triton_local import LocalTriton
+
+    server = LocalTriton(EXAMPLES / "model_repository", workdir=tmp_path / "triton")
+    config = ttm_reps.profile_config("defaults", server, tmp_path)
+    shipped = CanarySettings(model="digits", golden_set=config.canaries[0].golden_set)
+    assert DetectorSettings() == config.detectors
+    assert IncidentSettings() == config.incidents
+    assert shipped.model_dump(exclude={"batch_sizes"}) == config.canaries[0].model_dump(
+        exclude={"batch_sizes"}
+    )
+    triton = TritonSettings()
+    assert (triton.timeout_s, triton.health_interval_s) == (
+        config.triton.timeout_s,
+        config.triton.health_interval_s,
+    )
+    opened = {key for override in config.playbooks.overrides.values() for key in override}
+    assert {"guards", "params", "steps"} >= opened
+    assert {"min_uptime_s": "5"} == config.playbooks.overrides["restart-server"]["params"]
+    assert ttm_reps.warmup_s(config) >= 60.0
+
+
 def test_table_marks_an_unobserved_anchor_as_a_lower_bound() -> None:
     """A class whose alert did not arrive in time shows '>=' and its ratio uses the bound."""
     anchor = ttm.Anchor("accuracy", "SentinelCanaryAccuracyDrift", 600.0, onset=0.0, active_s=10.0)

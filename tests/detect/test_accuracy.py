@@ -138,3 +138,13 @@ def _run_from(d: AccuracyDetector, t: float, top1: list[float]) -> list[Judgemen
     for i, a in enumerate(top1):
         out += d.observe(canary(t + 5 * i, top1=a))
     return out
+
+
+def test_sequential_evidence_fires_without_the_window_sustain() -> None:
+    """Canaries that stop agreeing are found on the third (a million to one), before the
+    window's 20 s sustain, with the onset at the first bad canary."""
+    out = _run(AccuracyDetector(), [1.0] * 200 + [0.0] * 10)
+    f = next(j for j in out if isinstance(j, Finding))
+    assert "sequential" in f.evidence["rules"]
+    assert (T0 + 5 * 200, T0 + 5 * 202) == (f.started_at, f.detected_at)
+    assert f.detected_at - f.started_at < AccuracySettings().min_duration_s

@@ -35,6 +35,21 @@ def test_fires_only_after_min_duration_and_samples() -> None:
     assert ep.update(15.0, True, False, _fire) is None
 
 
+def test_a_sustained_breach_fires_at_once_with_its_onset() -> None:
+    """A breach the caller's sequential test holds as sustained since an earlier onset fires
+    on that sample, whatever min_duration_s and min_samples say; a plain one still waits."""
+    ep = _episode()
+    assert ep.update(0.0, True, False, _fire) is None
+    out = ep.update(1.0, True, False, _fire, sustained_since=-0.5)
+    assert isinstance(out, Finding)
+    assert (-0.5, 1.0) == (out.started_at, out.detected_at)
+    fresh = _episode()
+    out = fresh.update(3.0, True, False, _fire, sustained_since=2.0)
+    assert isinstance(out, Finding)
+    assert (2.0, 3.0) == (out.started_at, out.detected_at)
+    assert _episode().update(3.0, False, False, _fire, sustained_since=2.0) is None
+
+
 def test_recovery_while_pending_cancels() -> None:
     """A pending breach that recovers before min_duration never fires."""
     ep = _episode()
