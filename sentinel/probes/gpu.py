@@ -104,6 +104,7 @@ class GpuSampler:
         self._proc = proc
         """Where process names and parents are read when NVML gives none (None: nowhere)."""
         self._settings = settings or GpuSettings()
+        self.interval_s = self._settings.interval_s
         self._clock: Clock = clock or SystemClock()
         self._gpus: list[_Gpu] = []
         self._count: int | None = None
@@ -352,9 +353,9 @@ class GpuSampler:
 
     def _slow(self, gpu: _Gpu, key: str, fn_names: tuple[str, ...], *args: Any) -> Any:
         """A field that changes rarely: read when due, else its last value."""
-        every, tick = self._settings.slow_interval_s, self._settings.interval_s
-        now = self._clock.monotonic()
-        return gpu.slow.read(key, now, every, tick, lambda: self._read(gpu, key, fn_names, *args))
+        s, now = self._settings, self._clock.monotonic()
+        fetch = lambda: self._read(gpu, key, fn_names, *args)  # noqa: E731
+        return gpu.slow.read(key, now, s.slow_interval_s, s.interval_s, fetch)
 
     def _sample(self, gpu: _Gpu) -> GpuSample:
         ts = self._clock.now()
@@ -448,9 +449,8 @@ class GpuSampler:
     def _processes(self, gpu: _Gpu) -> tuple[GpuProcess, ...] | None:
         """The GPU's compute processes, named; None when they could not be read."""
         procs = self._read(gpu, "processes", ("nvmlDeviceGetComputeRunningProcesses",))
-        if not isinstance(procs, list | tuple):
-            return None
-        return gpu_processes(procs, self._nvml, self._proc, _count)
+        ok = isinstance(procs, list | tuple)
+        return gpu_processes(procs, self._nvml, self._proc, _count) if ok else None
 
     # -- the loop ---------------------------------------------------------
 
