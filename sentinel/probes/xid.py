@@ -75,7 +75,8 @@ class XidWatcher:
     async def run(self, sink: SampleSink) -> None:
         """Watch until cancelled, passing every event to ``sink``; the thread stops with it.
 
-        Returns early when nothing could be registered (``status`` says why).
+        Without ticks it returns early when nothing could be registered (``status`` says
+        why); with ticks it keeps ticking.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[GpuEvent | list[Sample] | None] = asyncio.Queue()
