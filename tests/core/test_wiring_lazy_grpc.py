@@ -51,3 +51,17 @@ def test_http_without_stream_canaries_never_imports_grpc() -> None:
 def test_grpc_protocol_imports_grpc() -> None:
     """Over gRPC the client is loaded (the check above can see an import)."""
     assert True is _grpc_loaded_after_building("grpc")
+
+
+def test_the_cli_with_every_command_registered_never_imports_grpc() -> None:
+    """Building `sentinel`'s parser (every command module) leaves gRPC unimported."""
+    script = "import sys\nfrom sentinel.cli import build_parser\nbuild_parser()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script + "print('grpc' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=120,
+        check=True,
+    )
+    assert "False" == done.stdout.strip().splitlines()[-1]
