@@ -3,7 +3,7 @@
 Memory, utilization, clocks, power, temperature and clock-event reasons are read on
 every sample. ECC errors, remapped rows, the PCIe replay counter, the power limit and
 the process list change rarely and some cost far more to read (the PCIe replay counter
-took ~175 us of CPU a call on an H200, the fast fields ~23 us together), so they are
+took ~190 us of CPU a call on an H200, the fast fields ~25 us together), so they are
 read every ``gpu.slow_interval_s`` and the samples in between carry the last value. A
 read that failed (None) is due again on the next sample, and the processes are also
 read at once when memory used has moved (``gpu.processes_on_memory_change``).

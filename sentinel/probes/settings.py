@@ -108,7 +108,7 @@ class GpuSettings(Section):
     """How often the fields that change rarely are read: uncorrected ECC errors, remapped
     rows, the PCIe replay counter, the power limit and the GPU's processes; samples in
     between carry the last values read (a failed read is retried on the next sample).
-    On an H200 the PCIe replay counter alone cost ~175 us of CPU a read, eight times the
+    On an H200 the PCIe replay counter alone cost ~190 us of CPU a read, eight times the
     fast fields together. At most ``interval_s``: every field on every sample."""
     processes_on_memory_change: float = Field(0.01, ge=0, le=1)
     """The processes are also read at once when memory used moved by more than this share
