@@ -54,9 +54,10 @@ DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:http")
 # -- reading /proc ------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (every thread), in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """utime + stime of the whole process (every thread), or of one thread, in seconds."""
+    where = f"/proc/{pid}/task/{task}/stat" if task is not None else f"/proc/{pid}/stat"
+    text = Path(where).read_text()
     fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
 
@@ -83,6 +84,10 @@ class Watch:
     max_threads: int = 0
     max_rss_kib: int = 0
     """The most VmRSS seen (the peak where the kernel keeps no VmHWM, as under gVisor)."""
+    names: dict[int, str] = field(default_factory=dict)
+    """tid -> thread name (comm)."""
+    cpu: dict[int, float] = field(default_factory=dict)
+    """tid -> CPU seconds, last seen."""
 
     def poll(self) -> None:
         status = status_fields(Path(f"/proc/{self.pid}/status"))
@@ -92,7 +97,10 @@ class Watch:
             with contextlib.suppress(OSError, KeyError, ValueError):
                 s = status_fields(task / "status")
                 n = int(s["voluntary_ctxt_switches"]) + int(s["nonvoluntary_ctxt_switches"])
-                self.switches[int(task.name)] = n
+                tid = int(task.name)
+                self.switches[tid] = n
+                self.names[tid] = s.get("Name", "?")
+                self.cpu[tid] = cpu_seconds(self.pid, tid)
 
     def total_switches(self) -> int:
         return sum(self.switches.values())
@@ -109,6 +117,8 @@ class Figures:
     wakeups_per_s: float
     seconds: float
     log_lines_per_s: float | None = None
+    by_thread: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    """Thread name -> (threads of that name, CPU % of one core, wakeups/s)."""
 
 
 def measure(watches: dict[str, Watch], seconds: float) -> dict[str, Figures]:
@@ -120,6 +130,8 @@ def measure(watches: dict[str, Watch], seconds: float) -> dict[str, Figures]:
     start = time.monotonic()
     cpu0 = {n: cpu_seconds(w.pid) for n, w in watches.items()}
     sw0 = {n: w.total_switches() for n, w in watches.items()}
+    tcpu0 = {n: dict(w.cpu) for n, w in watches.items()}
+    tsw0 = {n: dict(w.switches) for n, w in watches.items()}
     # threads that start during the window begin at 0 switches: count them from there
     known = {n: set(w.switches) for n, w in watches.items()}
     while time.monotonic() - start < seconds:
@@ -139,8 +151,22 @@ def measure(watches: dict[str, Watch], seconds: float) -> dict[str, Figures]:
             threads=w.max_threads,
             wakeups_per_s=switches / elapsed,
             seconds=elapsed,
+            by_thread=per_thread(w, tcpu0[n], tsw0[n], elapsed),
         )
     return out
+
+
+def per_thread(
+    w: Watch, cpu0: dict[int, float], sw0: dict[int, int], elapsed: float
+) -> dict[str, tuple[int, float, float]]:
+    """The window's CPU and wakeups, summed by thread name (grpc's pool, the NVML thread...)."""
+    rows: dict[str, tuple[int, float, float]] = {}
+    for tid, name in w.names.items():
+        count, cpu, wakeups = rows.get(name, (0, 0.0, 0.0))
+        cpu += 100.0 * (w.cpu.get(tid, 0.0) - cpu0.get(tid, 0.0)) / elapsed
+        wakeups += (w.switches.get(tid, 0) - sw0.get(tid, 0)) / elapsed
+        rows[name] = (count + 1, cpu, wakeups)
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1][1]))
 
 
 # -- the setup ----------------------------------------------------------------
@@ -290,6 +316,18 @@ def table(rows: list[tuple[Figures, Figures]]) -> str:
     return "\n".join(out)
 
 
+def thread_table(rows: list[tuple[Figures, Figures]]) -> str:
+    """Where each configuration's CPU and wakeups went, by thread name."""
+    out = [
+        "| configuration | thread (count) | CPU (% of one core) | wakeups/s |",
+        "|---|---|---:|---:|",
+    ]
+    for ours, _ in rows:
+        for name, (count, cpu, wakeups) in ours.by_thread.items():
+            out.append(f"| {ours.name} | {name} ({count}) | {cpu:.2f} | {wakeups:.1f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="window per configuration")
@@ -317,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. an export of an older commit for a before/after",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--threads", action="store_true", help="also print CPU and wakeups by thread name"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -345,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.python}; sentinel from {args.checkout}"
     )
     print(table(rows))
+    if args.threads:
+        print()
+        print(thread_table(rows))
     if args.json:
         args.json.write_text(json.dumps([[asdict(a), asdict(b)] for a, b in rows], indent=2))
     return 0

@@ -8,10 +8,11 @@ same way, swapping in a clock, a registry or an NVML stand-in.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -42,11 +43,6 @@ from sentinel.probes.metrics import ProbeMetrics
 from sentinel.probes.model_files import ManifestStore, ModelFilesProbe
 from sentinel.probes.nvml import NvmlUnavailable
 from sentinel.probes.replay import ReplayProbe
-from sentinel.probes.stream_canary import (
-    StreamCanaryProbe,
-    StreamVerification,
-    build_stream_canaries,
-)
 from sentinel.probes.triton_health import TritonHealthProbe
 from sentinel.runbook.actions.process import find_server_pid
 from sentinel.runbook.context import synthetic_incident
@@ -57,6 +53,9 @@ from sentinel.runbook.schema import invalid_files
 from sentinel.runbook.service import EnginePlaybookService
 from sentinel.vocabulary.findings import Judgement
 from sentinel.vocabulary.notices import Notice, PageRequest, Teller
+
+if TYPE_CHECKING:
+    from sentinel.probes.stream_canary import StreamCanaryProbe, StreamVerification
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +146,7 @@ def build_probes(
         except (GoldenSetError, OSError) as exc:
             raise ConfigError(f"canaries[{c.model}].golden_set: {exc}") from exc
     try:
-        streams = build_stream_canaries(config.stream_canaries, triton, config.triton, clock)
+        streams = _stream_canaries(config, triton, clock)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     probes: list[Probe] = [
@@ -237,7 +236,7 @@ async def build(
         suite = DetectorSuite(config.detectors, server_pids=server_pids.pids)
         for canary in canaries:
             canary.suspects = suite.suspects  # judge -> observe: recheck a suspect model soon
-        streams = [StreamVerification(p) for p in probes if isinstance(p, StreamCanaryProbe)]
+        streams = _stream_verifications(probes)
         for stream in streams:
             stream.probe.suspects = suite.suspects
 
@@ -355,6 +354,26 @@ async def build(
         yield Sentinel(daemon, pipeline, engine, incidents, notify, facts, triton, canaries)
     finally:
         await close_in_turn(reversed(closers), STOP_TIMEOUT_S)
+
+
+def _stream_canaries(
+    config: Config, triton: triton_adapter.TritonAdapter, clock: Clock
+) -> list[StreamCanaryProbe]:
+    """The streaming canaries; their module (gRPC and tritonclient's, ~10 MB resident) is
+    imported only when some are configured."""
+    if not config.stream_canaries:
+        return []
+    from sentinel.probes.stream_canary import build_stream_canaries
+
+    return build_stream_canaries(config.stream_canaries, triton, config.triton, clock)
+
+
+def _stream_verifications(probes: Sequence[Probe]) -> list[StreamVerification]:
+    module = sys.modules.get("sentinel.probes.stream_canary")
+    if module is None:  # never imported: no probe can be a streaming canary
+        return []
+    verify, kind = module.StreamVerification, module.StreamCanaryProbe
+    return [verify(p) for p in probes if isinstance(p, kind)]
 
 
 def _model_files_probe(config: Config, conn: Any, clock: Clock) -> ModelFilesProbe | None:

@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentinel.probes import tensors
 from sentinel.probes.canary import REFERENCE_PREFIX
-from sentinel.probes.stream_canary import TOKENS_PREFIX, StreamLimits, stream_once
 from sentinel.probes.tensors import Array
 from sentinel.probes.triton import ModelMetadata, TritonAdapter
 
-DEFAULT_LIMITS = StreamLimits(first_token_s=60.0, stall_s=30.0, total_s=600.0)
+if TYPE_CHECKING:  # the streaming module loads gRPC: imported only to capture a stream
+    from sentinel.probes.stream_canary import StreamLimits
 
 
 class CaptureError(ValueError):
@@ -86,9 +86,12 @@ async def capture(
     version: str = "",
     outputs: Sequence[str] = (),
     stream_url: str | None = None,
-    limits: StreamLimits = DEFAULT_LIMITS,
+    limits: StreamLimits | None = None,
 ) -> dict[str, Array]:
-    """The golden set's arrays (inputs and references), ready for ``np.savez``."""
+    """The golden set's arrays (inputs and references), ready for ``np.savez``.
+
+    ``limits`` bound each streamed row (default: 60 s to the first token, 30 s stall,
+    600 s in all)."""
     config = await triton.model_config(model, version)
     metadata = await triton.model_metadata(model, version)
     if not inputs:
@@ -140,9 +143,13 @@ async def _capture_streams(
     inputs: dict[str, Array],
     outputs: list[str],
     url: str,
-    limits: StreamLimits,
+    limits: StreamLimits | None,
 ) -> dict[str, Array]:
     import tritonclient.grpc.aio as grpcaio
+
+    from sentinel.probes.stream_canary import TOKENS_PREFIX, StreamLimits, stream_once
+
+    limits = limits or StreamLimits(first_token_s=60.0, stall_s=30.0, total_s=600.0)
 
     if len(outputs) != 1:
         raise CaptureError(f"a streaming golden set follows one output; name it ({outputs})")

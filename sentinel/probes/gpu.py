@@ -1,17 +1,15 @@
 """The NVML sampler: one :class:`GpuSample` per watched GPU per tick.
 
-Every field is read on its own, so one failing query costs one field, never
-the sample. A field that answers NotSupported (or is missing from this driver)
-is remembered as absent and not asked again; static facts (thresholds, max SM
-clock, name) are read once. A lost GPU becomes a ``gpu_lost`` event, a vanished
-library an ``nvml_unavailable`` event; the sampler itself never raises from a
-tick. NVML calls block (a first utilization query took ~4 ms on an H200), so a
-tick runs in a worker thread.
+Every field is read on its own, so one failing query costs one field, never the
+sample. A field that answers NotSupported (or is missing from this driver) is
+remembered as absent and not asked again; static facts (thresholds, max SM clock,
+name) are read once; fields that change rarely (ECC, remapped rows, PCIe replays,
+power limit, processes) every ``slow_interval_s`` (:mod:`.gpu_cadence`). A lost GPU
+becomes a ``gpu_lost`` event, a vanished library an ``nvml_unavailable`` event; the
+sampler never raises from a tick. NVML calls block (a first utilization query took
+~4 ms on an H200), so a tick runs in a worker thread.
 
-Each GPU process carries its name: ``nvmlSystemGetProcessName`` first (on an H200 with
-driver 580 it answered inside the pod's PID namespace, with the namespace's pids), then
-``/proc/<pid>/comm``, else None; and its parent's pid from ``/proc/<pid>/status``, so
-the server's children count as the server's (:mod:`sentinel.vocabulary.processes`).
+Each GPU process carries its name and parent (:mod:`.gpu_processes`).
 """
 
 from __future__ import annotations
@@ -28,6 +26,8 @@ import structlog
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.base.errors import InputError, ProbeError
 from sentinel.probes import nvml as nv
+from sentinel.probes.gpu_cadence import PROCESSES, SlowFields
+from sentinel.probes.gpu_processes import gpu_processes
 from sentinel.probes.settings import GpuSettings
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import GpuEvent, GpuProcess, GpuSample, Sample
@@ -66,6 +66,8 @@ class _Gpu:
     """Fields this GPU answered NotSupported (or similar) for: never asked again."""
     once: dict[str, Any] = field(default_factory=dict)
     """Static facts read once (thresholds, max SM clock)."""
+    slow: SlowFields = field(default_factory=SlowFields)
+    """Fields read every ``slow_interval_s``, and their last values."""
 
 
 def _number(value: Any) -> float | None:
@@ -102,6 +104,7 @@ class GpuSampler:
         self._proc = proc
         """Where process names and parents are read when NVML gives none (None: nowhere)."""
         self._settings = settings or GpuSettings()
+        self.interval_s = self._settings.interval_s
         self._clock: Clock = clock or SystemClock()
         self._gpus: list[_Gpu] = []
         self._count: int | None = None
@@ -286,6 +289,7 @@ class GpuSampler:
             sample = self._sample(gpu)
         except _GpuLost as exc:
             gpu.lost, gpu.handle = True, None
+            gpu.slow.forget()
             out.append(self._lost_event(gpu, exc.error))
             return
         gpu.lost = False
@@ -347,6 +351,12 @@ class GpuSampler:
             gpu.once[key] = value
         return value
 
+    def _slow(self, gpu: _Gpu, key: str, fn_names: tuple[str, ...], *args: Any) -> Any:
+        """A field that changes rarely: read when due, else its last value."""
+        s, now = self._settings, self._clock.monotonic()
+        fetch = lambda: self._read(gpu, key, fn_names, *args)  # noqa: E731
+        return gpu.slow.read(key, now, s.slow_interval_s, s.interval_s, fetch)
+
     def _sample(self, gpu: _Gpu) -> GpuSample:
         ts = self._clock.now()
         mem = self._memory(gpu)
@@ -361,10 +371,10 @@ class GpuSampler:
                 ),
             )
         )
-        rows = self._read(gpu, "remapped_rows", ("nvmlDeviceGetRemappedRows",))
+        rows = self._slow(gpu, "remapped_rows", ("nvmlDeviceGetRemappedRows",))
         rows = rows if isinstance(rows, tuple | list) and len(rows) == 4 else None
         power = _number(self._read(gpu, "power", ("nvmlDeviceGetPowerUsage",)))
-        limit = _number(self._read(gpu, "power_limit", ("nvmlDeviceGetEnforcedPowerLimit",)))
+        limit = _number(self._slow(gpu, "power_limit", ("nvmlDeviceGetEnforcedPowerLimit",)))
         return GpuSample(
             ts=ts,
             index=gpu.index,
@@ -397,7 +407,7 @@ class GpuSampler:
             clock_event_reasons=reasons,
             clock_event_names=nv.decode_reasons(reasons) if reasons is not None else (),
             ecc_uncorrected_volatile=_count(
-                self._read(
+                self._slow(
                     gpu,
                     "ecc_uncorrected",
                     ("nvmlDeviceGetTotalEccErrors",),
@@ -408,9 +418,9 @@ class GpuSampler:
             remapped_rows_pending=bool(rows[2]) if rows is not None else None,
             remapped_rows_failure=bool(rows[3]) if rows is not None else None,
             pcie_replay_count=_count(
-                self._read(gpu, "pcie_replay", ("nvmlDeviceGetPcieReplayCounter",))
+                self._slow(gpu, "pcie_replay", ("nvmlDeviceGetPcieReplayCounter",))
             ),
-            processes=self._processes(gpu),
+            processes=self._processes_when_due(gpu, mem),
         )
 
     def _threshold(self, gpu: _Gpu, which: str, kind: int) -> float | None:
@@ -424,52 +434,23 @@ class GpuSampler:
                 return mem
         return self._read(gpu, "memory", ("nvmlDeviceGetMemoryInfo",))
 
-    def _processes(self, gpu: _Gpu) -> tuple[GpuProcess, ...]:
+    def _processes_when_due(self, gpu: _Gpu, mem: Any) -> tuple[GpuProcess, ...]:
+        """The processes, read every ``slow_interval_s`` or at once when memory moved."""
+        used, total = _count(getattr(mem, "used", None)), _count(getattr(mem, "total", None))
+        s, now = self._settings, self._clock.monotonic()
+        if gpu.slow.due(PROCESSES, now, s.slow_interval_s, s.interval_s) or gpu.slow.memory_moved(
+            used, total, s.processes_on_memory_change
+        ):
+            gpu.slow.keep(PROCESSES, self._processes(gpu), now)
+            gpu.slow.processes_used = used
+        procs: tuple[GpuProcess, ...] = gpu.slow.values.get(PROCESSES) or ()
+        return procs
+
+    def _processes(self, gpu: _Gpu) -> tuple[GpuProcess, ...] | None:
+        """The GPU's compute processes, named; None when they could not be read."""
         procs = self._read(gpu, "processes", ("nvmlDeviceGetComputeRunningProcesses",))
-        if not isinstance(procs, list | tuple):
-            return ()
-        out = []
-        for p in procs:
-            pid = _count(getattr(p, "pid", None))
-            if pid is not None:
-                out.append(
-                    GpuProcess(
-                        pid=pid,
-                        used_bytes=_count(getattr(p, "usedGpuMemory", None)),
-                        name=self._process_name(pid),
-                        parent_pid=self._parent_pid(pid),
-                    )
-                )
-        return tuple(out)
-
-    def _process_name(self, pid: int) -> str | None:
-        """NVML's name for the process, else the kernel's (``comm``), else None."""
-        fn = getattr(self._nvml, "nvmlSystemGetProcessName", None)
-        if fn is not None:
-            try:
-                name = _text(fn(pid))
-            except Exception:  # not found, no permission: the kernel may still know
-                name = None
-            if name and name.strip():
-                return name.strip()
-        comm = (self._proc_file(pid, "comm") or "").strip()
-        return comm or None
-
-    def _parent_pid(self, pid: int) -> int | None:
-        text = self._proc_file(pid, "status")
-        for line in (text or "").splitlines():
-            if line.startswith("PPid:"):
-                value = line.partition(":")[2].strip()
-                return int(value) if value.isdigit() else None
-        return None
-
-    def _proc_file(self, pid: int, name: str) -> str | None:
-        if self._proc is None:
-            return None
-        try:
-            return (self._proc / str(pid) / name).read_text(encoding="utf-8", errors="replace")
-        except OSError:  # gone, another PID namespace, or not ours to read
-            return None
+        ok = isinstance(procs, list | tuple)
+        return gpu_processes(procs, self._nvml, self._proc, _count) if ok else None
 
     # -- the loop ---------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""The GPU probe the daemon runs: the NVML sampler and its Xid watcher, side by side."""
+"""The GPU probe the daemon runs: the NVML sampler and its Xid watcher, on one thread.
+
+With Xid events on, the watcher's thread also takes the samples between its waits, so
+the probe holds one thread (asyncio's default executor is not started for it).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sentinel.base.clock import Clock
 from sentinel.probes.gpu import GpuSampler
-from sentinel.probes.xid import XidWatcher
+from sentinel.probes.xid import Ticks, XidWatcher
 from sentinel.vocabulary.ports import SampleSink
 from sentinel.vocabulary.samples import Sample
 
@@ -26,10 +29,9 @@ class GpuProbe:
         if not self.xid or not self.sampler.gpus:  # no NVML: the sampler says why, once
             await self.sampler.run(sink, clock)
             return
-        xid = XidWatcher(self.nvml, [uuid for _, uuid in self.sampler.gpus], clock=clock)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.sampler.run(sink, clock))
-            group.create_task(xid.run(sink))
+        ticks = Ticks(self.sampler.interval_s, self.sampler.tick_sync)
+        uuids = [uuid for _, uuid in self.sampler.gpus]
+        await XidWatcher(self.nvml, uuids, clock=clock, ticks=ticks).run(sink)
 
     async def once(self) -> list[Sample]:
         return list(await self.sampler.tick())

@@ -5,14 +5,21 @@ timeout (so it can stop) and hands each event to the event loop with
 ``loop.call_soon_threadsafe``. Registration asks only for what the GPU
 supports; a wait that fails for any reason but a timeout drops the event set
 and registers again after a pause, as NVIDIA's k8s device plugin does.
+
+Given :class:`Ticks`, the same thread also takes the GPU samples between its waits
+(the wait's timeout ends at the next sample), so NVML needs one thread, not two: the
+sampler's ticks no longer go through asyncio's default executor, and a sampler with
+no Xid watcher behind it keeps that executor's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -20,11 +27,21 @@ import structlog
 from sentinel.base.clock import Clock, SystemClock
 from sentinel.probes import nvml as nv
 from sentinel.vocabulary.ports import SampleSink
-from sentinel.vocabulary.samples import GpuEvent
+from sentinel.vocabulary.samples import GpuEvent, Sample
 
 log = structlog.get_logger(__name__)
 
 Emit = Callable[[GpuEvent | None], None]
+EmitBatch = Callable[[list[Sample]], None]
+
+
+@dataclass(frozen=True)
+class Ticks:
+    """Periodic work the watcher's thread does between waits (the GPU sampler's tick)."""
+
+    interval_s: float
+    work: Callable[[], list[Sample]]
+    """Blocking; returns the samples to hand to the sink (must not raise)."""
 
 
 class XidWatcher:
@@ -38,8 +55,11 @@ class XidWatcher:
         *,
         wait_ms: int = 1000,
         retry_s: float = 5.0,
+        ticks: Ticks | None = None,
     ) -> None:
         self._nvml = nvml
+        self._ticks = ticks
+        self._next_tick = 0.0
         self._uuids = uuids
         self._clock: Clock = clock or SystemClock()
         self._wait_ms = wait_ms
@@ -55,17 +75,18 @@ class XidWatcher:
     async def run(self, sink: SampleSink) -> None:
         """Watch until cancelled, passing every event to ``sink``; the thread stops with it.
 
-        Returns early when nothing could be registered (``status`` says why).
+        Without ticks it returns early when nothing could be registered (``status`` says
+        why); with ticks it keeps ticking.
         """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[GpuEvent | None] = asyncio.Queue()
+        queue: asyncio.Queue[GpuEvent | list[Sample] | None] = asyncio.Queue()
 
-        def emit(event: GpuEvent | None) -> None:
+        def emit(event: GpuEvent | list[Sample] | None) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def body() -> None:
             try:
-                self.watch(emit)
+                self.watch(emit, emit)
             finally:
                 # tells run() the thread is over; a closed loop means nobody waits
                 with contextlib.suppress(RuntimeError):
@@ -75,8 +96,9 @@ class XidWatcher:
         thread = threading.Thread(target=body, name="xid-watcher", daemon=True)
         thread.start()
         try:
-            while (event := await queue.get()) is not None:
-                await sink(event)
+            while (item := await queue.get()) is not None:
+                for sample in item if isinstance(item, list) else [item]:
+                    await sink(sample)
         finally:
             self._stop.set()
             await asyncio.to_thread(thread.join, self._wait_ms / 1000.0 + 5.0)
@@ -85,18 +107,30 @@ class XidWatcher:
         """Ask the thread to end (it notices within ``wait_ms``)."""
         self._stop.set()
 
-    def watch(self, emit: Emit) -> None:
-        """The thread's body: register, wait, emit; returns when stopped."""
+    def watch(self, emit: Emit, emit_batch: EmitBatch | None = None) -> None:
+        """The thread's body: register, wait, emit (and tick); returns when stopped.
+
+        Without ticks it returns when nothing could be registered; with ticks it goes on
+        ticking, Xid-blind.
+        """
         event_set: Any = None
+        gave_up = False
+        register_at = self._next_tick = self._clock.monotonic()
         try:
             while not self._stop.is_set():
-                if event_set is None:
+                if event_set is None and not gave_up and self._clock.monotonic() >= register_at:
                     event_set = self._register()
                     self.ready.set()
                     if event_set is None:
-                        return
+                        if self._ticks is None:
+                            return
+                        gave_up = True
+                timeout_ms = self._tick(emit_batch)
+                if event_set is None:  # waiting to register again, or Xid-blind: just tick
+                    self._stop.wait(timeout_ms / 1000.0)
+                    continue
                 try:
-                    data = self._nvml.nvmlEventSetWait_v2(event_set, self._wait_ms)
+                    data = self._nvml.nvmlEventSetWait_v2(event_set, timeout_ms)
                 except Exception as exc:
                     name = nv.error_name(exc)
                     if name == "NVMLError_Timeout":
@@ -104,7 +138,11 @@ class XidWatcher:
                     self._wait_failed(name, emit)
                     self._free(event_set)
                     event_set = None
-                    self._stop.wait(self._retry_s)
+                    if self._ticks is None:
+                        self._stop.wait(self._retry_s)
+                        register_at = self._clock.monotonic()
+                    else:  # keep ticking through the pause
+                        register_at = self._clock.monotonic() + self._retry_s
                     continue
                 self._handle(data, emit)
         except RuntimeError:
@@ -112,6 +150,21 @@ class XidWatcher:
         finally:
             self._free(event_set)
             self.ready.set()
+
+    def _tick(self, emit_batch: EmitBatch | None) -> int:
+        """Run the ticks' work when due; the wait's timeout (ms) up to the next one."""
+        if self._ticks is None:
+            return self._wait_ms
+        interval, now = self._ticks.interval_s, self._clock.monotonic()
+        if now >= self._next_tick:
+            samples = self._ticks.work()
+            if samples and emit_batch is not None:
+                emit_batch(samples)
+            self._next_tick += interval
+            now = self._clock.monotonic()
+            if self._next_tick < now:  # a slow tick: skip the missed slots, no burst
+                self._next_tick = now + interval - ((now - self._next_tick) % interval)
+        return max(0, min(self._wait_ms, math.ceil((self._next_tick - now) * 1000)))
 
     def _register(self) -> Any:
         n = self._nvml
