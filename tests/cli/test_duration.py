@@ -14,6 +14,8 @@ from sentinel.base.yamlsource import InvalidFile
 from sentinel.cli import main
 from sentinel.cli.config_load import duration_arg
 from sentinel.config import Config, load_config
+from sentinel.runbook.actions.process import SignalParams
+from sentinel.runbook.actions.triton import WaitReadyParams
 from sentinel.runbook.pauses import PauseError, parse_for
 from sentinel.runbook.schema import load_playbook
 
@@ -125,6 +127,18 @@ def test_playbooks_take_the_same_durations(tmp_path: Path) -> None:
         playbook.triggers[0].for_,
         playbook.approve_within,
         playbook.steps[0].timeout,
+    )
+
+
+def test_action_parameters_take_the_same_durations() -> None:
+    """Step parameters in seconds (process.signal, triton.wait_ready) read 3s and 1m too."""
+    signal = SignalParams.model_validate({"kill_after_s": "3s", "wait_exit_s": "1m"})
+    ready = WaitReadyParams.model_validate({"within_s": "2m", "interval_s": "500ms"})
+    assert (3.0, 60.0, 120.0, 0.5) == (
+        signal.kill_after_s,
+        signal.wait_exit_s,
+        ready.within_s,
+        ready.interval_s,
     )
 
 

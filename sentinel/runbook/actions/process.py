@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from sentinel.base.duration import Duration
 from sentinel.runbook.actions.base import ActionContext, ActionParams, ActionSpec, NoUndo, param
 from sentinel.runbook.errors import ActionError
 
@@ -43,9 +44,9 @@ def find_server_pid(pid_file: Path | None, names: list[str], proc: Path = Path("
 class SignalParams(ActionParams):
     signal: str = "SIGTERM"
     """A signal name (SIGTERM, SIGINT...); it must also be in playbooks.allowed_signals."""
-    wait_exit_s: float = Field(0.0, ge=0)
+    wait_exit_s: Duration = Field(0.0, ge=0)
     """Then wait this long for the process to exit (0: do not wait)."""
-    kill_after_s: float = Field(0.0, ge=0)
+    kill_after_s: Duration = Field(0.0, ge=0)
     """SIGKILL the process if it is still running this long after the signal (0: never;
     needs SIGKILL in playbooks.allowed_signals)."""
 

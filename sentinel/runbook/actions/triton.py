@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from sentinel.base.duration import Duration
 from sentinel.runbook.actions.base import (
     ActionContext,
     ActionParams,
@@ -179,9 +180,9 @@ class ModelParams(ActionParams):
 class WaitReadyParams(ActionParams):
     model: str = ""
     """The model to wait for (empty: the server)."""
-    within_s: float = Field(60.0, ge=0)
+    within_s: Duration = Field(60.0, ge=0)
     """Fail after this many seconds."""
-    interval_s: float = Field(1.0, gt=0)
+    interval_s: Duration = Field(1.0, gt=0)
     """Seconds between polls."""
 
 
