@@ -164,6 +164,9 @@ class LocalTriton:
         self.restarts = 0
         """How many times the supervisor brought the server back."""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._groups: set[int] = set()
+        """Process groups of every server started: a server killed by pid alone (as
+        restart-server does) leaves its Python backend stubs in its group."""
         self._lock = threading.RLock()
         self._supervisor: threading.Thread | None = None
         self._stop_supervising = threading.Event()
@@ -243,15 +246,15 @@ class LocalTriton:
         self._end_supervision()
         with self._lock:
             proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._kill_group(proc)
-        self._kill_group(proc)  # Python backend stubs left behind, if any
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill_group(proc)
+            self._kill_group(proc)  # Python backend stubs left behind, if any
+        self._kill_stray_groups()
 
     def kill(self) -> None:
         """Crash the server (SIGKILL to its process group). A supervisor restarts it."""
@@ -387,6 +390,7 @@ class LocalTriton:
             )
         finally:
             log.close()
+        self._groups.add(self._proc.pid)
         if self.pid_file is not None:
             self.pid_file.write_text(f"{self._proc.pid}\n", encoding="utf-8")
 
@@ -396,6 +400,23 @@ class LocalTriton:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
+
+    def _kill_stray_groups(self) -> None:
+        """SIGKILL what is left of earlier servers' groups (orphaned stubs): processes in
+        one of those groups that run from this server's folder, so a recycled group id
+        never reaches anyone else."""
+        groups, self._groups = self._groups, set()
+        mine = str(self.workdir).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_bytes()
+                group = int(stat[stat.rindex(b")") + 2 :].split()[2])
+                if group in groups and mine in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                continue  # gone, or not ours to read
 
     def _end_supervision(self) -> None:
         thread, self._supervisor = self._supervisor, None

@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,37 @@ def test_kill_then_supervisor_restarts_on_same_ports(dedicated_triton: LocalTrit
     assert dedicated_triton.pid not in (None, first_pid)
     dedicated_triton.stop()
     assert dedicated_triton.pid is None
+
+
+def test_stop_also_ends_the_stubs_of_a_server_killed_by_pid(
+    triton_factory: Callable[..., LocalTriton],
+) -> None:
+    """A server SIGKILLed by pid (as restart-server does) leaves its decoupled model's stub
+    running on its own; stop() ends it too, so tests leave no process behind."""
+    server = triton_factory(repo=MODEL_REPOSITORY.parent / "llm_repository")
+    os.kill(server.pid or 0, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and server.pid is not None:
+        time.sleep(0.1)
+    server.stop()
+    deadline = time.monotonic() + 10  # SIGKILL is delivered, not awaited
+    while time.monotonic() < deadline and _running_from(server.workdir):
+        time.sleep(0.1)
+    assert [] == _running_from(server.workdir)
+
+
+def _running_from(folder: Path) -> list[int]:
+    """Pids of live processes whose command line names ``folder`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder).encode() in (entry / "cmdline").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat[stat.rindex(")") + 2] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_broken_model_fails_start_with_log_tail(tmp_path: Path) -> None:
