@@ -371,7 +371,14 @@ async def _schedule(
     """The delays a canary (interval 5 s, rechecks 1 s) chooses, judged by the real suite;
     the samples it sent go to ``seen``."""
     settings = CanarySettings.model_validate(
-        {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "batch_sizes": [1], "timeout_s": 5}
+        {
+            "model": "digits",
+            "golden_set": str(GOLDEN_DIGITS),
+            "batch_sizes": [1],
+            "timeout_s": 5,
+            "interval_s": 5,  # set here: the schedule's mechanism, not the defaults' values
+            "recheck_interval_s": 1,
+        }
     )
     suite = DetectorSuite(DetectorSettings())
     probe = CanaryProbe(adapter, settings, suspects=suite.suspects)
@@ -414,7 +421,13 @@ async def test_rechecks_in_a_row_are_capped(adapter: TritonAdapter, digits: Mode
     """A model suspected round after round is rechecked max_rechecks times, then waits the
     interval (and may be rechecked again after it)."""
     settings = CanarySettings.model_validate(
-        {"model": "digits", "golden_set": str(GOLDEN_DIGITS), "max_rechecks": 2}
+        {
+            "model": "digits",
+            "golden_set": str(GOLDEN_DIGITS),
+            "max_rechecks": 2,
+            "interval_s": 5,
+            "recheck_interval_s": 1,
+        }
     )
     probe = CanaryProbe(adapter, settings, suspects=lambda model: model == "digits")
     assert [1.0, 1.0, 5.0, 1.0] == [probe.next_delay() for _ in range(4)]
