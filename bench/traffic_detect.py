@@ -5,14 +5,14 @@ One real tritonserver (latency summaries on) serves ``digits``; a LoadGenerator 
 who do not wait for each other). sentinel's two latency paths watch it at the same time,
 each at its shipped defaults unless told otherwise:
 
-* traffic: TritonHealthProbe every ``--health-interval`` s (2 s, the probe's default)
+* traffic: TritonHealthProbe every ``--health-interval`` s (``triton.health_interval_s``)
   feeding the ``traffic`` detector (``traffic_latency_spike``, from Triton's p99 and the
   mean request time per request);
-* canary: a CanaryProbe every 5 s (rechecks on suspicion, as in the daemon) feeding the
+* canary: a CanaryProbe at the canary defaults (rechecks on suspicion, as in the daemon) feeding the
   ``latency`` detector (``latency_spike``).
 
-After ``--warmup`` seconds (both baselines need to be learnt: 30 canaries at 5 s, 30
-health samples at 2 s) the model is reloaded with ``delay_ms`` added to every execution;
+After ``--warmup`` seconds (both baselines need to be learnt: 30 canaries, 30 health
+samples) the model is reloaded with ``delay_ms`` added to every execution;
 the time from that reload's completion to each path's first finding is reported.
 
     python bench/traffic_detect.py [--reps 1] [--rate 20] [--delay-ms 300] [--json FILE]
@@ -179,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay-ms", type=int, default=300, help="latency fault per execution")
     p.add_argument("--warmup", type=float, default=170.0, help="seconds before the fault")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for both")
-    p.add_argument("--health-interval", type=float, default=2.0, help="health probe interval")
+    p.add_argument(
+        "--health-interval",
+        type=float,
+        default=TritonSettings.model_fields["health_interval_s"].default,
+        help="health probe interval (default: the shipped triton.health_interval_s)",
+    )
     p.add_argument("--json", type=Path, help="write the results here too")
     args = p.parse_args(argv)
     sentinel_logging.configure("warning", "console", stream=sys.stderr)  # the table alone on stdout
