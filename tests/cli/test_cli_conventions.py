@@ -15,21 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_config_files import write_config
 
 from sentinel.base import db
 from sentinel.base.logging import configure
 from sentinel.cli import COMMANDS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = """\
-name: halve
-description: halve the batch
-triggers: [{kinds: [latency_spike]}]
-steps:
-  - name: halve
-    action: triton.load_model
-    with: {model: "{{ target.model }}", patch: {max_batch_size: 4}}
-"""
 NO_CONFIG = {
     ("playbook", "validate"),
     ("playbook", "schema"),
@@ -75,17 +67,12 @@ def options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "halve.yaml").write_text(PLAYBOOK, encoding="utf-8")
-    path = tmp_path / "sentinel.yaml"
-    path.write_text(
+    return write_config(
+        tmp_path,
         "state_dir: state\n"
         "api: {bind: 127.0.0.1, port: 9}\n"
-        "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 500ms}\n"
-        "playbooks: {dirs: [playbooks]}\n",
-        encoding="utf-8",
+        "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 500ms}\n",
     )
-    return path
 
 
 def test_every_config_reading_command_takes_c_and_the_environment(

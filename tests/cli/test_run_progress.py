@@ -8,18 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_config_files import write_config
 
 from sentinel.cli import main
 from sentinel.cli.progress import RunProgress
-
-PLAYBOOK = """\
-name: halve
-description: halve the batch
-steps:
-  - name: halve
-    action: triton.load_model
-    with: {model: "{{ target.model }}", patch: {max_batch_size: 4}}
-"""
 
 
 class StandInRuns:
@@ -72,16 +64,10 @@ def test_a_failed_look_prints_nothing() -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "halve.yaml").write_text(PLAYBOOK, encoding="utf-8")
-    path = tmp_path / "sentinel.yaml"
-    path.write_text(
-        "state_dir: state\n"
-        "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 500ms}\n"
-        "playbooks: {dirs: [playbooks]}\n",
-        encoding="utf-8",
+    return write_config(
+        tmp_path,
+        "state_dir: state\ntriton: {url: '127.0.0.1:9', protocol: http, timeout_s: 500ms}\n",
     )
-    return path
 
 
 def test_playbook_run_prints_progress_to_stderr(

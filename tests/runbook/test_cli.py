@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_config_files import HALVE_PLAYBOOK, write_config
 
 import sentinel.base.audit  # noqa: F401 -- registers the API's audit table
 from sentinel.api import build_app, start_api
@@ -20,38 +21,24 @@ from sentinel.testing.triton_local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "cli-test-token-0123"
-PLAN = """\
-name: halve
-description: halve the batch
-triggers: [{kinds: [latency_spike]}]
-steps:
-  - name: halve
-    action: triton.load_model
-    with: {model: "{{ target.model }}", patch: {max_batch_size: 4}}
-"""
 
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "halve.yaml").write_text(PLAN, encoding="utf-8")
-    path = tmp_path / "sentinel.yaml"
-    path.write_text(
+    return write_config(
+        tmp_path,
         "pod: pod-a\n"
         "state_dir: state\n"
         "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 0.5}\n"
-        f"api: {{bind: 127.0.0.1, port: {free_port()}, token: {TOKEN}}}\n"
-        "playbooks: {dirs: [playbooks]}\n",
-        encoding="utf-8",
+        f"api: {{bind: 127.0.0.1, port: {free_port()}, token: {TOKEN}}}\n",
     )
-    return path
 
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """validate exits 0 for shipped playbooks, 2 with FILE:LINE: field lines for a bad one."""
     assert 0 == main(["playbook", "validate", str(ROOT / "playbooks")])
     bad = tmp_path / "bad.yaml"
-    bad.write_text(PLAN.replace("triton.load_model", "triton.nope"), encoding="utf-8")
+    bad.write_text(HALVE_PLAYBOOK.replace("triton.load_model", "triton.nope"), encoding="utf-8")
     capsys.readouterr()
     assert 2 == main(["playbook", "validate", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()

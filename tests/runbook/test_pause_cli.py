@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_config_files import write_config
 
 from sentinel.base.audit import entries
 from sentinel.base.db import open_db
@@ -16,30 +17,16 @@ from sentinel.config import load_config
 from sentinel.runbook.pauses import PauseStore
 from sentinel.testing.triton_local import free_port
 
-PLAN = """\
-name: halve
-triggers: [{kinds: [latency_spike]}]
-steps:
-  - name: halve
-    action: triton.load_model
-    with: {model: "{{ target.model }}", patch: {max_batch_size: 4}}
-"""
-
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "halve.yaml").write_text(PLAN, encoding="utf-8")
-    path = tmp_path / "sentinel.yaml"
-    path.write_text(
+    return write_config(
+        tmp_path,
         "pod: pod-a\n"
         "state_dir: state\n"
         "triton: {url: '127.0.0.1:9', protocol: http, timeout_s: 0.5}\n"
-        f"api: {{bind: 127.0.0.1, port: {free_port()}, token: t0k3n-for-cli-tests}}\n"
-        "playbooks: {dirs: [playbooks]}\n",
-        encoding="utf-8",
+        f"api: {{bind: 127.0.0.1, port: {free_port()}, token: t0k3n-for-cli-tests}}\n",
     )
-    return path
 
 
 def _store(config_file: Path) -> PauseStore:
