@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import site
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from overhead import Watch, measure  # noqa: E402
+from repository import serving_repository  # noqa: E402
 
 from sentinel.testing.notifiers import PagerDutyServer, SlackServer  # noqa: E402
 from sentinel.testing.triton_local import LocalTriton, free_port  # noqa: E402
@@ -277,19 +277,7 @@ def xid_series(metrics_port: int) -> list[str]:
 async def main() -> int:
     gpu = gpu_present()
     mark(f"GPU for the model and NVML: {gpu}")
-    repo = WORK / "models"
-    shutil.copytree(ROOT / "examples" / "model_repository", repo)
-    if gpu:
-        cfg = repo / "digits" / "config.pbtxt"
-        cfg.write_text(
-            cfg.read_text().replace(
-                'key: "device" value { string_value: "cpu" }',
-                'key: "device" value { string_value: "cuda" }',
-            )
-        )
-        # the stub's Python finds PyTorch where this interpreter does
-        paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    repo = serving_repository(WORK, "cuda" if gpu else "cpu")
     server = LocalTriton(repo, workdir=WORK / "triton", pid_file=WORK / "tritonserver.pid")
     slack = await SlackServer().start()
     pd = await PagerDutyServer().start(WORK)

@@ -1,9 +1,6 @@
 """Check the GPU-serving digits model by hand: one raw inference, then sentinel's canary."""
 
 import asyncio
-import os
-import shutil
-import site
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +9,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from repository import serving_repository  # noqa: E402
+
 from sentinel.probes.canary import CanaryProbe  # noqa: E402
 from sentinel.probes.settings import CanarySettings, TritonSettings  # noqa: E402
 from sentinel.probes.triton import connect  # noqa: E402
@@ -20,16 +19,7 @@ from sentinel.testing.triton_local import LocalTriton  # noqa: E402
 
 async def main() -> None:
     work = Path(tempfile.mkdtemp())
-    repo = work / "models"
-    shutil.copytree(ROOT / "examples" / "model_repository", repo)
-    cfg = repo / "digits" / "config.pbtxt"
-    device = sys.argv[1] if len(sys.argv) > 1 else "cuda"
-    text = cfg.read_text().replace('string_value: "cpu"', f'string_value: "{device}"')
-    if os.environ.get("STUB_CUDA"):
-        text += 'parameters { key: "cuda_visible_devices" value { string_value: "0" } }\n'
-    cfg.write_text(text)
-    paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    repo = serving_repository(work, sys.argv[1] if len(sys.argv) > 1 else "cuda")
     server = LocalTriton(repo, workdir=work / "triton", extra_args=sys.argv[2:])
     await asyncio.to_thread(server.start)
     try:

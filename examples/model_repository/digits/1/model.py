@@ -10,7 +10,6 @@ config override switches it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -73,9 +72,7 @@ class TorchNet:
     exactly (|products| <= 127 * 127, sums of 64 stay far below 2**24).
     """
 
-    def __init__(self, net: DigitsNet, visible_devices: str = "") -> None:
-        if visible_devices:  # before CUDA starts in this process (see config.pbtxt)
-            os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices
+    def __init__(self, net: DigitsNet) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -184,8 +181,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"parameter 'device': expected cpu or cuda, got {device!r}"
             )
-        visible = params.get("cuda_visible_devices", "").strip()
-        self.net: DigitsNet | TorchNet = TorchNet(cpu_net, visible) if device == "cuda" else cpu_net
+        self.net: DigitsNet | TorchNet = TorchNet(cpu_net) if device == "cuda" else cpu_net
 
         self.delay_s = _number(params, "delay_ms", 0.0) / 1000.0
         self.jitter_s = _number(params, "delay_jitter_ms", 0.0) / 1000.0
