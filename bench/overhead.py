@@ -1,12 +1,13 @@
 """What `sentinel run` costs its pod: CPU, memory, threads and wakeups at production intervals.
 
-One real local tritonserver (``sentinel.testing.triton_local``) serves four copies
-of the example ``digits`` model. For each configuration (1 or 4 canary models, 1 or
-8 GPUs) sentinel runs as a user runs it, with the example config's intervals
-(canary every 2 s at batch sizes 1 and 8, health every 2 s, NVML every 1 s with Xid
-events); the GPUs are ``sentinel.testing``'s NVML stand-in (bench/standin_sentinel.py)
-since this machine has none. An idle Python process runs alongside and is measured
-over the same window, as the floor.
+One real local tritonserver (``sentinel.testing.triton_local``, with the latency
+summaries on as deploy/ runs it) serves four copies of the example ``digits`` model.
+For each configuration (1 or 4 canary models, 1 or 8 GPUs, the shipped protocol or
+``:grpc``/``:http``) sentinel runs as a user runs it, with examples/sentinel.yaml's
+intervals (canaries every 2 s at batch sizes 1 and 8 with 0.5 s rechecks, health
+every 1 s, NVML every 1 s with Xid events); the GPUs are ``sentinel.testing``'s NVML
+stand-in (bench/standin_sentinel.py) since this machine has none. An idle Python
+process runs alongside and is measured over the same window, as the floor.
 
 Figures, all from /proc over the steady-state window (after ``--warmup`` seconds):
 
@@ -19,6 +20,7 @@ Figures, all from /proc over the steady-state window (after ``--warmup`` seconds
     python bench/overhead.py                 # 60 s per configuration
     python bench/overhead.py --quick         # 15 s per configuration
     python bench/overhead.py --seconds 180 --configs 4x8
+    python bench/overhead.py --configs 4x8 --py-spy prof/   # where the CPU goes
 """
 
 from __future__ import annotations
@@ -39,16 +41,21 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
+from sentinel.probes.settings import TritonSettings
 from sentinel.testing.triton_local import LocalTriton, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "model_repository" / "digits"
 GOLDEN = ROOT / "examples" / "golden" / "digits.npz"
+EXAMPLE = ROOT / "examples" / "sentinel.yaml"
+"""The intervals measured are the example config's (what a new user runs)."""
 LAUNCHER = Path(__file__).resolve().parent / "standin_sentinel.py"
 """Runs sentinel with the stand-in GPUs (it imports sentinel.testing.nvml from --checkout)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MODEL_NAMES = ("digits", "digits_2", "digits_3", "digits_4")
-DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:http")
+DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:grpc")
 
 
 # -- reading /proc ------------------------------------------------------------
@@ -188,33 +195,27 @@ def sentinel_config(
     models: int,
     gpus: int,
     state: Path,
-    protocol: str = "grpc",
-    canary_interval_s: float = 2.0,
+    protocol: str,
+    canary_interval_s: float | None = None,
 ) -> str:
-    """The example config's intervals, pointed at the local server and free ports."""
-    canaries = [
-        {
-            "model": name,
-            "golden_set": str(GOLDEN),
-            "interval_s": canary_interval_s,
-            "recheck_interval_s": 1,
-            "max_rechecks": 5,
-            "batch_sizes": [1, 8],
-            "timeout_s": 2,
-        }
-        for name in MODEL_NAMES[:models]
-    ]
+    """The example config (examples/sentinel.yaml: its intervals, batch sizes and
+    deadlines), pointed at the local server, its models and free ports."""
+    example = yaml.safe_load(EXAMPLE.read_text())
+    canary = dict(example["canaries"][0], golden_set=str(GOLDEN))
+    if canary_interval_s is not None:
+        canary["interval_s"] = canary_interval_s
     config = {
         "pod": "bench-overhead",
         "state_dir": str(state),
-        "triton": {
-            "url": server.grpc_url if protocol == "grpc" else server.http_url,
-            "protocol": protocol,
-            "metrics_url": server.metrics_url,
-            "health_interval_s": 2,
-        },
-        "canaries": canaries,
-        "gpu": {"source": "nvml" if gpus else "off", "interval_s": 1, "xid_events": True},
+        "triton": dict(
+            example["triton"],
+            url=server.grpc_url if protocol == "grpc" else server.http_url,
+            protocol=protocol,
+            metrics_url=server.metrics_url,
+        ),
+        "canaries": [dict(canary, model=name) for name in MODEL_NAMES[:models]],
+        "gpu": dict(example["gpu"], source="nvml" if gpus else "off"),
+        "server_processes": example["server_processes"],
         "api": {"bind": "127.0.0.1", "port": free_port()},
         "metrics": {"bind": "127.0.0.1", "port": free_port()},
         "logging": {"level": "info", "format": "json"},
@@ -238,6 +239,22 @@ def process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def profiled(pid: int, seconds: float, into: Path | None, spec: str) -> Iterator[None]:
+    """py-spy samples ``pid`` over the window (raw folded stacks, non-idle only)."""
+    if into is None:
+        yield
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / f"{spec.replace(':', '-')}.txt"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    cmd = [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
+    cmd += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    with process(cmd, into / f"{spec.replace(':', '-')}.log"):
+        yield
+    print(f"  profile: {out}", file=sys.stderr)
 
 
 def wait_ready(api_port: int, pid: int, timeout_s: float = 60.0) -> None:
@@ -281,7 +298,8 @@ def run_config(
         wait_ready(api_port, pid)
         time.sleep(args.warmup)
         lines0 = len(log.read_bytes().splitlines())
-        figures = measure({"sentinel": Watch(pid), "idle": Watch(idle_pid)}, args.seconds)
+        with profiled(pid, args.seconds, args.py_spy, spec):
+            figures = measure({"sentinel": Watch(pid), "idle": Watch(idle_pid)}, args.seconds)
         lines = len(log.read_bytes().splitlines()) - lines0
     ours, idle = figures["sentinel"], figures["idle"]
     ours.name, idle.name = label, "idle Python, same window"
@@ -292,12 +310,12 @@ def run_config(
 
 
 def parse_spec(spec: str) -> tuple[int, int, str]:
-    """'4x8' or '4x8:http' as (models, GPUs, protocol); gRPC unless said."""
+    """'4x8' or '4x8:grpc' as (models, GPUs, protocol); the shipped default unless said."""
     sizes, _, protocol = spec.partition(":")
     models, _, gpus = sizes.partition("x")
     if protocol not in ("", "grpc", "http"):
         raise ValueError(f"{spec}: protocol must be grpc or http")
-    return int(models), int(gpus), protocol or "grpc"
+    return int(models), int(gpus), protocol or TritonSettings().protocol
 
 
 def table(rows: list[tuple[Figures, Figures]]) -> str:
@@ -336,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--configs",
         default=",".join(DEFAULT_CONFIGS),
-        help="MODELSxGPUS[:http],... (0 GPUs: gpu.source off; gRPC unless :http)",
+        help="MODELSxGPUS[:grpc|:http],... (0 GPUs: gpu.source off; the shipped protocol "
+        "unless said)",
     )
     parser.add_argument(
         "--python",
@@ -345,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         "sentinel's runtime dependencies; sentinel itself comes from this checkout)",
     )
     parser.add_argument(
-        "--canary-interval", type=float, default=2.0, help="canary interval_s (example: 2)"
+        "--canary-interval", type=float, help="canary interval_s (default: the example's)"
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="also profile sentinel over each window with py-spy (raw folded stacks in DIR)",
     )
     parser.add_argument(
         "--checkout",
@@ -371,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sentinel-overhead-"))
     rows: list[tuple[Figures, Figures]] = []
     try:
-        server = LocalTriton(model_repository(work), workdir=work / "triton")
+        server = LocalTriton(
+            model_repository(work),
+            workdir=work / "triton",
+            extra_args=["--metrics-config", "summary_latencies=true"],  # as deploy/ runs it
+        )
         idle_cmd = [args.python, "-c", "import signal; signal.pause()"]
         with server, process(idle_cmd, work / "idle.log") as idle:
             for spec in specs:
@@ -381,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(
-        f"sentinel run, canaries every {args.canary_interval:g} s, {args.seconds:.0f} s window "
+        f"sentinel run, examples/sentinel.yaml intervals"
+        f"{f' but canaries every {args.canary_interval:g} s' if args.canary_interval else ''}, "
+        f"{args.seconds:.0f} s window "
         f"per configuration after {args.warmup:.0f} s warm-up; {os.cpu_count()} CPUs; "
         f"{args.python}; sentinel from {args.checkout}"
     )

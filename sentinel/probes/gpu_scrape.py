@@ -27,12 +27,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
+import aiohttp
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from sentinel.base import aio
 from sentinel.base.clock import Clock
+from sentinel.base.http_body import read_within
 from sentinel.probes.nvml import classify_xid, decode_reasons
 from sentinel.probes.settings import GpuSettings
 from sentinel.vocabulary.ports import SampleSink
@@ -168,12 +169,21 @@ def _int(value: float | None) -> int | None:
     return int(value) if value is not None else None
 
 
+MAX_PAGE_BYTES = 16 * 1024**2
+"""The largest metrics page read (a DCGM exporter on 8 GPUs writes ~100 KB)."""
+
+
 async def fetch_text(url: str, timeout_s: float) -> str:
-    """GET ``url`` and return its body; raises httpx errors or TimeoutError."""
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
-        response = await aio.wait_for(client.get(url), timeout_s)
-    response.raise_for_status()
-    return response.text
+    """GET ``url`` and return its body; raises aiohttp errors, TimeoutError or ValueError."""
+    async with aiohttp.ClientSession() as session:
+        return await aio.wait_for(_read(session, url), timeout_s)
+
+
+async def _read(session: aiohttp.ClientSession, url: str) -> str:
+    async with session.get(url, allow_redirects=False) as response:
+        response.raise_for_status()
+        body = await read_within(response, MAX_PAGE_BYTES)  # BodyTooLarge: a ValueError
+    return body.decode("utf-8", "replace")
 
 
 class ScrapedGpuSource:
@@ -204,7 +214,7 @@ class ScrapedGpuSource:
         try:
             text = await self._fetch(self.url, self._settings.scrape_timeout_s)
             samples, xids = self._parse(text, ts)
-        except (httpx.HTTPError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             why = str(exc) or type(exc).__name__
             return self._blinded(ts, f"{self.kind} metrics at {self.url}: {why}")
         if not samples:

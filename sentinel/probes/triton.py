@@ -2,7 +2,7 @@
 
 Two transports behind one interface (:class:`TritonAdapter`, which implements
 ``sentinel.vocabulary.ports.TritonControl``): gRPC through ``tritonclient.grpc.aio`` and HTTP
-through plain KServe v2 calls with ``httpx`` (``tritonclient.http.aio`` would pull
+through plain KServe v2 calls with ``aiohttp``'s client (``tritonclient.http.aio`` would pull
 in gevent; tensors travel as raw bytes through the binary tensor extension).
 Every call has a deadline. Whatever goes wrong ends as one of the
 :class:`TritonError` subclasses, so callers classify failures without knowing

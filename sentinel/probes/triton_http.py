@@ -1,4 +1,4 @@
-"""Triton over KServe v2 HTTP/REST with plain ``httpx`` calls.
+"""Triton over KServe v2 HTTP/REST with plain ``aiohttp`` client calls.
 
 Inference uses the binary tensor extension (a JSON header, then raw little-endian
 bytes), so large inputs do not become JSON number lists; JSON answers are read too.
@@ -16,10 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy as np
+from multidict import CIMultiDictProxy
 
 from sentinel.base import strictjson
+from sentinel.base.http_body import BodyTooLarge, read_within
 from sentinel.probes import tensors
 from sentinel.probes.triton import (
     DATATYPES,
@@ -28,9 +30,9 @@ from sentinel.probes.triton import (
     ModelMetadata,
     TritonAdapter,
     TritonBadResponse,
+    TritonError,
     TritonModelNotReady,
     TritonServerError,
-    TritonTimeout,
     TritonUnreachable,
     datatype_of,
     is_not_ready_message,
@@ -53,7 +55,7 @@ class _Answer:
     """A whole answer, read within its bound."""
 
     status_code: int
-    headers: httpx.Headers
+    headers: CIMultiDictProxy[str]
     content: bytes
 
 
@@ -74,27 +76,25 @@ class HttpTriton(TritonAdapter):
         url: str,
         timeout_s: float = 5.0,
         load_timeout_s: float = 120.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = _base_url(url)
         self.timeout_s = timeout_s
         self.load_timeout_s = load_timeout_s
         self.max_answer_bytes = max_answer_bytes
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.url, transport=self._transport, timeout=self.timeout_s
-            )
-        return self._client
+    def _http(self) -> aiohttp.ClientSession:
+        """One session (and kept-alive connections) for the adapter's life, made on first use
+        inside the running loop; deadlines are set per call."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def _call(
         self,
@@ -124,11 +124,11 @@ class HttpTriton(TritonAdapter):
             headers = {"Content-Type": "application/json"}
         try:
             response = await self._deadline(
-                self._read(method, path, content, headers, seconds, what), seconds, what
+                self._read(method, path, content, headers, what), seconds, what
             )
-        except httpx.TimeoutException:
-            raise TritonTimeout(f"{what}: no answer from {self.url} in {seconds:g} s") from None
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
+        except TritonError:  # TritonTimeout from the deadline, TritonBadResponse from the read
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
             raise TritonUnreachable(f"{what}: {self.url}: {exc or type(exc).__name__}") from None
         if response.status_code >= 400:
             message = self._error_text(response)
@@ -143,28 +143,18 @@ class HttpTriton(TritonAdapter):
         path: str,
         content: bytes | None,
         headers: dict[str, str] | None,
-        seconds: float,
         what: str,
     ) -> _Answer:
         """Send and read the answer, refusing (unread) whatever is past its bound."""
-        request = self._http().build_request(
-            method, path, content=content, headers=headers, timeout=seconds
-        )
-        response = await self._http().send(request, stream=True)
-        try:
-            limit = self.max_answer_bytes if response.status_code < 400 else MAX_ERROR_BYTES
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise TritonBadResponse(
-                        f"{what}: HTTP {response.status_code} answer over {limit} bytes"
-                    )
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return _Answer(response.status_code, response.headers, b"".join(chunks))
+        async with self._http().request(
+            method, self.url + path, data=content, headers=headers, allow_redirects=False
+        ) as response:
+            limit = self.max_answer_bytes if response.status < 400 else MAX_ERROR_BYTES
+            try:
+                body = await read_within(response, limit)
+            except BodyTooLarge as exc:
+                raise TritonBadResponse(f"{what}: {exc}") from None
+            return _Answer(response.status, response.headers, body)
 
     @staticmethod
     def _error_text(response: _Answer) -> str:

@@ -323,20 +323,20 @@ async def test_stopped_server_turns_up_to_zero_and_back(
     assert ready == 1.0
 
 
-async def test_a_server_frozen_after_answering_live_is_down_in_that_round(
+async def test_a_server_frozen_after_answering_ready_is_down_in_that_round(
     dedicated_triton: LocalTriton, dedicated_adapter: TritonAdapter
 ) -> None:
-    """A server that freezes between the live check and the rest of a health round is
+    """A server that freezes between the ready check and the rest of a health round is
     reported not live by that round (not by the next), with a reason saying so."""
     pid = dedicated_triton.pid
     assert pid is not None
-    check_live = dedicated_adapter.check_live
+    check_ready = dedicated_adapter.check_ready
 
-    async def live_then_freeze() -> None:
-        await check_live()
+    async def ready_then_freeze() -> None:
+        await check_ready()
         os.kill(pid, signal.SIGSTOP)
 
-    dedicated_adapter.check_live = live_then_freeze  # type: ignore[method-assign]
+    dedicated_adapter.check_ready = ready_then_freeze  # type: ignore[method-assign]
     probe = TritonHealthProbe(
         dedicated_adapter, ["digits"], metrics_url=dedicated_triton.metrics_url, interval_s=1
     )
@@ -345,7 +345,7 @@ async def test_a_server_frozen_after_answering_live_is_down_in_that_round(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert [("digits", False, False)] == [(s.model, s.live, s.ready) for s in samples]
-    assert (samples[0].error or "").startswith("stopped answering after the live check")
+    assert (samples[0].error or "").startswith("stopped answering after the health check")
 
 
 class _Enough(Exception):

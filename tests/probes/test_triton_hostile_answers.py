@@ -39,6 +39,7 @@ class HostileTriton:
 
     answers: dict[str, Answer] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    asked: list[str] = field(default_factory=list)
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -54,6 +55,7 @@ class HostileTriton:
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        self.asked.append(path)
         if path in self.answers:
             return await self._send(request, self.answers[path])
         if path == "/v2/models/digits":
@@ -154,8 +156,21 @@ async def _health(server: HostileTriton) -> tuple[bool | None, ...]:
     return sample.live, sample.ready, sample.model_ready, nested
 
 
+async def test_a_ready_server_costs_one_health_call_a_not_ready_one_two(
+    hostile: HostileTriton,
+) -> None:
+    """Ready implies live: live is asked only after a 'not ready' answer, and then decides."""
+    assert (True, True, True, False) == await _health(hostile)
+    assert [] == [p for p in hostile.asked if p == "/v2/health/live"]
+    hostile.answers["/v2/health/ready"] = Answer(503, b'{"error": "not ready"}')
+    assert (True, False, True, False) == await _health(hostile)
+    assert ["/v2/health/live"] == [p for p in hostile.asked if p == "/v2/health/live"]
+
+
 async def test_health_probe_survives_a_hostile_liveness_answer(hostile: HostileTriton) -> None:
-    """A deeply nested liveness error gives a not-live sample saying why, not an exception."""
+    """A deeply nested liveness error (asked once readiness failed) gives a not-live sample
+    saying why, not an exception."""
+    hostile.answers["/v2/health/ready"] = Answer(503, b'{"error": "not ready"}')
     hostile.answers["/v2/health/live"] = Answer(500, DEEP_SMALL.encode())
     assert (False, False, None, True) == await _health(hostile)
 

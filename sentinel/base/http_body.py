@@ -1,0 +1,27 @@
+"""Reading an HTTP answer's body within a bound, for every aiohttp client in sentinel."""
+
+from __future__ import annotations
+
+import aiohttp
+
+
+class BodyTooLarge(ValueError):
+    """An answer's body went past the bound set for it; the rest was left unread."""
+
+
+async def read_within(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes arrive.
+
+    ``StreamReader.read(n)`` returns what is buffered, not n bytes, so a bound needs
+    this loop; a declared Content-Length past the bound is refused before reading.
+    """
+    if (response.content_length or 0) > limit:
+        raise BodyTooLarge(f"HTTP {response.status} answer over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"HTTP {response.status} answer over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
