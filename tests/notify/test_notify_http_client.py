@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from sentinel.base.clock import FakeClock
-from sentinel.notify.http import MAX_ANSWER_BYTES, HttpClient, describe
+from sentinel.notify.http import MAX_ANSWER_BYTES, HttpClient, describe, transport_failure
 from sentinel.notify.outbox import (
     DeliveryError,
     Outbox,
@@ -162,3 +162,33 @@ def test_error_description_drops_urls(exc: aiohttp.ClientError) -> None:
     text = describe(exc)
     assert text.startswith(type(exc).__name__)
     assert "secret" not in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("exc", "may_have_arrived"),
+    [
+        (aiohttp.ConnectionTimeoutError("Connection timeout to host http://h/"), False),
+        (aiohttp.NonHttpUrlClientError("ftp://h/"), False),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), True),
+        (aiohttp.ServerDisconnectedError(), True),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), True),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), True),
+        (TimeoutError(), True),
+    ],
+    ids=[
+        "connect-timeout",
+        "not-http",
+        "read-timeout",
+        "disconnected",
+        "payload",
+        "reset",
+        "total",
+    ],
+)
+def test_transport_errors_are_sorted_into_not_sent_and_uncertain(
+    exc: BaseException, may_have_arrived: bool
+) -> None:
+    """Failures before the request left are plain retries; any later one may have arrived."""
+    error = transport_failure("slack", exc)
+    assert isinstance(error, RetryableDelivery)
+    assert may_have_arrived == isinstance(error, UncertainDelivery)
