@@ -1,6 +1,6 @@
 """Logs: structlog, JSON lines on stdout (pretty on a terminal), ISO UTC times.
 
-Libraries that log through stdlib ``logging`` (httpx, aiohttp, tritonclient)
+Libraries that log through stdlib ``logging`` (aiohttp, tritonclient)
 go through the same renderer, so every line has the same shape and the same
 bound context (model, incident) from contextvars. Secrets are redacted by key
 name, by known value and by shape (bearer headers, Slack tokens), once before
@@ -109,7 +109,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "urllib3"):
+    for noisy in ("aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

@@ -17,6 +17,7 @@ from typing import Any, TextIO, cast
 from sentinel.base import db
 from sentinel.base.clock import SystemClock
 from sentinel.base.db import open_db
+from sentinel.base.errors import SentinelError
 from sentinel.base.logging import configure as configure_logging
 from sentinel.cli.config_load import add_config_arg, load_or_report
 from sentinel.config import Config
@@ -223,11 +224,10 @@ class Session:
         database read-only; for progress lines, so any failure is an exception."""
         if not self.local:
             url, headers = self._endpoint("/v1/runs?limit=5")
-            import httpx  # here: commands that never call the daemon do not pay for it
-
-            resp = httpx.get(url, headers=headers, timeout=5.0, trust_env=False)
-            resp.raise_for_status()
-            runs: list[dict[str, Any]] = resp.json()["runs"]
+            status, raw = asyncio.run(fetch("GET", url, headers, None, timeout_s=5.0))
+            if status >= 400:
+                raise RuntimeError(f"{url}: {status}")
+            runs: list[dict[str, Any]] = json.loads(raw)["runs"]
             return runs
         if self._history is None:
             self._history = read_history(self.config)
@@ -245,26 +245,60 @@ class Session:
 
     def _http(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
         url, headers = self._endpoint(path)
-        import httpx  # here: commands that never call the daemon do not pay for it
-
-        # the daemon is local: no proxy from the environment; a run may take 15 minutes
         try:
-            with httpx.Client(timeout=900.0, trust_env=False) as client:
-                resp = client.request(method, url, headers=headers, json=body)
-        except httpx.TransportError as exc:
+            status, raw = asyncio.run(fetch(method, url, headers, body, timeout_s=900.0))
+        except DaemonUnreachable as exc:
             print(
-                f"no sentinel daemon answered at {url} ({type(exc).__name__}: {exc}); "
-                "start one, or use --local",
+                f"no sentinel daemon answered at {url} ({exc}); start one, or use --local",
                 file=sys.stderr,
             )
             self.code = 3
             return None
-        if resp.is_error:
-            print(f"{url}: {resp.status_code}: {resp.text.strip()}", file=sys.stderr)
-            self.code = 2 if resp.status_code in (400, 404) else 1
+        if status >= 400:
+            text = raw[:MAX_ANSWER_BYTES].decode("utf-8", errors="replace")
+            print(f"{url}: {status}: {text.strip()}", file=sys.stderr)
+            self.code = 2 if status in (400, 404) else 1
             return None
-        answer: dict[str, Any] = resp.json()
+        try:
+            answer = json.loads(raw) if len(raw) <= MAX_ANSWER_BYTES else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            print(f"{url}: {status}: the answer is not a JSON object", file=sys.stderr)
+            self.code = 1
+            return None
         return answer
+
+
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""The most of the daemon's answer read (a run list with its steps is far smaller)."""
+
+
+class DaemonUnreachable(SentinelError):
+    """No answer from the daemon: not listening, cut off or too slow."""
+
+
+async def fetch(
+    method: str, url: str, headers: dict[str, str], body: dict[str, Any] | None, timeout_s: float
+) -> tuple[int, bytes]:
+    """One call to the daemon: the answer's status and body (at most MAX_ANSWER_BYTES + 1
+    bytes of it, so a caller can tell one past the bound). The daemon is local: no proxy
+    from the environment, no redirects; ``timeout_s`` bounds each phase (a run may take
+    15 minutes)."""
+    import aiohttp  # here: commands that never call the daemon do not pay for it
+
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+    )
+    data = None if body is None else json.dumps(body).encode()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as client,
+            client.request(method, url, headers=headers, data=data, allow_redirects=False) as resp,
+        ):
+            return resp.status, await resp.content.read(MAX_ANSWER_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise DaemonUnreachable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def read_history(config: Config) -> History | None:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentinel.base.clock import Clock
 from sentinel.base.errors import InputError
-from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after
+from sentinel.notify.http import TRANSPORT_ERRORS, HttpClient, describe, retry_after
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -82,7 +82,7 @@ class AlertmanagerNotifier:
         self._s = settings
         self._api_url = api_url
         self._url = settings.url.rstrip("/") + "/api/v2/alerts"
-        self._client = async_client(settings.timeout_s)
+        self._client = HttpClient(settings.timeout_s)
 
     def plan(self, notice: Notice, history: History) -> list[Message]:
         if not isinstance(notice, IncidentChanged):
@@ -110,17 +110,15 @@ class AlertmanagerNotifier:
         try:
             resp = await self._client.post(self._url, json=list(alerts))
         except TRANSPORT_ERRORS as exc:  # alerts are state: a plain retry is harmless
-            raise RetryableDelivery(
-                f"alertmanager unreachable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise RetryableDelivery(f"alertmanager unreachable: {describe(exc)}") from None
         body = resp.text[:300]
-        if resp.status_code == 429:
+        if resp.status == 429:
             ra = retry_after(resp.headers, default=1.0)
             raise RetryableDelivery("alertmanager 429", retry_after=ra)
-        if resp.status_code >= 500:
-            raise RetryableDelivery(f"alertmanager {resp.status_code}: {body}")
-        if resp.status_code >= 400:
-            raise DeliveryError(f"alertmanager refused {resp.status_code}: {body}")
+        if resp.status >= 500:
+            raise RetryableDelivery(f"alertmanager {resp.status}: {body}")
+        if resp.status >= 400:
+            raise DeliveryError(f"alertmanager refused {resp.status}: {body}")
 
     async def resend(self, incidents: Sequence[Incident]) -> int:
         """Re-push every open, unmuted incident as firing; returns how many."""

@@ -1,7 +1,7 @@
 """PagerDuty Events API v2: trigger / acknowledge / resolve keyed by the incident's
 dedup key, and a change event for every action taken.
 
-The documented wire format over httpx: ``POST /v2/enqueue`` (an event with its
+The documented wire format over aiohttp's client: ``POST /v2/enqueue`` (an event with its
 ``routing_key``, ``event_action`` and ``dedup_key``; 202 answers the dedup key) and
 ``POST /v2/change/enqueue``, one attempt per send (the outbox retries, honouring
 ``Retry-After``). Trigger/ack/resolve are idempotent by dedup key, so a resend after a
@@ -18,10 +18,9 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-import httpx
 import structlog
 
-from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after
+from sentinel.notify.http import TRANSPORT_ERRORS, Answer, HttpClient, describe, retry_after
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -66,7 +65,7 @@ class PagerDutyNotifier:
             route_key = route.pagerduty_key()
             if route_key:
                 self._keys[route.name] = route_key
-        self._client = async_client(
+        self._client = HttpClient(
             settings.timeout_s, ca_file=settings.ca_file, base_url=settings.base_url or EVENTS_API
         )
 
@@ -185,9 +184,7 @@ class PagerDutyNotifier:
         try:
             resp = await self._client.post(path, json=event)
         except TRANSPORT_ERRORS as exc:  # idempotent by dedup key: a plain retry
-            raise RetryableDelivery(
-                f"pagerduty connection error: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise RetryableDelivery(f"pagerduty connection error: {describe(exc)}") from None
         if resp.is_success:
             try:
                 return resp.json()
@@ -210,8 +207,8 @@ def _id(n: ActionUpdate) -> str | None:
     return n.incident.id if n.incident else None
 
 
-def _classify(resp: httpx.Response) -> DeliveryError:
-    status = resp.status_code
+def _classify(resp: Answer) -> DeliveryError:
+    status = resp.status
     if status == 429:
         ra = retry_after(resp.headers, default=1.0)
         return RetryableDelivery("pagerduty rate limited (429)", retry_after=ra)

@@ -1,6 +1,6 @@
 """Slack: one root message per incident, every step a reply in its thread.
 
-The documented Web API over httpx: ``chat.postMessage`` and ``chat.update`` (JSON bodies)
+The documented Web API over aiohttp's client: ``chat.postMessage`` and ``chat.update`` (JSON bodies)
 to send, ``conversations.history`` and ``conversations.replies`` to reconcile, one
 attempt per send (the outbox owns retries and honours ``Retry-After``). Every message
 carries metadata with its idempotency key, so a row left ``sending`` by a
@@ -23,9 +23,13 @@ import sqlite3
 import time
 from typing import Any
 
-import httpx
-
-from sentinel.notify.http import TRANSPORT_ERRORS, async_client, retry_after, transport_failure
+from sentinel.notify.http import (
+    TRANSPORT_ERRORS,
+    Answer,
+    HttpClient,
+    retry_after,
+    transport_failure,
+)
 from sentinel.notify.outbox import (
     DeliveryError,
     History,
@@ -55,7 +59,7 @@ class SlackWebApi:
     DeliveryError that says whether trying again (or reconciling first) makes sense."""
 
     def __init__(self, token: str, base_url: str, timeout_s: float) -> None:
-        self._client = async_client(timeout_s, base_url=base_url.rstrip("/") + "/")
+        self._client = HttpClient(timeout_s, base_url=base_url)
         self._auth = {"Authorization": f"Bearer {token}"}
 
     async def post(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,15 +74,15 @@ class SlackWebApi:
         try:
             resp = await self._client.request(verb, method, headers=self._auth, **kw)
         except TRANSPORT_ERRORS as exc:
-            raise transport_failure("slack", exc) from exc
+            raise transport_failure("slack", exc) from None
         return _answer(resp)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _answer(resp: httpx.Response) -> dict[str, Any]:
-    status = resp.status_code
+def _answer(resp: Answer) -> dict[str, Any]:
+    status = resp.status
     if status == 429:
         return _raise(RetryableDelivery("slack rate limited (429)", retry_after=_ra(resp)))
     try:
@@ -101,7 +105,7 @@ def _answer(resp: httpx.Response) -> dict[str, Any]:
     return _raise(DeliveryError(f"slack refused ({status}): {error or 'unknown error'}"))
 
 
-def _ra(resp: httpx.Response) -> float | None:
+def _ra(resp: Answer) -> float | None:
     return retry_after(resp.headers, default=1.0)
 
 
@@ -196,7 +200,7 @@ class SlackNotifier:
         token = settings.bot_token()
         self._web = SlackWebApi(token, settings.base_url, settings.timeout_s) if token else None
         hook = settings.webhook()
-        self._hook = (hook, async_client(settings.timeout_s)) if hook and not token else None
+        self._hook = (hook, HttpClient(settings.timeout_s)) if hook and not token else None
         if self._web is None and self._hook is None:
             raise ValueError("slack: set a bot token (and channel) or a webhook_url")
         if self._web is not None and not settings.channel:
@@ -279,14 +283,14 @@ class SlackNotifier:
         try:
             resp = await client.post(url, json=body)
         except TRANSPORT_ERRORS as exc:
-            raise transport_failure("slack webhook", exc) from exc
-        if resp.status_code == 429:
+            raise transport_failure("slack webhook", exc) from None
+        if resp.status == 429:
             raise RetryableDelivery("slack webhook 429", retry_after=retry_after(resp.headers))
-        if resp.status_code >= 500:
-            raise RetryableDelivery(f"slack webhook {resp.status_code}")
-        if resp.status_code >= 400:
-            raise DeliveryError(f"slack webhook {resp.status_code}: {resp.text[:200]}")
-        return {"webhook": resp.status_code}
+        if resp.status >= 500:
+            raise RetryableDelivery(f"slack webhook {resp.status}")
+        if resp.status >= 400:
+            raise DeliveryError(f"slack webhook {resp.status}: {resp.text[:200]}")
+        return {"webhook": resp.status}
 
     async def reconcile(self, row: OutboxRow, outbox: Outbox) -> dict[str, Any] | None:
         """Find a message we may have posted (before a crash, or unanswered), by its

@@ -1,12 +1,12 @@
 """The one Kubernetes API client of the act stage: the few REST calls that the k8s.*
-actions and the fleet guard make, over httpx. Credentials are found the standard ways
+actions and the fleet guard make, over aiohttp's client. Credentials are found the standard ways
 (in-cluster service account, else kubeconfig: :mod:`sentinel.runbook.kubeconfig`).
 
 Errors are typed: :class:`ApiUnavailable` (no answer, 429, 5xx) may pass and is
 retried by the executor; :class:`Conflict` (409) is the fleet guard's cue to re-read;
 any other status is an :class:`ApiError`, and so is having no usable credentials.
 The bearer token is re-read for every request: projected service-account tokens
-rotate while the pod runs.
+rotate while the pod runs. Answers are read up to :data:`MAX_BODY_BYTES`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
+import aiohttp
 
 from sentinel.runbook import kubeconfig
 from sentinel.runbook.errors import ActionError, TransientError
@@ -29,6 +29,10 @@ __all__ = ["ApiError", "ApiUnavailable", "Conflict", "KubeApi"]
 
 _UNAVAILABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 """Answers that may pass: throttled (a PodDisruptionBudget refusing an eviction) or down."""
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""The most of an answer read: one object (a Lease, a Deployment, a Status); the API
+server's own object limit is 1.5 MiB, so more is not an answer to these calls."""
 
 
 class ApiError(ActionError):
@@ -65,7 +69,6 @@ class KubeApi:
         token: Callable[[], str | None] = lambda: None,
         verify: ssl.SSLContext | str | bool = True,
         timeout_s: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         namespace: str | None = None,
     ) -> None:
         self._token = token
@@ -73,13 +76,13 @@ class KubeApi:
         """The namespace the credentials default to (the pod's, or the kubeconfig context's)."""
         if isinstance(verify, str):  # a CA bundle file
             verify = ssl.create_default_context(cafile=verify)
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            verify=verify,
-            timeout=timeout_s,
-            transport=transport,
-            follow_redirects=False,  # a redirect would carry the token elsewhere
+        self._base_url = base_url.rstrip("/")
+        self._ssl = verify
+        # per phase, as before: connecting and each read may take timeout_s
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def of(cls, creds: Credentials, timeout_s: float = 5.0) -> KubeApi:
@@ -116,8 +119,20 @@ class KubeApi:
         except KubeconfigError as exc:
             raise ApiError(0, str(exc)) from exc
 
+    def _client(self) -> aiohttp.ClientSession:
+        """The session, made on first use: aiohttp wants a running event loop for it."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl),
+                timeout=self._timeout,
+                trust_env=True,  # proxy settings from the environment, as client-go
+            )
+        return self._session
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> KubeApi:
         return self
@@ -132,7 +147,8 @@ class KubeApi:
 
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, patch: str = ""
-    ) -> httpx.Response:
+    ) -> tuple[int, bytes]:
+        """The answer's status and body (at most MAX_BODY_BYTES + 1 bytes of it)."""
         headers = {"Accept": "application/json"}
         try:
             token = self._token()
@@ -140,16 +156,22 @@ class KubeApi:
             raise ApiError(0, f"cannot read the bearer token: {exc}") from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        content = None
-        if patch:
-            # a patch names its kind in the content type; httpx's json= would say plain JSON
-            headers["Content-Type"] = f"application/{patch}-patch+json"
-            content, body = json.dumps(body).encode(), None
+        data = None
+        if body is not None:
+            # a patch names its kind in the content type
+            kind = f"application/{patch}-patch+json" if patch else "application/json"
+            headers["Content-Type"] = kind
+            data = json.dumps(body).encode()
         try:
-            return await self._client.request(
-                method, path, json=body, content=content, headers=headers
-            )
-        except httpx.HTTPError as exc:
+            async with self._client().request(
+                method,
+                self._base_url + path,
+                data=data,
+                headers=headers,
+                allow_redirects=False,  # a redirect would carry the token elsewhere
+            ) as resp:
+                return resp.status, await resp.content.read(MAX_BODY_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ApiUnavailable(
                 0, f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -168,22 +190,23 @@ class KubeApi:
         An answer that is not a JSON object reads as {}, or is an ApiError when ``strict``
         (the fleet guard must not decide on what it could not read).
         """
-        resp = await self._call(method, path, body, patch)
-        if resp.status_code >= 300:
+        status, raw = await self._call(method, path, body, patch)
+        text = raw.decode("utf-8", errors="replace")
+        if status >= 300:
             try:
-                message = str(resp.json().get("message", resp.text[:200]))
+                message = str(json.loads(raw).get("message", text[:200]))
             except (ValueError, AttributeError):
-                message = resp.text[:200]
-            status = resp.status_code
+                message = text[:200]
             raise _error_for(status, f"Kubernetes API {status} on {method} {path}: {message}")
         try:
-            data = resp.json()
+            # past the bound is not an answer to these calls: read as unreadable
+            data = json.loads(raw) if len(raw) <= MAX_BODY_BYTES else None
         except ValueError:
             data = None
         if isinstance(data, dict):
             return data
         if strict:
-            raise ApiError(resp.status_code, f"{method} {path}: response is not a JSON object")
+            raise ApiError(status, f"{method} {path}: response is not a JSON object")
         return {}
 
     # -- the calls the fleet guard makes -------------------------------------

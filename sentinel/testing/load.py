@@ -9,21 +9,28 @@ as users' requests are; at most ``concurrency`` are in flight, and a request tha
 due while all of them are busy is counted as ``skipped`` instead of piling up (a slow
 server must not make the generator's own memory grow). The request body is built from
 the model's metadata (zeros of each input's shape, batch 1) unless one is given.
+Requests go through aiohttp's client; answers are read up to :data:`MAX_ANSWER_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import httpx
+import aiohttp
 
 _DTYPE_ZERO: dict[str, Any] = {"BYTES": "", "BOOL": False}
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The most of an answer read; a larger one counts as failed (a test bed's models are small)."""
+
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -65,7 +72,9 @@ class LoadGenerator:
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.stats = LoadStats()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._payload = b""
+        """The body, encoded once: every request sends the same."""
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -89,15 +98,20 @@ class LoadGenerator:
         """Build the request (from the model's metadata unless given) and start sending."""
         if self.running:
             return
-        limits = httpx.Limits(max_connections=self.concurrency)
-        self._client = httpx.AsyncClient(timeout=self.timeout_s, limits=limits)
+        t = self.timeout_s  # per phase: connecting and each read
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=None, connect=t, sock_connect=t, sock_read=t),
+            trust_env=True,
+        )
         try:
             if self.body is None:
                 self.body = await self._body_from_metadata()
         except BaseException:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
             raise
+        self._payload = json.dumps(self.body).encode()
         self._task = asyncio.create_task(self._pace(), name=f"load-{self.model}")
 
     async def stop(self) -> None:
@@ -112,7 +126,7 @@ class LoadGenerator:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     async def _pace(self) -> None:
@@ -138,26 +152,36 @@ class LoadGenerator:
         assert self._client is not None
         self.stats.sent += 1
         started = time.perf_counter()
+        url = f"{self.base_url}/v2/models/{self.model}/infer"
         try:
-            response = await self._client.post(
-                f"{self.base_url}/v2/models/{self.model}/infer", json=self.body
-            )
-        except httpx.HTTPError as exc:
+            async with self._client.post(
+                url, data=self._payload, headers=_JSON, allow_redirects=False
+            ) as response:
+                status = response.status
+                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.stats.failed += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             return
-        if response.status_code == 200:
+        if status == 200 and len(raw) <= MAX_ANSWER_BYTES:
             self.stats.ok += 1
             self.stats.latencies_s.append(time.perf_counter() - started)
+        elif status == 200:
+            self.stats.failed += 1
+            self.stats.last_error = f"answer larger than {MAX_ANSWER_BYTES} bytes"
         else:
             self.stats.failed += 1
-            self.stats.last_error = f"{response.status_code}: {response.text[:200]}"
+            self.stats.last_error = f"{status}: {raw[:200].decode('utf-8', errors='replace')}"
 
     async def _body_from_metadata(self) -> dict[str, Any]:
         assert self._client is not None
-        response = await self._client.get(f"{self.base_url}/v2/models/{self.model}")
-        response.raise_for_status()
-        meta = response.json()
+        url = f"{self.base_url}/v2/models/{self.model}"
+        async with self._client.get(url, allow_redirects=False) as response:
+            response.raise_for_status()
+            raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise ValueError(f"{url}: metadata larger than {MAX_ANSWER_BYTES} bytes")
+        meta = json.loads(raw)
         inputs = []
         for spec in meta.get("inputs", []):
             # a batching model's metadata shows the batch dimension as -1

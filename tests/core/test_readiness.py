@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-import httpx
+import aiohttp
 
 from sentinel.api import build_app, start_api
 from sentinel.base.clock import FakeClock
@@ -41,16 +41,18 @@ async def test_readyz_fails_while_pages_are_stuck_and_recovers(
     )
     runner, port = await start_api(app, "127.0.0.1", 0)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            assert 200 == (await client.get("/readyz")).status_code
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as client:
+            async with client.get("/readyz") as ready:
+                assert 200 == ready.status
             clock.set(clock.monotonic() + 400)
-            stuck = await client.get("/readyz")
-            assert (503, {"pagerduty": 400.0}) == (
-                stuck.status_code,
-                stuck.json()["pages_stuck_s"],
-            )
+            async with client.get("/readyz") as stuck:
+                assert (503, {"pagerduty": 400.0}) == (
+                    stuck.status,
+                    (await stuck.json())["pages_stuck_s"],
+                )
             await drain(stack.dispatcher, clock)
-            assert 200 == (await client.get("/readyz")).status_code
+            async with client.get("/readyz") as recovered:
+                assert 200 == recovered.status
     finally:
         await stack.dispatcher.stop()
         await runner.cleanup()

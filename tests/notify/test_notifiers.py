@@ -71,6 +71,7 @@ async def test_slack_error_answer_is_permanent(
     [opened] = manager.ingest(finding("resnet", clock.now()))
     await OutboxTeller(outbox, [notifier], dispatcher).tell(opened)
     await drain(dispatcher, clock)
+    await dispatcher.stop()
     [dead] = outbox.rows("dead")
     assert "invalid_auth" in (dead.last_error or "")
 
@@ -95,6 +96,7 @@ async def test_slack_5xx_backs_off_exponentially(
         clock.set(clock.monotonic() + (nxt - clock.now()))
     assert [1.0, 2.0, 4.0] == waits
     assert await dispatcher.deliver_due() is None
+    await dispatcher.stop()
     assert (len(slack.messages), clock.now() - t0) == (1, 7.0)
 
 
@@ -127,6 +129,7 @@ async def test_webhook_fallback_posts_without_threads(
         for ch in manager.mark_mitigating(opened.incident.id, "int8-to-fp16"):
             await teller.tell(ch)
         await drain(dispatcher, clock)
+        await dispatcher.stop()
     finally:
         await runner.cleanup()
     assert 2 == len(received)  # root + mitigating reply; the root update is skipped
@@ -186,6 +189,7 @@ async def test_alertmanager_resend_pushes_open_unmuted(
         manager.ingest(finding("bert", clock.now()))
         am = AlertmanagerNotifier(AlertmanagerSettings(url=f"http://127.0.0.1:{port}"))
         assert 1 == await am.resend(manager.store.open())
+        await am.aclose()
     finally:
         await runner.cleanup()
     [[alert]] = posts
