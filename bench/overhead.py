@@ -249,11 +249,18 @@ def profiled(pid: int, seconds: float, into: Path | None, spec: str) -> Iterator
         return
     into.mkdir(parents=True, exist_ok=True)
     out = into / f"{spec.replace(':', '-')}.txt"
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-    cmd = [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
+    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    cmd = [exe, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100"]
     cmd += ["-f", "raw", "-o", str(out), "--nonblocking"]
-    with process(cmd, into / f"{spec.replace(':', '-')}.log"):
+    with (into / f"{spec.replace(':', '-')}.log").open("wb") as log:
+        spy = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
         yield
+        spy.wait(30)  # it writes the profile when its own duration is over
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
     print(f"  profile: {out}", file=sys.stderr)
 
 

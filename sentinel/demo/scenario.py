@@ -56,7 +56,7 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
             "pod": "demo-pod",
             "state_dir": str(workdir / "state"),
             "triton": {
-                "url": server.grpc_url,
+                "url": server.http_url,
                 "metrics_url": server.metrics_url,
                 "health_interval_s": 0.5,
                 "timeout_s": 1.0,

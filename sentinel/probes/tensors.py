@@ -19,30 +19,58 @@ import math
 import struct
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[Any]
-BF16 = np.dtype(ml_dtypes.bfloat16)
 
-FIXED: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "BF16": BF16,
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-}
+
+class _FixedTypes(dict[str, "np.dtype[Any]"]):
+    """Fixed-size datatypes and their numpy dtypes; BF16's (``ml_dtypes.bfloat16``) is
+    imported on first use, since few models need it and the import costs ~3 MB of RSS."""
+
+    def __missing__(self, datatype: str) -> np.dtype[Any]:
+        if datatype != "BF16":
+            raise KeyError(datatype)
+        import ml_dtypes
+
+        self["BF16"] = dtype = np.dtype(ml_dtypes.bfloat16)
+        return dtype
+
+    def get(self, datatype: str, default: Any = None) -> Any:
+        try:  # dict.get skips __missing__
+            return self[datatype]
+        except KeyError:
+            return default
+
+
+FIXED = _FixedTypes(
+    {
+        "BOOL": np.dtype(np.bool_),
+        "UINT8": np.dtype(np.uint8),
+        "UINT16": np.dtype(np.uint16),
+        "UINT32": np.dtype(np.uint32),
+        "UINT64": np.dtype(np.uint64),
+        "INT8": np.dtype(np.int8),
+        "INT16": np.dtype(np.int16),
+        "INT32": np.dtype(np.int32),
+        "INT64": np.dtype(np.int64),
+        "FP16": np.dtype(np.float16),
+        "FP32": np.dtype(np.float32),
+        "FP64": np.dtype(np.float64),
+    }
+)
 """Fixed-size datatypes and their numpy dtypes (BYTES is the one variable-size type)."""
-DATATYPES = (*FIXED, "BYTES")
+DATATYPES = (*FIXED, "BF16", "BYTES")
+
+
+def __getattr__(name: str) -> np.dtype[Any]:
+    """``tensors.BF16``: bfloat16's numpy dtype, imported when first asked for."""
+    if name == "BF16":
+        return FIXED["BF16"]
+    raise AttributeError(name)
+
+
 _TEXT_KINDS = "SUO"
 
 
@@ -54,8 +82,10 @@ def datatype_of(array: Array) -> str:
     """The KServe v2 datatype of an array: bytes and text arrays are BYTES."""
     if array.dtype.kind in _TEXT_KINDS:
         return "BYTES"
+    if array.dtype.name == "bfloat16":  # without importing ml_dtypes for every array
+        return "BF16"
     for name, dtype in FIXED.items():
-        if array.dtype == dtype:
+        if name != "BF16" and array.dtype == dtype:
             return name
     raise TensorError(f"no KServe datatype for numpy dtype {array.dtype}")
 
@@ -70,7 +100,7 @@ def fits(datatype: str, dtype: np.dtype[Any]) -> bool:
         return dtype.kind in _TEXT_KINDS
     if datatype == "BF16" and dtype in (np.dtype(np.float32), np.dtype(np.float64)):
         return True
-    return FIXED.get(datatype) == dtype
+    return bool(FIXED.get(datatype) == dtype)
 
 
 def conform(array: Array, datatype: str, name: str = "tensor") -> Array:
@@ -160,7 +190,7 @@ def from_json(data: list[Any], datatype: str, shape: tuple[int, ...], name: str)
         raise TensorError(f"{name}: unsupported datatype {datatype!r}")
     if datatype == "BF16":  # JSON carries the numbers; round them to bfloat16
         try:
-            return np.asarray(data, dtype=np.float64).astype(BF16).reshape(shape)
+            return np.asarray(data, dtype=np.float64).astype(FIXED["BF16"]).reshape(shape)
         except (TypeError, ValueError):
             raise TensorError(f"{name}: data is not BF16 numbers") from None
     raise TensorError(f"{name}: not a BYTES or BF16 tensor")  # numbers: the adapter's own path

@@ -79,5 +79,5 @@ def test_models_kept_from_one_scrape_are_bounded() -> None:
 @pytest.mark.parametrize("garbage", ["nv_inference_count{model=", "}{\n", "a b c d\n"])
 def test_garbage_raises_value_error_the_probe_catches(garbage: str) -> None:
     """Text that is not Prometheus exposition raises ValueError (the probe logs it, once)."""
-    with pytest.raises(ValueError, match="not a Prometheus sample|could not convert|bad labels"):
+    with pytest.raises(ValueError, match=r"not a Prometheus sample|could not convert|bad labels"):
         parse_triton_metrics(garbage)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from triton_fixtures import ROOT, ModelHandle, _need_pytriton
@@ -11,8 +10,6 @@ from triton_fixtures import ROOT, ModelHandle, _need_pytriton
 from sentinel.testing.triton_local import LocalTriton
 
 LLM_REPOSITORY = ROOT / "examples" / "llm_repository"
-GOLDEN_CHARLM = ROOT / "examples" / "golden" / "charlm.npz"
-GOLDEN_SCORE = ROOT / "examples" / "golden" / "charlm_score.npz"
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +36,3 @@ def charlm(llm_server: LocalTriton) -> Iterator[ModelHandle]:
         yield handle
     finally:
         handle.restore()
-
-
-def golden_path(name: str) -> Path:
-    return ROOT / "examples" / "golden" / name

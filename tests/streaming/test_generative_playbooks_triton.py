@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOLDEN_CHARLM
+from streaming_golden import GOLDEN_CHARLM
 from triton_fixtures import ROOT, ModelHandle, make_adapter
 
 import sentinel.incidents.store  # noqa: F401 -- registers the incident tables

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GOLDEN_CHARLM, GOLDEN_SCORE, golden_path
+from streaming_golden import GOLDEN_CHARLM, GOLDEN_SCORE, golden_path
 from triton_fixtures import make_adapter
 
 from sentinel.cli import main
@@ -45,7 +45,9 @@ def test_capture_of_the_streaming_model_reproduces_the_committed_golden_set(
     out = tmp_path / "charlm.npz"
     inputs = golden_path("charlm_prompts.json")
     args = ["--model", "charlm", "--inputs", str(inputs), "--out", str(out)]
-    assert 0 == main(["golden", "capture", *args, "--url", llm_server.grpc_url])
+    assert 0 == main(
+        ["golden", "capture", *args, "--url", llm_server.grpc_url, "--protocol", "grpc"]
+    )
     same_arrays(GOLDEN_CHARLM, out)
 
 
@@ -90,5 +92,7 @@ def test_inputs_the_model_does_not_take_are_bad_input(
     inputs = tmp_path / "inputs.json"
     inputs.write_text('{"QUESTION": [["hello"]]}')
     args = ["--model", "charlm", "--inputs", str(inputs), "--out", str(tmp_path / "x.npz")]
-    assert 2 == main(["golden", "capture", *args, "--url", llm_server.grpc_url])
+    assert 2 == main(
+        ["golden", "capture", *args, "--url", llm_server.grpc_url, "--protocol", "grpc"]
+    )
     assert "QUESTION is not an input of charlm" in capsys.readouterr().err

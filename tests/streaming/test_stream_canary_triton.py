@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import GOLDEN_CHARLM
+from streaming_golden import GOLDEN_CHARLM
 from triton_fixtures import ModelHandle, make_adapter
 
 from sentinel.detect.generation import DRIFT, STALLED, TTFT, GenerationDetector

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN_CHARLM
+from streaming_golden import GOLDEN_CHARLM
 
 from sentinel.base.clock import SystemClock
 from sentinel.config import load_config

@@ -27,10 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -107,9 +106,12 @@ def steps() -> list[dict[str, Any]]:
 
 
 def http_json(url: str, body: dict[str, Any] | None = None) -> Any:
-    resp = httpx.get(url, timeout=60) if body is None else httpx.post(url, json=body, timeout=60)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (http: only)
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 (raises on >= 400)
+        content = resp.read()
+    return json.loads(content) if content else None
 
 
 def reconfigure(server: LocalTriton, **params: str) -> dict[str, Any]:
@@ -268,8 +270,10 @@ async def xid_fault(summary: dict[str, Any]) -> None:
 def xid_series(metrics_port: int) -> list[str]:
     """sentinel's Xid counter lines (an application Xid is counted, not an incident)."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    except httpx.HTTPError:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:  # URLError is one
         return []
     return [ln for ln in text.splitlines() if ln.startswith("sentinel_gpu_xid_events_total")]
 

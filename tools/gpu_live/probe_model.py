@@ -5,7 +5,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -26,9 +26,9 @@ async def main() -> None:
         body = {
             "inputs": [{"name": "INPUT", "shape": [2, 64], "datatype": "FP32", "data": [0.5] * 128}]
         }
-        async with httpx.AsyncClient(timeout=30) as client:
-            r = await client.post(f"http://{server.http_url}/v2/models/digits/infer", json=body)
-        print("raw infer:", r.status_code, r.text[:600], flush=True)
+        url = f"http://{server.http_url}/v2/models/digits/infer"
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as r:
+            print("raw infer:", r.status, (await r.text())[:600], flush=True)
         triton = connect(TritonSettings(url=server.http_url, protocol="http"))
         probe = CanaryProbe(
             triton,
