@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -179,13 +180,18 @@ def per_thread(
 # -- the setup ----------------------------------------------------------------
 
 
-def model_repository(into: Path) -> Path:
-    """Four copies of the example digits model, under four names."""
+def model_repository(into: Path, device: str = "cpu") -> Path:
+    """Four copies of the example digits model, under four names, computing on ``device``
+    (cuda: through PyTorch, which the server's Python stub must be able to import)."""
     repo = into / "models"
     for name in MODEL_NAMES:
         shutil.copytree(DIGITS, repo / name)
         config = repo / name / "config.pbtxt"
         text = config.read_text().replace('name: "digits"', f'name: "{name}"')
+        text = text.replace(
+            'key: "device" value { string_value: "cpu" }',
+            f'key: "device" value {{ string_value: "{device}" }}',
+        )
         config.write_text(text)
     return repo
 
@@ -295,11 +301,12 @@ def run_config(
         sentinel_config(server, models, gpus, folder / "state", protocol, args.canary_interval)
     )
     api_port = json.loads(config_path.read_text())["api"]["port"]
-    if gpus:
+    if gpus and not args.real_nvml:
         cmd = [args.python, str(LAUNCHER), str(gpus), "run", "--config", str(config_path)]
     else:
         cmd = [args.python, "-m", "sentinel", "run", "--config", str(config_path)]
-    env = dict(os.environ, PYTHONPATH=str(args.checkout))
+    paths = [str(args.checkout), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     log = folder / "sentinel.log"
     with process(cmd, log, env) as pid:
         wait_ready(api_port, pid)
@@ -386,6 +393,15 @@ def main(argv: list[str] | None = None) -> int:
         help="folder holding the sentinel package to run (default: this checkout), "
         "e.g. an export of an older commit for a before/after",
     )
+    parser.add_argument(
+        "--real-nvml",
+        action="store_true",
+        help="on a GPU machine: the real NVML and every GPU there (MODELSxGPUS then only "
+        "labels the row), not the stand-in",
+    )
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="where the digits copies compute"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--threads", action="store_true", help="also print CPU and wakeups by thread name"
@@ -400,11 +416,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so the server and sentinel are stopped on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.device == "cuda":  # the server hands PYTHONPATH to the stub, which needs PyTorch
+        paths = [*site.getsitepackages(), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     work = Path(tempfile.mkdtemp(prefix="sentinel-overhead-"))
     rows: list[tuple[Figures, Figures]] = []
     try:
         server = LocalTriton(
-            model_repository(work),
+            model_repository(work, args.device),
             workdir=work / "triton",
             extra_args=["--metrics-config", "summary_latencies=true"],  # as deploy/ runs it
         )

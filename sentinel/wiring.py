@@ -155,6 +155,7 @@ def build_probes(
             [c.model for c in config.canaries] + [c.model for c in config.stream_canaries],
             metrics_url=config.triton.metrics_url,
             interval_s=config.triton.health_interval_s,
+            metrics_interval_s=config.triton.metrics_interval_s,
             clock=clock,
         ),
         *canaries,

@@ -32,6 +32,10 @@ class TritonSettings(Section):
     """Deadline of model load/unload calls (a TensorRT engine can take a while to load)."""
     health_interval_s: Duration = Field(1.0, gt=0)
     """How often the health probe runs."""
+    metrics_interval_s: Duration = Field(2.0, ge=0)
+    """How often a health round also scrapes ``metrics_url`` (traffic counters, latency
+    summaries); 0 = every round. The traffic detectors judge 10 s windows, so every
+    round at 1 s would double the scrapes (and their parsing) for no earlier finding."""
 
 
 class CanarySettings(Section):

@@ -163,12 +163,15 @@ class TritonHealthProbe:
         *,
         metrics_url: str | None = None,
         interval_s: float = 2.0,
+        metrics_interval_s: float = 0.0,
         clock: Clock | None = None,
     ) -> None:
         self.triton = triton
         self.models = tuple(dict.fromkeys(models))
         self.metrics_url = metrics_url
         self.interval_s = interval_s
+        self.metrics_interval_s = metrics_interval_s
+        self._scraped_at: float | None = None  # monotonic time of the last scrape
         self.clock: Clock = clock or SystemClock()
         self._up_since: float | None = None
         self._was_down = False
@@ -211,7 +214,8 @@ class TritonHealthProbe:
                     models_ready = {m: m in index for m in self.models}
                 else:  # no usable index: ask model by model
                     models_ready = {m: await self._model_ready(m) for m in self.models}
-                counters = await self._scrape()
+                if self._scrape_due():
+                    counters = await self._scrape()
         except (TritonTimeout, TritonUnreachable) as exc:
             # it froze or died after answering: as good as a failed live check,
             # and saying so now saves the rest of a round of deadlines
@@ -308,6 +312,17 @@ class TritonHealthProbe:
                 if version is not None:
                     ready.append(str(version))
         return {k: tuple(sorted(v)) for k, v in versions.items()}
+
+    def _scrape_due(self) -> bool:
+        """Whether this round scrapes; rounds in between leave the counters None (unknown),
+        which every reader skips, rather than repeating the last ones at a new time."""
+        now = self.clock.monotonic()
+        last = self._scraped_at
+        # a round a little early (scheduling jitter) still counts as on time
+        if last is not None and now - last < self.metrics_interval_s - 0.25 * self.interval_s:
+            return False
+        self._scraped_at = now
+        return True
 
     async def _scrape(self) -> dict[str, ModelCounters] | None:
         if self.metrics_url is None:

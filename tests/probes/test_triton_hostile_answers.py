@@ -181,3 +181,31 @@ async def test_health_probe_survives_hostile_readiness_answers(hostile: HostileT
     hostile.answers["/v2/repository/index"] = Answer(200, DEEP.encode())
     hostile.answers["/v2/models/digits/ready"] = Answer(400, b"[" * 4096, size=4 * MIB)
     assert (True, False, False, True) == await _health(hostile)
+
+
+async def test_metrics_are_scraped_on_their_own_cadence(hostile: HostileTriton) -> None:
+    """With health every 1 s and metrics every 2 s, every other round carries counters; the
+    rounds between leave them None (unknown) instead of repeating old ones at a new time."""
+    hostile.answers["/metrics"] = Answer(
+        200, b'nv_inference_request_success{model="digits",version="1"} 5\n'
+    )
+    clock = FakeClock()
+    adapter = HttpTriton(f"127.0.0.1:{hostile.port}", 10.0)
+    probe = TritonHealthProbe(
+        adapter,
+        ["digits"],
+        metrics_url=f"http://127.0.0.1:{hostile.port}/metrics",
+        interval_s=1.0,
+        metrics_interval_s=2.0,
+        clock=clock,
+    )
+    seen = []
+    try:
+        for _ in range(5):
+            (sample,) = await probe.sample()
+            seen.append(sample.success_total)
+            clock.set(clock.monotonic() + 1.0)
+    finally:
+        await adapter.close()
+    assert [5.0, None, 5.0, None, 5.0] == seen
+    assert 3 == hostile.asked.count("/metrics")

@@ -31,6 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -130,28 +132,21 @@ def reconfigure(server: LocalTriton, **params: str) -> dict[str, Any]:
 def sentinel_config(
     server: LocalTriton, slack: SlackServer, pd: PagerDutyServer, gpu: bool, metrics_port: int
 ) -> Path:
-    """The example config's probes, the shipped detectors, loopback notifiers."""
+    """The example config's probes and intervals, the shipped detectors, loopback notifiers."""
+    example = yaml.safe_load((ROOT / "examples" / "sentinel.yaml").read_text())
+    canary = dict(example["canaries"][0], golden_set=str(ROOT / "examples/golden/digits.npz"))
     config = {
         "pod": "h200-live",
         "state_dir": str(STATE),
         "dry_run": False,
-        "triton": {
-            "url": server.http_url,
-            "protocol": "http",
-            "metrics_url": server.metrics_url,
-            "health_interval_s": 2,
-        },
-        "canaries": [
-            {
-                "model": "digits",
-                "golden_set": str(ROOT / "examples" / "golden" / "digits.npz"),
-                "interval_s": 2,
-                "recheck_interval_s": 1,
-                "batch_sizes": [1, 8],
-                "timeout_s": 2,
-            }
-        ],
-        "gpu": {"source": "nvml" if gpu else "off", "interval_s": 1, "xid_events": True},
+        "triton": dict(
+            example["triton"],
+            url=server.http_url,
+            protocol="http",
+            metrics_url=server.metrics_url,
+        ),
+        "canaries": [canary],
+        "gpu": dict(example["gpu"], source="nvml" if gpu else "off"),
         "playbooks": {
             "dirs": [str(ROOT / "playbooks")],
             "server_pid_file": str(WORK / "tritonserver.pid"),
