@@ -25,3 +25,16 @@ async def read_within(response: aiohttp.ClientResponse, limit: int) -> bytes:
             raise BodyTooLarge(f"HTTP {response.status} answer over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit + 1`` bytes when it is longer (so a caller can tell
+    one past the bound); the rest is left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[: limit + 1]

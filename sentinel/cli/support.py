@@ -287,6 +287,8 @@ async def fetch(
     15 minutes)."""
     import aiohttp  # here: commands that never call the daemon do not pay for it
 
+    from sentinel.base.http_body import read_up_to
+
     timeout = aiohttp.ClientTimeout(
         total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
     )
@@ -296,7 +298,7 @@ async def fetch(
             aiohttp.ClientSession(timeout=timeout, trust_env=False) as client,
             client.request(method, url, headers=headers, data=data, allow_redirects=False) as resp,
         ):
-            return resp.status, await resp.content.read(MAX_ANSWER_BYTES + 1)
+            return resp.status, await read_up_to(resp, MAX_ANSWER_BYTES)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise DaemonUnreachable(f"{type(exc).__name__}: {exc}") from exc
 

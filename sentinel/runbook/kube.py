@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from sentinel.base.http_body import read_up_to
 from sentinel.runbook import kubeconfig
 from sentinel.runbook.errors import ActionError, TransientError
 from sentinel.runbook.kubeconfig import Credentials, KubeconfigError
@@ -170,7 +171,7 @@ class KubeApi:
                 headers=headers,
                 allow_redirects=False,  # a redirect would carry the token elsewhere
             ) as resp:
-                return resp.status, await resp.content.read(MAX_BODY_BYTES + 1)
+                return resp.status, await read_up_to(resp, MAX_BODY_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ApiUnavailable(
                 0, f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}"

@@ -25,6 +25,8 @@ from typing import Any
 
 import aiohttp
 
+from sentinel.base.http_body import read_up_to
+
 _DTYPE_ZERO: dict[str, Any] = {"BYTES": "", "BOOL": False}
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -158,7 +160,7 @@ class LoadGenerator:
                 url, data=self._payload, headers=_JSON, allow_redirects=False
             ) as response:
                 status = response.status
-                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+                raw = await read_up_to(response, MAX_ANSWER_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.stats.failed += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -178,7 +180,7 @@ class LoadGenerator:
         url = f"{self.base_url}/v2/models/{self.model}"
         async with self._client.get(url, allow_redirects=False) as response:
             response.raise_for_status()
-            raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+            raw = await read_up_to(response, MAX_ANSWER_BYTES)
         if len(raw) > MAX_ANSWER_BYTES:
             raise ValueError(f"{url}: metadata larger than {MAX_ANSWER_BYTES} bytes")
         meta = json.loads(raw)

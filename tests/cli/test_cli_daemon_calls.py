@@ -35,6 +35,7 @@ class DaemonStandIn:
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
+        self.runs: list[dict[str, Any]] = RUNS
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -46,7 +47,7 @@ class DaemonStandIn:
 
     async def _runs(self, request: web.Request) -> web.Response:
         await self._record(request)
-        return web.json_response({"runs": RUNS})
+        return web.json_response({"runs": self.runs})
 
     async def _run(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -107,6 +108,15 @@ def test_runs_list_prints_the_daemons_runs_and_sends_token_and_actor(
         headers["Authorization"],
         headers["X-Sentinel-Actor"].startswith("cli"),
     )
+
+
+def test_a_long_answer_is_read_whole(
+    daemon: DaemonStandIn, cfg: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run list of ~600 KB (many TCP segments) is read to its end, not to the first."""
+    daemon.runs = [dict(RUNS[0], id=f"r{i}", reason="x" * 200) for i in range(2500)]
+    assert 0 == main(["runs", "--json", *cfg])
+    assert 2500 == len(json.loads(capsys.readouterr().out))
 
 
 def test_a_404_from_the_daemon_exits_2_with_its_message(
