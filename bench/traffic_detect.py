@@ -103,7 +103,11 @@ async def one_rep(args: argparse.Namespace, rep: int) -> dict[str, Any]:
     watch = Watchers(args.health_interval)
     clock = SystemClock()
     health = TritonHealthProbe(
-        triton, [MODEL], metrics_url=server.metrics_url, interval_s=args.health_interval
+        triton,
+        [MODEL],
+        metrics_url=server.metrics_url,
+        interval_s=args.health_interval,
+        metrics_interval_s=TritonSettings().metrics_interval_s,  # the shipped scrape cadence
     )
     canary = CanaryProbe(
         triton,

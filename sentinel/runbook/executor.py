@@ -37,7 +37,6 @@ from sentinel.runbook.status import Guard, RunStatus, StepStatus
 from sentinel.runbook.steps import StepRunner
 from sentinel.runbook.targets import target_key
 from sentinel.runbook.templating import TemplateFailure, condition
-from sentinel.vocabulary.ports import Facts
 
 log = structlog.get_logger(__name__)
 
@@ -307,11 +306,14 @@ class Executor:
         return RunStatus.FAILED, failure, None
 
     async def _read_config(self, model: str | None) -> dict[str, Any]:
-        """The model's live config for templates (a read; fine in a dry run)."""
+        """The model's live config for templates (a read; fine in a dry run).
+
+        Read even when the last health sample said the server was not live: one missed
+        deadline under load says little, and an empty config makes a playbook's ``when:``
+        false, skipping a fix the incident needs (seen in bench/time_to_mitigate.py). A
+        dead server costs the adapter's deadline (``triton.timeout_s``) here, once."""
         if not model or self.p.triton is None:
             return {}
-        if server_known_down(self.p.facts):
-            return {}  # a server the health probe just found dead would only time out
         try:
             return await self.p.triton.model_config(model)
         except Exception as exc:
@@ -340,9 +342,3 @@ def _outcome(ctx: RunContext) -> tuple[RunStatus, str]:
     if paged:
         return RunStatus.PAGED, f"a human was paged ({', '.join(paged)})"
     return RunStatus.SUCCEEDED, "all steps done"
-
-
-def server_known_down(facts: Facts | None) -> bool:
-    """The latest health sample says the server is not live (so calls to it would hang)."""
-    health = facts.triton() if facts is not None else None
-    return health is not None and not health.live

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runbook_standins import RecordingTeller
+from runbook_standins import FixedFacts, RecordingTeller
 from triton_fixtures import GOLDEN_DIGITS, MODEL_REPOSITORY
 
 import sentinel.incidents.store  # noqa: F401 -- registers the incident tables
@@ -35,6 +35,7 @@ from sentinel.runbook.settings import RunbookSettings
 from sentinel.testing.triton_local import LocalTriton
 from sentinel.vocabulary.findings import Severity, Subject
 from sentinel.vocabulary.incidents import Incident, IncidentStatus
+from sentinel.vocabulary.samples import TritonHealth
 
 pytestmark = pytest.mark.triton
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +171,38 @@ async def test_int8_drift_falls_back_to_fp16_the_way_the_model_is_laid_out(
     if way == "version":
         assert ("2", "1") == (before.version, after.version)
         assert {"specific": {"versions": [1]}} == config["version_policy"]
+
+
+async def test_a_missed_health_deadline_does_not_make_the_fallback_skip(
+    triton_factory: Callable[..., LocalTriton], tmp_path: Path
+) -> None:
+    """The last health sample said 'not live' (a deadline missed under load) while the
+    server serves: the playbook still reads the live config, and its `when:` holds."""
+    server = triton_factory(repo=digits_repository(tmp_path, "parameter"))
+    clock = FastClock()
+    triton = connect(TritonSettings(url=server.http_url, protocol="http", timeout_s=10))
+    settings = CanarySettings(model="digits", golden_set=GOLDEN_DIGITS, batch_sizes=[8])
+    probe = CanaryProbe(triton, settings, clock=clock)
+    facts = FixedFacts()
+    facts.health = TritonHealth(ts=clock.now(), live=False, ready=False, error="no answer in 1 s")
+    conn = open_db(tmp_path / "state.db")
+    engine = Engine(
+        settings=RunbookSettings(dirs=[], canary_interval_s=5.0),
+        conn=conn,
+        clock=clock,
+        playbooks=playbooks(tmp_path),
+        triton=triton,
+        canary=CanaryGroup([probe]),
+        facts=facts,
+        teller=RecordingTeller(),
+        pod="pod-a",
+    )
+    try:
+        [before] = await probe.check()
+        runs = await engine.consider(drift_incident(clock.now(), before.version))
+    finally:
+        await engine.stop()
+        await triton.close()
+        conn.close()
+    statuses = {r.playbook: r.status for r in runs}
+    assert "succeeded" == statuses["int8-to-fp16"]
