@@ -56,7 +56,7 @@ LAUNCHER = Path(__file__).resolve().parent / "standin_sentinel.py"
 """Runs sentinel with the stand-in GPUs (it imports sentinel.testing.nvml from --checkout)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MODEL_NAMES = ("digits", "digits_2", "digits_3", "digits_4")
-DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:grpc")
+DEFAULT_CONFIGS = ("1x1", "1x8", "4x1", "4x8", "4x8:http")
 
 
 # -- reading /proc ------------------------------------------------------------

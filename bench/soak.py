@@ -278,7 +278,7 @@ async def soak(seconds: float, period_s: float, workdir: Path, say: Any) -> Soak
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        triton = triton_adapter.connect(TritonSettings(url=server.http_url))
+        triton = triton_adapter.connect(TritonSettings(url=server.grpc_url))
         clean = await triton.model_config(MODEL)
         t0 = time.monotonic()
         warmup = min(20.0, seconds / 6)

@@ -85,7 +85,7 @@ def anchor_sentinel_config(server: LocalTriton, workdir: Path, pod: str, port: i
         "pod": pod,
         "dry_run": True,
         "state_dir": str(workdir / "state"),
-        "triton": {"url": server.http_url, "metrics_url": server.metrics_url},
+        "triton": {"url": server.grpc_url, "metrics_url": server.metrics_url},
         "canaries": [
             {
                 "model": MODEL,
@@ -235,7 +235,7 @@ class Bench:
                 os.kill(server.pid, signal.SIGSTOP)
             a.onset = time.time()
             return
-        adapter = triton_adapter.connect(TritonSettings(url=server.http_url))
+        adapter = triton_adapter.connect(TritonSettings(url=server.grpc_url))
         try:
             await reconfigure(adapter, **FAULT_PARAMS[fault])
             a.onset = time.time()

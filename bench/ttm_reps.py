@@ -72,7 +72,7 @@ def defaults_config(server: LocalTriton, workdir: Path) -> Config:
         {
             "pod": "bench-pod",
             "state_dir": str(workdir / "state"),
-            "triton": {"url": server.http_url, "metrics_url": server.metrics_url},
+            "triton": {"url": server.grpc_url, "metrics_url": server.metrics_url},
             "canaries": [
                 {
                     "model": MODEL,

@@ -5,7 +5,7 @@ module composes them and knows how to load a file. Problems are reported as
 ``FILE:LINE: dotted.field: message``.
 
 Environment overrides: ``SENTINEL_<SECTION>__<FIELD>=value`` (double underscore
-between levels, value parsed as YAML), e.g. ``SENTINEL_TRITON__URL=10.0.0.5:8000``
+between levels, value parsed as YAML), e.g. ``SENTINEL_TRITON__URL=10.0.0.5:8001``
 or ``SENTINEL_API__TOKEN=...``.
 """
 

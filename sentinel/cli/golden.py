@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--out", required=True, help="golden .npz to write")
     c.add_argument("--output", action="append", default=[], help="output to keep (repeatable)")
     add_config_arg(c, "take triton.url and triton.protocol from this config")
-    c.add_argument("--url", help="Triton endpoint host:port (default: config or localhost:8000)")
-    c.add_argument("--protocol", choices=["grpc", "http"], help="default: config or http")
+    c.add_argument("--url", help="Triton endpoint host:port (default: config or localhost:8001)")
+    c.add_argument("--protocol", choices=["grpc", "http"], help="default: config or grpc")
     c.add_argument("--stream-url", help="gRPC host:port for a streaming model (default: --url)")
     c.set_defaults(handler=_handle)
 

@@ -42,11 +42,13 @@ def add_streaming_model(repo: Path) -> None:
     )
 
 
-def stream_canaries() -> list[dict[str, Any]]:
-    """The demo's streaming canary: one golden prompt a round, twice a second."""
+def stream_canaries(grpc_url: str) -> list[dict[str, Any]]:
+    """The demo's streaming canary: one golden prompt a round, twice a second, over the
+    server's gRPC endpoint (streams need gRPC; the rest of the demo speaks HTTP)."""
     return [
         {
             "model": STREAM_MODEL,
+            "url": grpc_url,
             "golden_set": str(EXAMPLES / "golden" / "charlm.npz"),
             "interval_s": 0.5,
             "recheck_interval_s": 0.1,

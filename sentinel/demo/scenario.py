@@ -56,7 +56,7 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
             "pod": "demo-pod",
             "state_dir": str(workdir / "state"),
             "triton": {
-                "url": server.http_url,
+                "url": server.grpc_url,
                 "metrics_url": server.metrics_url,
                 "health_interval_s": 0.5,
                 "timeout_s": 1.0,
@@ -72,7 +72,7 @@ def demo_config(server: LocalTriton, workdir: Path) -> Config:
                     "timeout_s": 1.0,
                 }
             ],
-            "stream_canaries": generative.stream_canaries(),
+            "stream_canaries": generative.stream_canaries(server.grpc_url),
             "gpu": {"source": "off"},
             "detectors": DEMO_DETECTORS,
             "incidents": DEMO_INCIDENTS,

@@ -15,13 +15,13 @@ from sentinel.base.settings import RelPath, Section, resolve_path
 class TritonSettings(Section):
     """How to reach the Triton server."""
 
-    url: str = "localhost:8000"
-    """host:port (or http:// URL) of the HTTP endpoint, or of the gRPC endpoint when
-    protocol is grpc."""
-    protocol: Literal["grpc", "http"] = "http"
-    """KServe v2 protocol used for canaries, health and model control. HTTP by default: it
-    costs the sidecar 2 threads where gRPC's event engine starts one per core (4-16) and
-    ~15 MB more; streaming canaries use gRPC whatever this says (their own ``url``)."""
+    url: str = "localhost:8001"
+    """host:port of the gRPC endpoint, or of the HTTP endpoint when protocol is http."""
+    protocol: Literal["grpc", "http"] = "grpc"
+    """KServe v2 protocol used for canaries, health and model control. ``http`` costs the
+    sidecar 2 threads where gRPC's event engine starts one per core (4-16) and ~20 MB
+    less, but Triton's HTTP ``ready`` was seen stalling past the 1 s deadline while a
+    model reloaded (docs/benchmarks.md), so gRPC stays the default."""
     metrics_url: str | None = "http://localhost:8002/metrics"
     """Triton's Prometheus endpoint (failure counters, pending requests); None to skip."""
     timeout_s: Duration = Field(1.0, gt=0)

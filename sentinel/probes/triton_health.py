@@ -11,9 +11,10 @@ unreadable part is left None, and what is kept of a scrape is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -269,21 +270,27 @@ class TritonHealthProbe:
         return None if self._up_since is None else ts - self._up_since
 
     async def _live_and_ready(self) -> tuple[bool, bool, str | None]:
-        """(live, ready, error). Ready implies live, so a healthy server costs one call;
-        the live check runs only when the server answered that it is not ready."""
-        try:
-            await self.triton.check_ready()
-        except (TritonTimeout, TritonUnreachable) as exc:
-            return False, False, str(exc)  # silence or nothing there: not live either
-        except TritonError as exc:
-            ready_error = str(exc)
-        else:
+        """(live, ready, error), both asked at once so a hang costs one deadline. Live
+        decides liveness: Triton's HTTP ``ready`` can stall while a model loads, and a
+        stalled ``ready`` from a live server must not read as a dead one."""
+        live_call, ready_call = await asyncio.gather(
+            self._answered(self.triton.check_live()),
+            self._answered(self.triton.check_ready()),
+        )
+        if ready_call is None:
             return True, True, None
+        if live_call is None:
+            return True, False, ready_call
+        return False, False, live_call
+
+    @staticmethod
+    async def _answered(call: Awaitable[None]) -> str | None:
+        """None when the call succeeded, else why not."""
         try:
-            await self.triton.check_live()
+            await call
         except TritonError as exc:
-            return False, False, str(exc)
-        return True, False, ready_error
+            return str(exc)
+        return None
 
     async def _model_ready(self, model: str) -> bool:
         """Ready or not; a timeout or lost connection is the server's, raised."""

@@ -124,7 +124,7 @@ def test_bench_config_opens_guards_and_keeps_the_demo_detectors(tmp_path: Path) 
     assert ttm_reps.BENCH_OVERRIDES == config.playbooks.overrides
     assert 10_000 == config.playbooks.breaker_max_actions
     assert DEMO_DETECTORS["latency"]["slo_s"] == config.detectors.latency.slo_s
-    assert server.http_url == config.triton.url
+    assert server.grpc_url == config.triton.url
 
 
 @pytest.mark.triton
@@ -146,10 +146,9 @@ def test_defaults_profile_changes_no_shipped_setting(tmp_path: Path) -> None:
         exclude={"batch_sizes"}
     )
     triton = TritonSettings()
-    assert (triton.timeout_s, triton.health_interval_s, triton.protocol) == (
+    assert (triton.timeout_s, triton.health_interval_s) == (
         config.triton.timeout_s,
         config.triton.health_interval_s,
-        config.triton.protocol,
     )
     opened = {key for override in config.playbooks.overrides.values() for key in override}
     assert {"guards", "params", "steps"} >= opened

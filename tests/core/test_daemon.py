@@ -29,7 +29,7 @@ def config_for(server: LocalTriton, state: Path, **extra: object) -> Config:
         "pod": "test-pod",
         "state_dir": str(state),
         "triton": {
-            "url": server.http_url,
+            "url": server.grpc_url,
             "metrics_url": server.metrics_url,
             "health_interval_s": 0.2,
             "timeout_s": 1.0,

@@ -199,7 +199,7 @@ def test_image_runs_once_against_a_real_triton(
     """`sentinel run --once` in the image reaches the host's real Triton and runs a canary."""
     config: dict[str, Any] = {
         "pod": "image-test",
-        "triton": {"url": triton_server.http_url, "metrics_url": triton_server.metrics_url},
+        "triton": {"url": triton_server.grpc_url, "metrics_url": triton_server.metrics_url},
         "canaries": [{"model": "digits", "golden_set": "digits.npz", "batch_sizes": [1]}],
         "gpu": {"source": "off"},
     }

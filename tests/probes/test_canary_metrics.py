@@ -268,7 +268,7 @@ async def test_health_probe_reports_unreachable_with_reason() -> None:
         await probe.close()
         await adapter.close()
     assert (False, False, None) == (sample.live, sample.ready, sample.model_ready)
-    assert "GET /v2/health/ready" in (sample.error or "")  # ready is asked first
+    assert "GET /v2/health/live" in (sample.error or "")  # live decides liveness
 
 
 async def _until(predicate: Callable[[], bool]) -> None:

@@ -138,7 +138,7 @@ async def test_record_with_real_triton_writes_canaries_and_health(
     config = Config.model_validate(
         {
             "triton": {
-                "url": triton_server.http_url,
+                "url": triton_server.grpc_url,
                 "metrics_url": triton_server.metrics_url,
                 "health_interval_s": 0.2,
             },

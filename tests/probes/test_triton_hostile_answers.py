@@ -156,20 +156,18 @@ async def _health(server: HostileTriton) -> tuple[bool | None, ...]:
     return sample.live, sample.ready, sample.model_ready, nested
 
 
-async def test_a_ready_server_costs_one_health_call_a_not_ready_one_two(
+async def test_a_live_server_whose_ready_fails_is_live_and_not_ready(
     hostile: HostileTriton,
 ) -> None:
-    """Ready implies live: live is asked only after a 'not ready' answer, and then decides."""
+    """Live decides liveness: a failing ready (as Triton's HTTP ready can stall while a
+    model loads) from a server that answers live is 'not ready', never 'dead'."""
     assert (True, True, True, False) == await _health(hostile)
-    assert [] == [p for p in hostile.asked if p == "/v2/health/live"]
     hostile.answers["/v2/health/ready"] = Answer(503, b'{"error": "not ready"}')
     assert (True, False, True, False) == await _health(hostile)
-    assert ["/v2/health/live"] == [p for p in hostile.asked if p == "/v2/health/live"]
 
 
 async def test_health_probe_survives_a_hostile_liveness_answer(hostile: HostileTriton) -> None:
-    """A deeply nested liveness error (asked once readiness failed) gives a not-live sample
-    saying why, not an exception."""
+    """A deeply nested liveness error gives a not-live sample saying why, not an exception."""
     hostile.answers["/v2/health/ready"] = Answer(503, b'{"error": "not ready"}')
     hostile.answers["/v2/health/live"] = Answer(500, DEEP_SMALL.encode())
     assert (False, False, None, True) == await _health(hostile)
