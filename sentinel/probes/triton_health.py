@@ -277,11 +277,11 @@ class TritonHealthProbe:
             self._answered(self.triton.check_live()),
             self._answered(self.triton.check_ready()),
         )
-        if ready_call is None:
-            return True, True, None
-        if live_call is None:
+        if live_call is not None:
+            return False, False, live_call
+        if ready_call is not None:
             return True, False, ready_call
-        return False, False, live_call
+        return True, True, None
 
     @staticmethod
     async def _answered(call: Awaitable[None]) -> str | None:

@@ -345,7 +345,9 @@ async def test_a_server_frozen_after_answering_ready_is_down_in_that_round(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert [("digits", False, False)] == [(s.model, s.live, s.ready) for s in samples]
-    assert (samples[0].error or "").startswith("stopped answering after the health check")
+    # the live call in flight when it froze, or the index after it, says so
+    error = samples[0].error or ""
+    assert error.startswith("stopped answering after the health check") or "no answer" in error
 
 
 class _Enough(Exception):
