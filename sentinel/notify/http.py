@@ -20,6 +20,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from sentinel import __version__
+from sentinel.base.http_body import read_up_to
 from sentinel.notify.outbox import RetryableDelivery, UncertainDelivery
 
 USER_AGENT = f"triton-sentinel/{__version__}"
@@ -97,8 +98,9 @@ class HttpClient:
             ssl=self._ssl,
             allow_redirects=False,  # a redirect would carry a token or key somewhere else
         ) as resp:
-            body, complete = await _read_bounded(resp.content)
-            return Answer(resp.status, resp.headers, body, complete)
+            body = await read_up_to(resp, MAX_ANSWER_BYTES)
+            complete = len(body) <= MAX_ANSWER_BYTES
+            return Answer(resp.status, resp.headers, body[:MAX_ANSWER_BYTES], complete)
 
     async def post(self, url: str, json: Any) -> Answer:
         return await self.request("POST", url, json=json)
@@ -112,17 +114,6 @@ class HttpClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-
-async def _read_bounded(stream: aiohttp.StreamReader) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            return b"".join(chunks)[:MAX_ANSWER_BYTES], False
-    return b"".join(chunks), True
 
 
 def retry_after(headers: CIMultiDictProxy[str], default: float | None = None) -> float | None:

@@ -42,21 +42,8 @@ T = TypeVar("T")
 Array = npt.NDArray[Any]
 """A numpy array of any dtype (tensors in and out)."""
 
-# KServe v2 tensor datatypes this adapter moves as numbers
-DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-}
+DATATYPES = tensors.NUMERIC
+"""KServe v2 tensor datatypes this adapter moves as numbers."""
 _NOT_READY_WORDS = ("unknown model", "no available versions", "not ready", "is not found")
 
 

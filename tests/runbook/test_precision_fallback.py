@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import time
 import urllib.request
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import sentinel.incidents.store  # noqa: F401 -- registers the incident tables
 from sentinel.base.db import open_db
 from sentinel.probes.canary import CanaryGroup, CanaryProbe
 from sentinel.probes.settings import CanarySettings, TritonSettings
-from sentinel.probes.triton import connect
+from sentinel.probes.triton import TritonAdapter, connect
 from sentinel.runbook.engine import Engine
 from sentinel.runbook.schema import load_playbook
 from sentinel.runbook.settings import RunbookSettings
@@ -103,6 +104,28 @@ def live_config(server: LocalTriton) -> dict[str, Any]:
     return config
 
 
+def fallback_engine(
+    tmp: Path,
+    conn: sqlite3.Connection,
+    clock: FastClock,
+    triton: TritonAdapter,
+    probe: CanaryProbe,
+    facts: FixedFacts | None = None,
+) -> Engine:
+    """An engine offering the three fallback playbooks, verified by ``probe``."""
+    return Engine(
+        settings=RunbookSettings(dirs=[], canary_interval_s=5.0),
+        conn=conn,
+        clock=clock,
+        playbooks=playbooks(tmp),
+        triton=triton,
+        canary=CanaryGroup([probe]),
+        facts=facts,
+        teller=RecordingTeller(),
+        pod="pod-a",
+    )
+
+
 def drift_incident(now: float, version: str) -> Incident:
     return Incident(
         id="inc-drift",
@@ -139,16 +162,7 @@ async def test_int8_drift_falls_back_to_fp16_the_way_the_model_is_laid_out(
     settings = CanarySettings(model="digits", golden_set=GOLDEN_DIGITS, batch_sizes=[8])
     probe = CanaryProbe(triton, settings, clock=clock)
     conn = open_db(tmp_path / "state.db")
-    engine = Engine(
-        settings=RunbookSettings(dirs=[], canary_interval_s=5.0),
-        conn=conn,
-        clock=clock,
-        playbooks=playbooks(tmp_path),
-        triton=triton,
-        canary=CanaryGroup([probe]),
-        teller=RecordingTeller(),
-        pod="pod-a",
-    )
+    engine = fallback_engine(tmp_path, conn, clock, triton, probe)
     try:
         [before] = await probe.check()
         assert before.agreement is not None
@@ -186,17 +200,7 @@ async def test_a_missed_health_deadline_does_not_make_the_fallback_skip(
     facts = FixedFacts()
     facts.health = TritonHealth(ts=clock.now(), live=False, ready=False, error="no answer in 1 s")
     conn = open_db(tmp_path / "state.db")
-    engine = Engine(
-        settings=RunbookSettings(dirs=[], canary_interval_s=5.0),
-        conn=conn,
-        clock=clock,
-        playbooks=playbooks(tmp_path),
-        triton=triton,
-        canary=CanaryGroup([probe]),
-        facts=facts,
-        teller=RecordingTeller(),
-        pod="pod-a",
-    )
+    engine = fallback_engine(tmp_path, conn, clock, triton, probe, facts)
     try:
         [before] = await probe.check()
         runs = await engine.consider(drift_incident(clock.now(), before.version))
